@@ -1,0 +1,108 @@
+"""The pipeline: the numbered notebooks run in order with papermill.
+
+``icm pipeline --profile smoke|demo|paper`` executes ``notebooks/NN_*.ipynb``
+with the parameters of ``notebooks/params/<profile>.yaml`` and writes the
+executed copies to ``runs/<profile>/``. It stops at the first failing notebook
+and names it and the failing cell.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from icm_lib.cli import UserError
+from icm_lib.config import PROFILES, notebook_params
+from icm_lib.paths import notebooks_dir, runs_dir
+
+
+@dataclass
+class NotebookFailure(Exception):
+    """A notebook raised: which one, which cell (1-based, counting code cells), and the error."""
+
+    notebook: str
+    cell: int | None
+    error: str
+
+    def __str__(self) -> str:
+        where = f"cell {self.cell}" if self.cell is not None else "an unknown cell"
+        return f"notebook {self.notebook} failed in {where}: {self.error}"
+
+
+def pipeline_notebooks(only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order; ``only`` keeps those whose stem starts with one of the prefixes."""
+    books = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        books = [b for b in books if any(b.stem.startswith(p) for p in only)]
+        if not books:
+            raise UserError(f"no notebook matches {only}")
+    return books
+
+
+def run_notebook(path: Path, profile: str, out_dir: Path) -> Path:
+    """Execute one notebook with its profile parameters; returns the executed copy's path.
+
+    Raises:
+        NotebookFailure: a cell raised; names the cell and the exception.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / path.name
+    try:
+        pm.execute_notebook(
+            str(path),
+            str(output),
+            parameters=notebook_params(profile, path),
+            cwd=str(path.parent),
+            kernel_name="python3",
+            progress_bar=True,
+        )
+    except PapermillExecutionError as err:
+        raise NotebookFailure(path.name, _code_cell_number(output, err.cell_index), f"{err.ename}: {err.evalue}") from err
+    return output
+
+
+def _code_cell_number(executed: Path, cell_index: int) -> int | None:
+    """1-based number of the failing cell among the notebook's code cells as the user sees it."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(str(executed), as_version=4).cells
+    except Exception:  # noqa: BLE001 - only used to phrase the error message
+        return None
+    code = [i for i, c in enumerate(cells) if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+    return code.index(cell_index) + 1 if cell_index in code else None
+
+
+def run_pipeline(profile: str, only: list[str] | None = None) -> list[Path]:
+    """Run the notebooks in order; stops at the first failure (raises :class:`NotebookFailure`)."""
+    if profile not in PROFILES:
+        raise UserError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    out_dir = runs_dir(profile)
+    done = []
+    for book in pipeline_notebooks(only):
+        start = time.perf_counter()
+        print(f"[pipeline:{profile}] {book.name} ...", flush=True)
+        done.append(run_notebook(book, profile, out_dir))
+        print(f"[pipeline:{profile}] {book.name} done in {time.perf_counter() - start:.0f} s", flush=True)
+    return done
+
+
+def _cli(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    try:
+        done = run_pipeline(args.profile, args.only)
+    except NotebookFailure as failure:
+        raise UserError(str(failure)) from failure
+    print(f"[pipeline:{args.profile}] {len(done)} notebooks in {time.perf_counter() - start:.0f} s; executed copies in {runs_dir(args.profile)}")
+    return 0
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="run the numbered notebooks in order with papermill")
+    p.add_argument("--profile", default="demo", choices=PROFILES)
+    p.add_argument("--only", nargs="+", metavar="PREFIX", help="run only notebooks whose name starts with these (e.g. 01 02)")
+    p.set_defaults(func=_cli)
