@@ -61,20 +61,24 @@ def run_notebook(path: Path, profile: str, out_dir: Path) -> Path:
             progress_bar=True,
         )
     except PapermillExecutionError as err:
-        raise NotebookFailure(path.name, _code_cell_number(output, err.cell_index), f"{err.ename}: {err.evalue}") from err
+        raise NotebookFailure(path.name, _code_cell_number(path, err.source), f"{err.ename}: {err.evalue}") from err
     return output
 
 
-def _code_cell_number(executed: Path, cell_index: int) -> int | None:
-    """1-based number of the failing cell among the notebook's code cells as the user sees it."""
+def _code_cell_number(notebook: Path, source: str) -> int | None:
+    """1-based number, among the notebook's own code cells, of the cell whose source failed.
+
+    Papermill's index counts the cells it inserted (parameters, error markers), so
+    the failing cell is found again by its source in the notebook as the user wrote it.
+    """
     import nbformat
 
     try:
-        cells = nbformat.read(str(executed), as_version=4).cells
+        cells = nbformat.read(str(notebook), as_version=4).cells
     except Exception:  # noqa: BLE001 - only used to phrase the error message
         return None
-    code = [i for i, c in enumerate(cells) if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
-    return code.index(cell_index) + 1 if cell_index in code else None
+    code = [c.source for c in cells if c.cell_type == "code"]
+    return code.index(source) + 1 if source in code else None
 
 
 def run_pipeline(profile: str, only: list[str] | None = None) -> list[Path]:
