@@ -1,0 +1,269 @@
+"""Coding a dataset with every codec: decoded images, real bpp and region PSNR.
+
+For the evaluation of Shindo et al. ("Image Coding for Machines with Object
+Region Learning", Sec. 4), every image of a split is encoded to a real
+bitstream and decoded; bpp is ``8 * len(bitstream) / (H * W)``. Quality is
+PSNR over the whole image, inside the object mask of Eq. (3) and outside it.
+For learned codecs each record also holds the share of the entropy-model bits
+spent inside the objects (:mod:`icm_lib.evaluate.bitmaps`), the paper's
+Fig. 4 in numbers.
+
+``decoded/<dataset>/<codec id>/``::
+
+    images/<split>/<stem>.png   decoded images (PNG, lossless)
+    labels/<split>              relative symlink to the dataset's YOLO labels (ultralytics reads it)
+    records_<split>.json        per image and mean: bytes, bpp, psnr, object_psnr, background_psnr
+
+The records file is written last (atomically), so an interrupted run is
+redone and a finished one reused. Results per codec family go to
+``results/coding/<dataset>/<family>.json`` in CompressAI's results shape.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from icm_lib.data.layout import DatasetLayout
+from icm_lib.evaluate.bitmaps import bit_allocation_map
+from icm_lib.evaluate.codecs import ImageCodec, LearnedCodec, classical_codecs
+from icm_lib.metrics import region_psnr_uint8
+from icm_lib.paths import decoded_dir, results_dir
+
+MEAN_KEYS = ("bytes", "bpp", "psnr", "object_psnr", "background_psnr", "mse", "object_mse", "background_mse",
+             "estimated_bpp", "object_bit_share", "encode_s", "decode_s")
+
+
+def codec_dir(profile: str, dataset: str, codec_id: str) -> Path:
+    """``decoded/<dataset>/<codec id>/``: one codec's decoded images and records."""
+    return decoded_dir(profile) / dataset / codec_id
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB (a writable array)."""
+    with Image.open(path) as im:
+        return np.array(im.convert("RGB"))
+
+
+def read_mask(layout: DatasetLayout, split: str, stem: str) -> np.ndarray:
+    """The object mask of one image (HxW, nonzero = object)."""
+    path = layout.masks(split) / f"{stem}.png"
+    if not path.is_file():
+        raise FileNotFoundError(f"no object mask {path}: build the masks first (notebook 01 or icm data masks)")
+    with Image.open(path) as im:
+        return np.array(im.convert("L"))
+
+
+def _json_safe(value):
+    """NaN and inf (an empty region, a lossless image) as JSON null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _write_json(path: Path, payload) -> None:
+    """Write JSON atomically (temp file, then rename), non-finite numbers as null."""
+    _write_atomic(path, lambda p: p.write_text(json.dumps(_json_safe(payload), indent=1) + "\n", encoding="utf-8"))
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def code_image(codec: ImageCodec, image: np.ndarray, object_mask: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Encode and decode one image; returns the decoded image and its record (bpp from the real bitstream)."""
+    start = time.perf_counter()
+    data = codec.encode(image)
+    mid = time.perf_counter()
+    decoded = codec.decode(data)
+    end = time.perf_counter()
+    if decoded.shape != image.shape:
+        raise RuntimeError(f"{codec.id} decoded shape {decoded.shape} differs from the input {image.shape}")
+    h, w = image.shape[:2]
+    record = {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), **region_psnr_uint8(image, decoded, object_mask)}
+    record.update(encode_s=mid - start, decode_s=end - mid)
+    if isinstance(codec, LearnedCodec):
+        bitmap = bit_allocation_map(codec.model, image)
+        record.update(estimated_bpp=bitmap.bpp, object_bit_share=bitmap.object_share(object_mask))
+    return decoded, record
+
+
+def mean_record(records: dict[str, dict]) -> dict[str, float]:
+    """Means over images (NaN-skipping, as CompressAI averages per-image PSNR); ``n`` images."""
+    means = {"n": len(records)}
+    for key in MEAN_KEYS:
+        values = [r[key] for r in records.values() if key in r and r[key] is not None]
+        finite = [v for v in values if math.isfinite(v)]
+        if finite:
+            means[key] = float(np.mean(finite))
+    return means
+
+
+def load_records(profile: str, dataset: str, codec_id: str, split: str) -> dict | None:
+    """A finished ``records_<split>.json`` or None."""
+    path = codec_dir(profile, dataset, codec_id) / f"records_{split}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def code_split(codec: ImageCodec, layout: DatasetLayout, split: str, profile: str, limit: int | None = None) -> dict:
+    """Encode and decode every image of a split (the first ``limit`` by name when given).
+
+    Reuses the work when ``records_<split>.json`` already covers the same images.
+    Returns:
+        The records payload: ``codec``, ``family``, ``dataset``, ``split``, ``images`` (per stem), ``mean``.
+    """
+    files = layout.image_files(split)[:limit]
+    if not files:
+        raise FileNotFoundError(f"no images in {layout.images(split)}")
+    out = codec_dir(profile, layout.name, codec.id)
+    done = load_records(profile, layout.name, codec.id, split)
+    stems = [f.stem for f in files]
+    if done and sorted(done["images"]) == sorted(stems) and all((out / "images" / split / f"{s}.png").is_file() for s in stems):
+        return done
+    image_dir = out / "images" / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    _link_labels(layout, split, out)
+    records = {}
+    for path in tqdm(files, desc=f"{layout.name}/{split} {codec.id}", unit="img", leave=False):
+        decoded, records[path.stem] = code_image(codec, read_rgb(path), read_mask(layout, split, path.stem))
+        _write_atomic(image_dir / f"{path.stem}.png", lambda p: Image.fromarray(decoded).save(p, format="PNG"))
+    payload = {"codec": codec.id, "family": codec.family, "setting": codec.setting, "dataset": layout.name,
+               "split": split, "bpp_source": "real bitstream (8 * bytes / pixels, headers included)",
+               "images": records, "mean": mean_record(records)}
+    _write_json(out / f"records_{split}.json", payload)
+    return payload
+
+
+def _link_labels(layout: DatasetLayout, split: str, out: Path) -> None:
+    """``<codec dir>/labels/<split>`` -> the dataset's labels, so ultralytics evaluates the decoded folder as is."""
+    source, link = layout.labels(split), out / "labels" / split
+    if not source.is_dir() or link.exists():
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():  # dangling: the dataset moved
+        link.unlink()
+    link.symlink_to(os.path.relpath(source, link.parent), target_is_directory=True)
+
+
+# --------------------------------------------------------------------------- sweeps and results
+
+
+def learned_codecs(profile: str) -> list[LearnedCodec]:
+    """Every finished trained codec of a profile (:func:`icm_lib.train.trained_codecs`), loaded."""
+    from icm_lib.train import trained_codecs
+
+    codecs = []
+    for trained in trained_codecs(profile):
+        path = Path(trained.path)
+        codecs.append(LearnedCodec.from_checkpoint(path / "checkpoint.pt" if path.is_dir() else path))
+    return codecs
+
+
+def select_codecs(codecs: list[ImageCodec], selectors: list[str]) -> list[ImageCodec]:
+    """Codecs matching any selector: ``all``, ``classical``, ``learned``, a family or a codec id."""
+    def chosen(c: ImageCodec, s: str) -> bool:
+        learned = isinstance(c, LearnedCodec)
+        return s == "all" or s in (c.family, c.id) or (s == "learned" and learned) or (s == "classical" and not learned)
+
+    return [c for c in codecs if any(chosen(c, s) for s in selectors)]
+
+
+def all_codecs(profile: str, classical: list[str] | None = None,
+               qualities: dict[str, list[int]] | None = None) -> tuple[list[ImageCodec], list[str]]:
+    """The profile's learned codecs followed by the classical anchors.
+
+    Args:
+        classical: classical families to sweep (all of :data:`CLASSICAL_FAMILIES` by default).
+        qualities: quality (or QP) list per classical family.
+    Returns:
+        ``(codecs, skipped)``, ``skipped`` naming each classical family whose encoder is missing.
+    """
+    anchors, skipped = classical_codecs(classical, qualities)
+    return [*learned_codecs(profile), *anchors], skipped
+
+
+def write_family_results(profile: str, dataset: str, split: str, family: str, payloads: list[dict]) -> Path:
+    """``results/coding/<dataset>/<family>.json`` in CompressAI's results shape, points sorted by bpp."""
+    payloads = sorted(payloads, key=lambda p: p["mean"]["bpp"])
+    keys = ["bpp", "psnr", "object_psnr", "background_psnr"]
+    if all("object_bit_share" in p["mean"] for p in payloads):
+        keys += ["estimated_bpp", "object_bit_share"]
+    results = {"codec_id": [p["codec"] for p in payloads], "setting": [p["setting"] for p in payloads]}
+    results.update({k: [p["mean"].get(k, math.nan) for p in payloads] for k in keys})
+    description = (f"{family} on {dataset}/{split} ({payloads[0]['mean']['n']} images): bpp from the real bitstream "
+                   "(8 * bytes / pixels, headers included); PSNR in dB averaged per image over the whole image, "
+                   "the object mask (object_psnr) and its complement (background_psnr)")
+    if "object_bit_share" in keys:
+        description += "; object_bit_share: share of the entropy-estimate bits (-log2 likelihoods) inside the mask"
+    path = results_dir(profile) / "coding" / dataset / f"{family}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"name": family, "description": description, "dataset": dataset, "split": split, "results": results}
+    _write_json(path, body)
+    return path
+
+
+def write_skipped(profile: str, skipped: list[str]) -> Path:
+    """``results/coding/skipped.json``: the codec families that could not run here, and why."""
+    path = results_dir(profile) / "coding" / "skipped.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(path, {"skipped": list(skipped)})
+    return path
+
+
+def coding_sweep(profile: str, dataset: str, split: str, codecs: list[ImageCodec], limit: int | None = None,
+                 skipped: list[str] = ()) -> dict[str, Path]:
+    """Code a split with every codec (reusing finished work) and write one results file per family.
+
+    Returns:
+        ``{family: results path}``. A family's file lists exactly the codecs of this sweep.
+    """
+    layout = DatasetLayout.of(profile, dataset)
+    by_family: dict[str, list[dict]] = {}
+    for codec in tqdm(codecs, desc=f"coding {dataset}/{split}", unit="codec"):
+        by_family.setdefault(codec.family, []).append(code_split(codec, layout, split, profile, limit))
+    write_skipped(profile, skipped)
+    return {family: write_family_results(profile, dataset, split, family, p) for family, p in by_family.items()}
+
+
+def read_family_results(profile: str, dataset: str) -> dict[str, dict]:
+    """Every ``results/coding/<dataset>/<family>.json``, by family name."""
+    folder = results_dir(profile) / "coding" / dataset
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from icm_lib.cli import UserError
+
+    for dataset in args.dataset:
+        if not DatasetLayout.of(args.profile, dataset).images(args.split).is_dir():
+            raise UserError(f"no dataset {dataset!r} at profile {args.profile}: build it first (notebook 01)")
+    codecs, skipped = all_codecs(args.profile)
+    chosen = select_codecs(codecs, args.codecs)
+    if not chosen:
+        raise UserError(f"no codec matches {args.codecs}; available: {sorted({c.family for c in codecs})}")
+    for dataset in args.dataset:
+        for family, path in coding_sweep(args.profile, dataset, args.split, chosen, args.limit, skipped).items():
+            print(f"[coding] {dataset}/{args.split} {family}: {path}")
+    return 0
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("code", help="encode and decode a dataset split with learned and classical codecs")
+    p.add_argument("--profile", default="demo")
+    p.add_argument("--dataset", nargs="+", default=["shapes"], help="dataset names (shapes, aerial)")
+    p.add_argument("--split", default="val", choices=("train", "val"))
+    p.add_argument("--codecs", nargs="+", default=["all"],
+                   help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
+    p.add_argument("--limit", type=int, default=None, help="code only the first N images (by name)")
+    p.set_defaults(func=_cli)
