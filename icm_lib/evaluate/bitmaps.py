@@ -10,9 +10,11 @@ and the map is compared with the object mask of Eq. (3).
 
 These are entropy estimates, not the real bitstream (whose size adds the rANS
 overhead and the header); the real bpp is in the coding records. The input is
-edge-padded to a multiple of the coarsest stride (:data:`PAD_MULTIPLE`); the
-bits of elements that cover only padding are not on the map, so for sizes
-that are multiples of 64 the map sums exactly to the estimate.
+edge-padded to a multiple of the coarsest stride (:data:`PAD_MULTIPLE`), as
+the codec must; an element's bits are spread over the real pixels it covers,
+and elements that cover padding alone are left off the map (``padding_bits``),
+so the map sums exactly to the estimate for sizes that are multiples of 64.
+The share inside the objects is taken of all the bits, padding included.
 """
 from __future__ import annotations
 
@@ -43,9 +45,14 @@ class BitMap:
         """Estimated bits per pixel (on the image's own size)."""
         return self.total_bits / self.bits.size
 
+    @property
+    def padding_bits(self) -> float:
+        """Bits of latent elements that cover only the padding (not on the map)."""
+        return self.total_bits - float(self.bits.sum())
+
     def object_share(self, object_mask: np.ndarray) -> float:
-        """Fraction of the map's bits inside the object mask (nonzero = object); NaN for an empty map."""
-        total = float(self.bits.sum())
+        """Fraction of all the bits spent inside the object mask (nonzero = object); NaN without bits."""
+        total = self.total_bits
         return float(self.bits[object_mask > 0].sum()) / total if total > 0 else float("nan")
 
 
@@ -74,6 +81,8 @@ def bit_allocation_map(model: torch.nn.Module, image) -> BitMap:
     h, w = x.shape[-2:]
     x = F.pad(x, (0, -w % PAD_MULTIPLE, 0, -h % PAD_MULTIPLE), mode="replicate")
     likelihoods = model(x)["likelihoods"]
+    inside = torch.zeros(x.shape[-2:], dtype=torch.float64)
+    inside[:h, :w] = 1.0  # real pixels; the rest is padding
     bits = torch.zeros(x.shape[-2:], dtype=torch.float64)
     latent_bits, strides = {}, {}
     for name, lik in likelihoods.items():
@@ -81,7 +90,8 @@ def bit_allocation_map(model: torch.nn.Module, image) -> BitMap:
         stride = x.shape[-2] // per_element.shape[-2]
         if stride * per_element.shape[-2] != x.shape[-2] or stride * per_element.shape[-1] != x.shape[-1]:
             raise ValueError(f"latent {name} of shape {tuple(lik.shape)} does not tile the input {tuple(x.shape)}")
-        spread = torch.ones(stride, stride, dtype=torch.float64) / stride**2
-        bits += torch.kron(per_element, spread)
+        covered = F.avg_pool2d(inside[None, None], stride)[0, 0] * stride**2  # real pixels per element
+        per_pixel = torch.where(covered > 0, per_element / covered.clamp(min=1), torch.zeros_like(per_element))
+        bits += torch.kron(per_pixel, torch.ones(stride, stride, dtype=torch.float64)) * inside
         latent_bits[name], strides[name] = float(per_element.sum()), stride
     return BitMap(bits[:h, :w].numpy(), latent_bits, strides)

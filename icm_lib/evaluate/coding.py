@@ -38,7 +38,7 @@ from icm_lib.metrics import region_psnr_uint8
 from icm_lib.paths import decoded_dir, results_dir
 
 MEAN_KEYS = ("bytes", "bpp", "psnr", "object_psnr", "background_psnr", "mse", "object_mse", "background_mse",
-             "estimated_bpp", "object_bit_share", "encode_s", "decode_s")
+             "encode_s", "decode_s", "estimated_bpp", "object_bit_share", "object_area")
 
 
 def codec_dir(profile: str, dataset: str, codec_id: str) -> Path:
@@ -93,9 +93,6 @@ def code_image(codec: ImageCodec, image: np.ndarray, object_mask: np.ndarray) ->
     h, w = image.shape[:2]
     record = {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), **region_psnr_uint8(image, decoded, object_mask)}
     record.update(encode_s=mid - start, decode_s=end - mid)
-    if isinstance(codec, LearnedCodec):
-        bitmap = bit_allocation_map(codec.model, image)
-        record.update(estimated_bpp=bitmap.bpp, object_bit_share=bitmap.object_share(object_mask))
     return decoded, record
 
 
@@ -156,6 +153,33 @@ def _link_labels(layout: DatasetLayout, split: str, out: Path) -> None:
     link.symlink_to(os.path.relpath(source, link.parent), target_is_directory=True)
 
 
+def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, profile: str,
+                    limit: int | None = None) -> dict:
+    """Share of a learned codec's bits inside the object masks, per image (:mod:`icm_lib.evaluate.bitmaps`).
+
+    Written to ``bits_<split>.json`` beside the records and reused like them.
+    Returns:
+        ``images`` (per stem: ``estimated_bpp``, ``object_bit_share``, ``object_area``) and their ``mean``.
+    """
+    files = layout.image_files(split)[:limit]
+    path = codec_dir(profile, layout.name, codec.id) / f"bits_{split}.json"
+    if path.is_file():
+        done = json.loads(path.read_text(encoding="utf-8"))
+        if sorted(done["images"]) == sorted(f.stem for f in files):
+            return done
+    images = {}
+    for file in tqdm(files, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False):
+        mask = read_mask(layout, split, file.stem)
+        bitmap = bit_allocation_map(codec.model, read_rgb(file))
+        images[file.stem] = {"estimated_bpp": bitmap.bpp, "object_bit_share": bitmap.object_share(mask),
+                             "object_area": float((mask > 0).mean())}
+    payload = {"codec": codec.id, "dataset": layout.name, "split": split,
+               "bpp_source": "entropy estimate (-log2 likelihoods of y and z)", "images": images, "mean": mean_record(images)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(path, payload)
+    return payload
+
+
 # --------------------------------------------------------------------------- sweeps and results
 
 
@@ -198,14 +222,15 @@ def write_family_results(profile: str, dataset: str, split: str, family: str, pa
     payloads = sorted(payloads, key=lambda p: p["mean"]["bpp"])
     keys = ["bpp", "psnr", "object_psnr", "background_psnr"]
     if all("object_bit_share" in p["mean"] for p in payloads):
-        keys += ["estimated_bpp", "object_bit_share"]
+        keys += ["estimated_bpp", "object_bit_share", "object_area"]
     results = {"codec_id": [p["codec"] for p in payloads], "setting": [p["setting"] for p in payloads]}
     results.update({k: [p["mean"].get(k, math.nan) for p in payloads] for k in keys})
     description = (f"{family} on {dataset}/{split} ({payloads[0]['mean']['n']} images): bpp from the real bitstream "
                    "(8 * bytes / pixels, headers included); PSNR in dB averaged per image over the whole image, "
                    "the object mask (object_psnr) and its complement (background_psnr)")
     if "object_bit_share" in keys:
-        description += "; object_bit_share: share of the entropy-estimate bits (-log2 likelihoods) inside the mask"
+        description += ("; object_bit_share: share of the entropy-estimate bits (-log2 likelihoods of y and z, "
+                        "estimated_bpp) spent inside the object mask, object_area: the mask's share of the pixels")
     path = results_dir(profile) / "coding" / dataset / f"{family}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {"name": family, "description": description, "dataset": dataset, "split": split, "results": results}
@@ -222,16 +247,27 @@ def write_skipped(profile: str, skipped: list[str]) -> Path:
 
 
 def coding_sweep(profile: str, dataset: str, split: str, codecs: list[ImageCodec], limit: int | None = None,
-                 skipped: list[str] = ()) -> dict[str, Path]:
+                 skipped: list[str] = (), bitmap_limit: int | None = None) -> dict[str, Path]:
     """Code a split with every codec (reusing finished work) and write one results file per family.
 
+    Args:
+        limit: code the first ``limit`` images (all when None).
+        skipped: messages of the codec families that could not run, written to ``skipped.json``.
+        bitmap_limit: measure the share of bits inside objects of learned codecs on the first
+            ``bitmap_limit`` images (None: as many as coded; 0: not at all).
     Returns:
         ``{family: results path}``. A family's file lists exactly the codecs of this sweep.
     """
     layout = DatasetLayout.of(profile, dataset)
+    n_bits = limit if bitmap_limit is None else (bitmap_limit if limit is None else min(limit, bitmap_limit))
     by_family: dict[str, list[dict]] = {}
     for codec in tqdm(codecs, desc=f"coding {dataset}/{split}", unit="codec"):
-        by_family.setdefault(codec.family, []).append(code_split(codec, layout, split, profile, limit))
+        payload = code_split(codec, layout, split, profile, limit)
+        if isinstance(codec, LearnedCodec) and n_bits != 0:
+            bits = bit_share_split(codec, layout, split, profile, n_bits)["mean"]
+            shares = {k: bits[k] for k in ("estimated_bpp", "object_bit_share", "object_area") if k in bits}
+            payload = {**payload, "mean": {**payload["mean"], **shares}}
+        by_family.setdefault(codec.family, []).append(payload)
     write_skipped(profile, skipped)
     return {family: write_family_results(profile, dataset, split, family, p) for family, p in by_family.items()}
 
