@@ -62,6 +62,13 @@ def test_missed_and_wrong_class_lower_the_score(gt):
     assert 0.0 < result["map"] < 1.0
 
 
+@pytest.mark.parametrize("max_dets", [100, 300, 500])
+def test_detection_cap_other_than_100(gt, max_dets):
+    # COCOeval.summarize() reports -1 for AP when the cap is not 100; coco_map must not
+    result = coco_map(gt, ground_truth_as_detections(gt), max_dets=max_dets)
+    assert result["map"] == pytest.approx(1.0)
+
+
 def test_shifted_boxes_pass_at_iou_half_only(gt):
     dets = ground_truth_as_detections(gt)
     for det in dets:

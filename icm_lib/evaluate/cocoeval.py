@@ -105,9 +105,23 @@ def coco_map(
         evaluator.params.maxDets = [1, 10, int(max_dets)]
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
-    stats = [float(s) if s >= 0 else math.nan for s in evaluator.stats[:3]]
-    return {"map": stats[0], "map50": stats[1], "map75": stats[2]}
+    return _average_precisions(evaluator)
+
+
+def _average_precisions(evaluator: COCOeval) -> dict[str, float]:
+    """AP@[.5:.95], AP50 and AP75 over all areas at the largest detection cap.
+
+    Read from ``evaluator.eval["precision"]`` rather than ``summarize()``,
+    whose AP line hard-codes a cap of 100 detections.
+    """
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # [iou, recall, class] at area "all", last cap
+    ious = evaluator.params.iouThrs
+
+    def mean(p: np.ndarray) -> float:
+        valid = p[p > -1]
+        return float(valid.mean()) if valid.size else math.nan
+
+    return {"map": mean(precision), "map50": mean(precision[np.isclose(ious, 0.5)]), "map75": mean(precision[np.isclose(ious, 0.75)])}
 
 
 def _prepared(detections: list[dict], iou_type: str, ids: set[int]) -> list[dict]:
