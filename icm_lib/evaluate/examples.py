@@ -1,0 +1,115 @@
+"""Fig. 4 of Shindo et al. in data: the object codec and the MSE codec at similar bpp, side by side.
+
+The paper's Fig. 4 shows input images above their reconstructions by the
+Object-MSE codec. Here the MSE codec at the nearest bpp and both codecs'
+bit-allocation maps (:mod:`icm_lib.evaluate.bitmaps`) are added, and the
+share of bits inside the objects is compared at similar bpp in numbers.
+Everything is read back from the decoded folders and results files of
+:mod:`icm_lib.evaluate.coding`; only the bit maps need the models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from icm_lib.data.layout import DatasetLayout
+from icm_lib.evaluate.bitmaps import bit_allocation_map
+from icm_lib.evaluate.codecs import LearnedCodec
+from icm_lib.evaluate.coding import codec_dir, load_records, read_family_results, read_mask, read_rgb
+
+
+def _points(profile: str, dataset: str, suffix: str) -> list[dict]:
+    """Every coded point of the families ending in ``suffix`` (``-object`` / ``-mse``)."""
+    points = []
+    for family, body in read_family_results(profile, dataset).items():
+        if family.endswith(suffix):
+            r = body["results"]
+            points += [{k: r[k][i] for k in r} | {"family": family} for i in range(len(r["codec_id"]))]
+    return points
+
+
+def similar_bpp_pairs(profile: str, dataset: str) -> list[dict]:
+    """Each object-codec point with the MSE-codec point nearest in bpp (log scale), from the results files.
+
+    Returns:
+        One dict per object codec: ``object_id``, ``mse_id`` and their ``*_bpp``, ``*_object_psnr``,
+        ``*_background_psnr``, ``*_bit_share`` (None where not measured), and ``object_area``.
+    """
+    objects, mses = _points(profile, dataset, "-object"), _points(profile, dataset, "-mse")
+    pairs = []
+    for o in objects:
+        if not mses:
+            break
+        m = min(mses, key=lambda p: abs(np.log(p["bpp"]) - np.log(o["bpp"])))
+        pair = {"object_area": o.get("object_area")}
+        for role, p in (("object", o), ("mse", m)):
+            pair.update({f"{role}_id": p["codec_id"], f"{role}_bpp": p["bpp"], f"{role}_object_psnr": p["object_psnr"],
+                         f"{role}_background_psnr": p["background_psnr"], f"{role}_bit_share": p.get("object_bit_share")})
+        pairs.append(pair)
+    return sorted(pairs, key=lambda p: p["object_bpp"])
+
+
+def pick_pair(profile: str, dataset: str, object_lambda: float | None = None) -> dict:
+    """The pair shown in the figure: the object codec at ``object_lambda`` (the middle one by default)."""
+    pairs = similar_bpp_pairs(profile, dataset)
+    if not pairs:
+        raise ValueError(f"no object and MSE codec results for {dataset} at profile {profile}: run notebooks 02 and 03")
+    if object_lambda is None:
+        return pairs[len(pairs) // 2]
+    chosen = [p for p in pairs if float(p["object_id"].split("@")[1]) == float(object_lambda)]
+    if not chosen:
+        raise ValueError(f"no object codec with lambda {object_lambda} in {[p['object_id'] for p in pairs]}")
+    return chosen[0]
+
+
+@dataclass
+class ExamplePanels:
+    """Images and labels of the coding-examples figure (one column per image)."""
+
+    stems: list  # image names
+    inputs: list  # HxWx3 uint8 originals
+    masks: list  # HxW object masks
+    rows: dict = field(default_factory=dict)  # row title -> list of (HxWx3 image or HxW bit map, panel label)
+
+
+def example_stems(layout: DatasetLayout, split: str, count: int, min_object_area: float = 0.05) -> list[str]:
+    """The first ``count`` images (by name) whose objects cover at least ``min_object_area`` of the pixels."""
+    stems = []
+    for path in layout.image_files(split):
+        if (read_mask(layout, split, path.stem) > 0).mean() >= min_object_area:
+            stems.append(path.stem)
+        if len(stems) == count:
+            break
+    return stems
+
+
+def example_panels(profile: str, layout: DatasetLayout, split: str, stems: list[str],
+                   codecs: list[LearnedCodec]) -> ExamplePanels:
+    """Decoded images (labelled with their real bpp) and bit maps (estimated bpp, share in objects) per codec.
+
+    The codecs must have coded the split already (:func:`icm_lib.evaluate.coding.code_split`).
+    """
+    panels = ExamplePanels(stems, [read_rgb(layout.images(split) / _name(layout, split, s)) for s in stems],
+                           [read_mask(layout, split, s) for s in stems])
+    for codec in codecs:
+        records = load_records(profile, layout.name, codec.id, split)
+        if records is None or not set(stems) <= set(records["images"]):
+            raise FileNotFoundError(f"{codec.id} has not coded {layout.name}/{split} {stems}: run the coding sweep first")
+        folder = codec_dir(profile, layout.name, codec.id) / "images" / split
+        decoded = [(read_rgb(folder / f"{s}.png"), f"{records['images'][s]['bpp']:.3f} bpp") for s in stems]
+        maps = []
+        for image, mask in zip(panels.inputs, panels.masks):
+            bitmap = bit_allocation_map(codec.model, image)
+            maps.append((bitmap.bits, f"{bitmap.bpp:.3f} bpp est., {100 * bitmap.object_share(mask):.0f}% in objects"))
+        panels.rows[codec.id] = decoded
+        panels.rows[f"{codec.id} bits"] = maps
+    return panels
+
+
+def _name(layout: DatasetLayout, split: str, stem: str) -> str:
+    """File name of an image of the split from its stem (any image suffix)."""
+    matches = [p.name for p in layout.image_files(split) if p.stem == stem]
+    if not matches:
+        raise FileNotFoundError(f"no image {stem!r} in {layout.images(split)}")
+    return matches[0]
