@@ -1,0 +1,79 @@
+"""The on-disk layout every dataset shares, embedded or real.
+
+``data/<profile>/datasets/<name>/``::
+
+    images/<split>/<stem>.png|jpg       the images (symlinked folders for real data)
+    annotations/instances_<split>.json  COCO format: images, annotations, categories
+    labels/<split>/<stem>.txt           YOLO format, for ultralytics (it maps images/ -> labels/)
+    masks/<split>/<stem>.png            object masks of Eq. (3): 0 background, 255 object
+    yolo.yaml                           ultralytics data file (absolute paths)
+
+Splits are ``train`` and ``val``. Real COCO2017 and VisDrone are brought into
+this layout by :mod:`icm_lib.data.coco` and :mod:`icm_lib.data.visdrone`, so
+every later stage reads one structure.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from icm_lib.paths import dataset_dir
+
+SPLITS = ("train", "val")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Paths of one dataset in the shared layout."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, profile: str, name: str) -> "DatasetLayout":
+        return cls(dataset_dir(profile, name))
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def images(self, split: str) -> Path:
+        return self.root / "images" / _check_split(split)
+
+    def annotations(self, split: str) -> Path:
+        return self.root / "annotations" / f"instances_{_check_split(split)}.json"
+
+    def labels(self, split: str) -> Path:
+        return self.root / "labels" / _check_split(split)
+
+    def masks(self, split: str) -> Path:
+        return self.root / "masks" / _check_split(split)
+
+    @property
+    def yolo_yaml(self) -> Path:
+        return self.root / "yolo.yaml"
+
+    def image_files(self, split: str) -> list[Path]:
+        """Image files of a split, sorted by name."""
+        folder = self.images(split)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no image folder {folder}: build the dataset first (icm data ...)")
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+    def categories(self, split: str = "val") -> list[dict]:
+        """COCO categories (``id``, ``name``) of a split's annotations."""
+        with open(self.annotations(split), encoding="utf-8") as f:
+            return json.load(f)["categories"]
+
+    def has_segmentation(self, split: str = "val") -> bool:
+        """Whether annotations carry instance segmentation (the aerial / VisDrone data has boxes only)."""
+        with open(self.annotations(split), encoding="utf-8") as f:
+            anns = json.load(f)["annotations"]
+        return any(a.get("segmentation") for a in anns)
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return split

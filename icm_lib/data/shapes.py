@@ -1,0 +1,180 @@
+"""The ``shapes`` scenes: the COCO stand-in of the embedded data.
+
+Each image is a crop of a real photograph (:mod:`icm_lib.data.photos`) on which
+0..N objects are pasted. An object is a silhouette of one of eight categories
+(circle, triangle, star, cross, heart, crescent, hexagon, arrow), scaled
+(small objects included), stretched and rotated, and filled with a patch cut
+from another photograph, so only its shape tells its category.
+
+Occlusion follows COCO: later objects are drawn over earlier ones and every
+annotation is the object's *visible* region (COCO annotates what is seen, not
+amodal shape). Placements that would hide more than
+:attr:`ShapesConfig.min_visible` of an earlier object are redrawn. Polygons are
+traced on a 4x supersampled label map, so they agree with the anti-aliased
+pixels to about a quarter of a pixel, and union of the annotations equals the
+union of the objects (the mask of Eq. (3)) whatever the occlusion.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from icm_lib.data.photos import SCENE_PHOTOS, load_photo, random_crop
+
+CATEGORIES = ("circle", "triangle", "star", "cross", "heart", "crescent", "hexagon", "arrow")
+SUPERSAMPLE = 4  # label map resolution factor: polygons and anti-aliasing at 1/4 pixel
+_SHIFT = 4  # fractional bits of cv2.fillPoly vertices
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    sizes: tuple[int, ...] = (160, 192, 224, 256)  # image heights and widths are drawn from these (independently)
+    max_objects: int = 8  # objects per image: 1..max_objects (fewer when placements are refused)
+    empty_fraction: float = 0.1  # share of images with no object
+    scale: tuple[float, float] = (0.1, 0.9)  # object diameter / short image side, drawn log-uniformly
+    min_visible: float = 0.4  # an earlier object must keep this share of its area visible
+    min_inside: float = 0.6  # share of an object's area that must fall inside the image
+
+
+def _circle(n: int = 40, r: float = 1.0, cx: float = 0.0, start: float = 0.0, stop: float = 2 * np.pi) -> np.ndarray:
+    t = np.linspace(start, stop, n, endpoint=False)
+    return np.stack([cx + r * np.cos(t), r * np.sin(t)], 1)
+
+
+def _silhouette(name: str) -> np.ndarray:
+    """Unit polygon (about [-1, 1]^2, y down) of a category."""
+    if name == "circle":
+        return _circle()
+    if name == "triangle":
+        return _circle(3, start=-np.pi / 2)
+    if name == "hexagon":
+        return _circle(6)
+    if name == "star":
+        pts = _circle(10, start=-np.pi / 2)
+        pts[1::2] *= 0.42
+        return pts
+    if name == "cross":
+        a = 0.33
+        return np.array([[-a, -1], [a, -1], [a, -a], [1, -a], [1, a], [a, a], [a, 1], [-a, 1], [-a, a], [-1, a], [-1, -a], [-a, -a]], float)
+    if name == "heart":
+        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        x = 16 * np.sin(t) ** 3
+        y = 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
+        return np.stack([x, -y - 2.5], 1) / 16.5
+    if name == "crescent":
+        # Disc of radius 1 minus a disc of radius 0.85 centred at (0.5, 0): outer arc, then inner arc back.
+        outer = np.stack([np.cos(t := np.linspace(1.015, 2 * np.pi - 1.015, 30)), np.sin(t)], 1)
+        s = np.linspace(2 * np.pi - 1.5384, 1.5384, 24)
+        inner = np.stack([0.5 + 0.85 * np.cos(s), 0.85 * np.sin(s)], 1)
+        return np.concatenate([outer, inner[1:-1]]) + [0.2, 0.0]
+    if name == "arrow":
+        return np.array([[-1, -0.25], [0.2, -0.25], [0.2, -0.62], [1, 0], [0.2, 0.62], [0.2, 0.25], [-1, 0.25]], float)
+    raise ValueError(f"unknown shape category {name!r}")
+
+
+SILHOUETTES = {name: _silhouette(name) for name in CATEGORIES}
+
+
+def _random_polygon(rng: np.random.Generator, h: int, w: int, cfg: ShapesConfig) -> tuple[int, np.ndarray]:
+    """A category index and its polygon in image coordinates (pixel corners at integers)."""
+    cat = int(rng.integers(len(CATEGORIES)))
+    lo, hi = np.log(cfg.scale[0]), np.log(cfg.scale[1])
+    radius = 0.5 * np.exp(rng.uniform(lo, hi)) * min(h, w)
+    stretch = rng.uniform(0.75, 1.25)
+    angle = rng.uniform(0, 2 * np.pi)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    pts = SILHOUETTES[CATEGORIES[cat]] * [radius * stretch, radius / stretch]
+    center = rng.uniform([0, 0], [w, h])
+    return cat, pts @ rot.T + center
+
+
+def _fill(label_map: np.ndarray, polygon: np.ndarray, value: int, factor: int) -> None:
+    """Fill ``polygon`` (image coordinates) into a label map sampled ``factor`` times per pixel."""
+    # Sub-pixel (k) of a map at `factor` has its centre at (k + 0.5) / factor in image coordinates.
+    pts = np.round((polygon * factor - 0.5) * (1 << _SHIFT)).astype(np.int32)
+    cv2.fillPoly(label_map, [pts], value, lineType=cv2.LINE_8, shift=_SHIFT)
+
+
+def _polygon_area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def _place_objects(rng: np.random.Generator, h: int, w: int, cfg: ShapesConfig) -> list[tuple[int, np.ndarray]]:
+    """Draw objects one after another, redrawing any that would hide too much of an earlier one."""
+    if rng.random() < cfg.empty_fraction:
+        return []
+    wanted = int(rng.integers(1, cfg.max_objects + 1))
+    placed: list[tuple[int, np.ndarray]] = []
+    owner = np.zeros((h, w), np.uint8)
+    for _ in range(wanted * 4):
+        if len(placed) == wanted:
+            break
+        cat, poly = _random_polygon(rng, h, w, cfg)
+        trial = owner.copy()
+        _fill(trial, poly, len(placed) + 1, 1)
+        counts = np.bincount(trial.ravel(), minlength=len(placed) + 2)[1:]
+        full = [_polygon_area(p) for _, p in placed] + [_polygon_area(poly)]
+        if counts[-1] < cfg.min_inside * full[-1] or counts[-1] < 4:
+            continue
+        if any(c < cfg.min_visible * f for c, f in zip(counts[:-1], full[:-1])):
+            continue
+        placed.append((cat, poly))
+        owner = trial
+    return placed
+
+
+def _trace(visible: np.ndarray) -> list[list[float]]:
+    """COCO polygons (image coordinates) of a supersampled binary region."""
+    contours, _ = cv2.findContours(visible.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polygons = []
+    for contour in contours:
+        contour = cv2.approxPolyDP(contour, 0.7, True)[:, 0, :]
+        if len(contour) >= 3 and cv2.contourArea(contour) >= SUPERSAMPLE:
+            polygons.append([round(float(v), 2) for v in ((contour + 0.5) / SUPERSAMPLE).ravel()])
+    return polygons
+
+
+def _annotation(cat: int, visible: np.ndarray, x0: int, y0: int) -> dict | None:
+    """COCO fields of one object from its supersampled visible region (whose corner is pixel ``x0, y0``)."""
+    polygons = _trace(visible)
+    if not polygons:
+        return None
+    polygons = [[round(v + o, 2) for v, o in zip(p, [x0, y0] * (len(p) // 2))] for p in polygons]
+    ys, xs = np.nonzero(visible.any(1))[0], np.nonzero(visible.any(0))[0]
+    s = SUPERSAMPLE
+    bbox = [x0 + xs[0] / s, y0 + ys[0] / s, (xs[-1] + 1 - xs[0]) / s, (ys[-1] + 1 - ys[0]) / s]
+    return {"category": cat, "segmentation": polygons, "bbox": [round(float(v), 2) for v in bbox],
+            "area": round(float(visible.sum()) / s**2, 2)}
+
+
+def render_shapes(rng: np.random.Generator, cfg: ShapesConfig = ShapesConfig()) -> tuple[np.ndarray, list[dict]]:
+    """One scene: ``HxWx3`` uint8 image and its annotations (``category`` index, ``segmentation``, ``bbox``, ``area``)."""
+    h, w = (int(v) for v in rng.choice(cfg.sizes, 2))
+    background = random_crop(load_photo(SCENE_PHOTOS[rng.integers(len(SCENE_PHOTOS))]), h, w, rng, (0.35, 1.0))
+    background = background.astype(np.float32)
+    grey = background.mean(2, keepdims=True)
+    image = (grey + rng.uniform(0.4, 1.0) * (background - grey)) * rng.uniform(0.6, 1.0)
+    objects = _place_objects(rng, h, w, cfg)
+    s = SUPERSAMPLE
+    owner = np.zeros((h * s, w * s), np.uint8)
+    for i, (_, poly) in enumerate(objects):
+        _fill(owner, poly, i + 1, s)
+    annotations = []
+    for i, (cat, poly) in enumerate(objects):
+        # Work inside the object's pixel box only: the label map there, the texture cut to its size.
+        x0, y0 = (max(0, int(np.floor(v)) - 1) for v in poly.min(0))
+        x1, y1 = min(w, int(np.ceil(poly[:, 0].max())) + 1), min(h, int(np.ceil(poly[:, 1].max())) + 1)
+        visible = owner[y0 * s:y1 * s, x0 * s:x1 * s] == i + 1
+        alpha = cv2.resize(visible.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)[..., None]
+        photo = load_photo(SCENE_PHOTOS[rng.integers(len(SCENE_PHOTOS))])
+        texture = random_crop(photo, y1 - y0, x1 - x0, rng, (0.1, 0.5)).astype(np.float32)
+        texture = np.clip(texture * rng.uniform(0.7, 1.4, 3).astype(np.float32) + rng.uniform(-30, 30), 0, 255)
+        region = image[y0:y1, x0:x1]
+        image[y0:y1, x0:x1] = region + alpha * (texture - region)
+        ann = _annotation(cat, visible, x0, y0)
+        if ann is not None:
+            annotations.append(ann)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), annotations
