@@ -134,7 +134,8 @@ def code_split(codec: ImageCodec, layout: DatasetLayout, split: str, profile: st
     records = {}
     for path in tqdm(files, desc=f"{layout.name}/{split} {codec.id}", unit="img", leave=False):
         decoded, records[path.stem] = code_image(codec, read_rgb(path), read_mask(layout, split, path.stem))
-        _write_atomic(image_dir / f"{path.stem}.png", lambda p: Image.fromarray(decoded).save(p, format="PNG"))
+        png = Image.fromarray(decoded)
+        _write_atomic(image_dir / f"{path.stem}.png", lambda p: png.save(p, format="PNG", compress_level=1))
     payload = {"codec": codec.id, "family": codec.family, "setting": codec.setting, "dataset": layout.name,
                "split": split, "bpp_source": "real bitstream (8 * bytes / pixels, headers included)",
                "images": records, "mean": mean_record(records)}
