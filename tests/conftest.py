@@ -23,15 +23,19 @@ def project_root(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_root(tmp_path_factory) -> Path:
-    """A project root with the smoke datasets generated once per test session."""
+    """A project root with the smoke datasets (shapes, aerial) and their masks, generated once per test session."""
     root = tmp_path_factory.mktemp("smoke-project")
     shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     old = os.environ.get("ICM_ROOT")
     os.environ["ICM_ROOT"] = str(root)
     try:
+        from icm_lib.data.layout import SPLITS
+        from icm_lib.data.masks import build_masks
         from icm_lib.data.synth import synthesize_profile
 
-        synthesize_profile("smoke")
+        for layout in synthesize_profile("smoke").values():
+            for split in SPLITS:
+                build_masks(layout, split, verbose=False)
     finally:
         if old is None:
             os.environ.pop("ICM_ROOT")

@@ -143,11 +143,11 @@ def _annotation(cat: int, visible: np.ndarray, x0: int, y0: int) -> dict | None:
     if not polygons:
         return None
     polygons = [[round(v + o, 2) for v, o in zip(p, [x0, y0] * (len(p) // 2))] for p in polygons]
-    ys, xs = np.nonzero(visible.any(1))[0], np.nonzero(visible.any(0))[0]
-    s = SUPERSAMPLE
-    bbox = [x0 + xs[0] / s, y0 + ys[0] / s, (xs[-1] + 1 - xs[0]) / s, (ys[-1] + 1 - ys[0]) / s]
+    points = np.concatenate([np.reshape(p, (-1, 2)) for p in polygons])
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    bbox = [x0, y0, x1 - x0, y1 - y0]  # the extent of the segmentation, as COCO's boxes are
     return {"category": cat, "segmentation": polygons, "bbox": [round(float(v), 2) for v in bbox],
-            "area": round(float(visible.sum()) / s**2, 2)}
+            "area": round(float(visible.sum()) / SUPERSAMPLE**2, 2)}
 
 
 def render_shapes(rng: np.random.Generator, cfg: ShapesConfig = ShapesConfig()) -> tuple[np.ndarray, list[dict]]:
