@@ -9,11 +9,11 @@ Conversion to COCO JSON follows VisDrone's own DET evaluation toolkit
 (``evalDET.m``: ``dropObjectsInIgr`` and the per-class loop over 1..10):
 
 * Ignored regions (category 0, and any box with score 0) are not objects. A
-  ground-truth object whose box lies more than half inside ignored regions is
-  dropped, as the toolkit drops it. Each ignored region is kept as an
+  ground-truth object is kept only when less than half of its box lies in
+  ignored regions, as the toolkit decides. Each ignored region is kept as an
   ``iscrowd=1`` box, repeated for every category and flagged ``"ignore": 1``,
   so that COCOeval ignores detections of any class that fall inside it (the
-  toolkit drops them); object masks and YOLO labels leave these out.
+  toolkit drops detections there); masks and YOLO labels leave these out.
 * *Others* (11) is not among the evaluated classes: dropped.
 
 Boxes only: ``segmentation`` is empty and masks are filled from boxes.
@@ -68,7 +68,7 @@ def image_annotations(rows: np.ndarray, height: int, width: int) -> tuple[list[d
     ignore_map = np.zeros((height, width), np.uint8)
     for x, y, w, h in ignored[:, :4]:
         ignore_map[max(0, y):max(0, y + h), max(0, x):max(0, x + w)] = 1
-    kept = [r for r in objects if r[2] > 0 and r[3] > 0 and _ignored_fraction(r[:4], ignore_map) <= 0.5]
+    kept = [r for r in objects if r[2] > 0 and r[3] > 0 and _ignored_fraction(r[:4], ignore_map) < 0.5]
     objs = [{"category_id": int(r[5]), "bbox": [int(v) for v in r[:4]], "area": int(r[2] * r[3]), "iscrowd": 0,
              "segmentation": [], "truncation": int(r[6]), "occlusion": int(r[7])} for r in kept]
     crowd = [{"category_id": c, "bbox": [int(v) for v in r[:4]], "area": int(r[2] * r[3]), "iscrowd": 1, "ignore": 1,
