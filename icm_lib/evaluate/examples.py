@@ -74,14 +74,12 @@ class ExamplePanels:
 
 
 def example_stems(layout: DatasetLayout, split: str, count: int, min_object_area: float = 0.05) -> list[str]:
-    """The first ``count`` images (by name) whose objects cover at least ``min_object_area`` of the pixels."""
-    stems = []
-    for path in layout.image_files(split):
-        if (read_mask(layout, split, path.stem) > 0).mean() >= min_object_area:
-            stems.append(path.stem)
-        if len(stems) == count:
-            break
-    return stems
+    """``count`` images to show: the first (by name) whose objects cover at least ``min_object_area``
+    of the pixels, topped up with the images of largest object area when too few do."""
+    areas = {p.stem: float((read_mask(layout, split, p.stem) > 0).mean()) for p in layout.image_files(split)}
+    stems = [s for s, a in areas.items() if a >= min_object_area][:count]
+    rest = sorted((s for s in areas if s not in stems), key=lambda s: -areas[s])
+    return stems + rest[: count - len(stems)]
 
 
 def example_panels(profile: str, layout: DatasetLayout, split: str, stems: list[str],
@@ -102,8 +100,9 @@ def example_panels(profile: str, layout: DatasetLayout, split: str, stems: list[
         for image, mask in zip(panels.inputs, panels.masks):
             bitmap = bit_allocation_map(codec.model, image)
             maps.append((bitmap.bits, f"{bitmap.bpp:.3f} bpp est., {100 * bitmap.object_share(mask):.0f}% in objects"))
-        panels.rows[codec.id] = decoded
-        panels.rows[f"{codec.id} bits"] = maps
+        name = f"{codec.family}\nlambda={codec.setting}"
+        panels.rows[name] = decoded
+        panels.rows[f"{name}: bits"] = maps
     return panels
 
 
