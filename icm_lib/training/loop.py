@@ -1,0 +1,270 @@
+"""One training run: a model, a loss (Eq. 1 or Eq. 4), a lambda; resumable and data-parallel.
+
+The loop checkpoints atomically every ``checkpoint_every`` steps and at the
+end, with everything needed to continue exactly: the weights, both Adam
+states, the scheduler, the step, the per-process random states and, through
+the step, the position in the data order. A non-finite loss stops the run
+before the optimizer touches the weights, so the last checkpoint stays good.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from icm_lib.data.layout import DatasetLayout
+from icm_lib.metrics import masked_mse, psnr_from_mse
+from icm_lib.training import distributed
+from icm_lib.training.config import TrainConfig
+from icm_lib.training.state import aux_parameter_names, configure_optimizers, epoch_indices, rng_state, seed_everything, set_rng_state
+from icm_lib.training.validate import evaluate_codec
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+STATS = ("loss", "bpp_loss", "mse_loss", "object_mse_sum", "object_count")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; nothing was saved from the diverged step."""
+
+
+@dataclass
+class Run:
+    """The live objects of a run."""
+
+    cfg: TrainConfig
+    ctx: distributed.Context
+    model: nn.Module  # unwrapped, for checkpoints and validation
+    net: nn.Module  # what the forward runs through (DDP or the model)
+    optimizer: torch.optim.Optimizer
+    aux_optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.MultiStepLR
+    criterion: nn.Module
+    step: int = 0
+    seconds: float = 0.0  # training time over all sessions of this run
+
+
+def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dict[str, Any]:
+    """Train (or resume, or extend) one codec; returns the run's summary.
+
+    Resumes from ``out_dir/checkpoint.pt`` when it exists, otherwise starts from
+    ``cfg.init`` or from scratch. Writes ``checkpoint.pt``, ``metrics.jsonl`` and,
+    when done, ``summary.json`` (with the final validation) on rank 0.
+
+    Raises:
+        TrainingDiverged: a NaN or infinite loss.
+    """
+    ctx = ctx or distributed.setup()
+    run = _start(cfg, ctx)
+    layout = DatasetLayout.of(cfg.profile, cfg.dataset)
+    dataset = _dataset(layout, cfg)
+    per_rank = _per_rank_batch(cfg, ctx, len(dataset))
+    steps_per_epoch = len(epoch_indices(len(dataset), cfg.seed, 0, ctx.rank, ctx.world)) // per_rank
+    bar = tqdm(total=cfg.steps, initial=run.step, desc=f"{cfg.loss} lambda={cfg.lmbda:g}", disable=not ctx.is_main, dynamic_ncols=True)
+    while run.step < cfg.steps:
+        epoch, skip = divmod(run.step, steps_per_epoch)
+        indices = epoch_indices(len(dataset), cfg.seed, epoch, ctx.rank, ctx.world)[skip * per_rank:]
+        # A private generator: creating the loader must not draw from the global stream the crops use.
+        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        loader = DataLoader(dataset, batch_size=per_rank, sampler=indices, drop_last=True, num_workers=cfg.workers, generator=generator)
+        for x, mask in loader:
+            _step(run, x.to(ctx.device), mask.to(ctx.device), bar)
+            if cfg.val_every and run.step % cfg.val_every == 0 and run.step < cfg.steps and ctx.is_main:
+                _log(run, {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images)})
+            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+                save(run)
+            if run.step >= cfg.steps:
+                break
+    bar.close()
+    return _finish(run, layout)
+
+
+def _dataset(layout: DatasetLayout, cfg: TrainConfig):
+    from icm_lib.data.dataset import ObjectMaskDataset
+
+    return ObjectMaskDataset(layout, "train", cfg.crop_size, train=True)
+
+
+def _per_rank_batch(cfg: TrainConfig, ctx: distributed.Context, n_images: int) -> int:
+    if cfg.batch_size % ctx.world:
+        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {ctx.world} processes")
+    per_rank = cfg.batch_size // ctx.world
+    if n_images // ctx.world < per_rank:
+        raise ValueError(f"{n_images} training images are too few for a batch of {cfg.batch_size}")
+    return per_rank
+
+
+def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
+    """Build the run: resumed from the run's own checkpoint, else initialised from ``cfg.init`` or seeded."""
+    from icm_lib.losses import ObjectRateDistortionLoss, RateDistortionLoss
+
+    own = cfg.out_dir / CHECKPOINT
+    seed_everything(cfg.seed)
+    model, state = _initial_model(cfg, own)
+    model.to(ctx.device)
+    optimizer, aux_optimizer = configure_optimizers(model, cfg.lr, cfg.aux_lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones(), gamma=cfg.gamma)
+    criterion = ObjectRateDistortionLoss(cfg.lmbda, average=cfg.object_average) if cfg.loss == "object" else RateDistortionLoss(cfg.lmbda)
+    run = Run(cfg, ctx, model, distributed.wrap(model, ctx, aux_parameter_names(model)), optimizer, aux_optimizer, scheduler, criterion)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        aux_optimizer.load_state_dict(state["aux_optimizer"])
+        scheduler.load_state_dict(state["lr_scheduler"])
+        run.step, run.seconds = int(state["step"]), float(state["seconds"])
+        rngs = state["rng"]
+        if len(rngs) == ctx.world:
+            set_rng_state(rngs[ctx.rank])
+        else:  # resumed with another number of processes: the data order holds, the crops differ
+            seed_everything(cfg.seed + 1000 * run.step + ctx.rank)
+        if ctx.is_main:
+            _truncate_metrics(cfg.out_dir / METRICS, run.step)
+    elif ctx.world > 1:
+        seed_everything(cfg.seed + ctx.rank)  # different crops on each process
+    return run
+
+
+def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]:
+    """The run's own checkpoint with its training state, else ``cfg.init``, else a fresh model."""
+    from icm_lib.checkpoint import load_checkpoint
+    from icm_lib.models import create, load_official_tcm
+
+    if own.is_file():
+        if not cfg.resume:
+            raise FileExistsError(f"{own} exists from an unfinished run: pass --resume to continue it, or delete {own.parent}")
+        model, meta, state = load_checkpoint(own)
+        if state is None:
+            raise ValueError(f"{own} holds no training state to resume from")
+        return model, state
+    if cfg.init is None:
+        return create(cfg.model, **cfg.model_kwargs), None
+    if not cfg.init.is_file():
+        raise FileNotFoundError(f"no checkpoint {cfg.init} to initialise from")
+    if cfg.init_official:
+        return load_official_tcm(cfg.init, cfg.model.removeprefix("tcm-")), None
+    model, meta, _ = load_checkpoint(cfg.init)
+    if meta.get("model") != cfg.model:
+        raise ValueError(f"{cfg.init} holds a {meta.get('model')} model, not {cfg.model}")
+    return model, None
+
+
+def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
+    """One optimisation step of the rate-distortion loss and one of the auxiliary loss."""
+    run.net.train()
+    started = time.perf_counter()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.aux_optimizer.zero_grad(set_to_none=True)
+    out = run.net(x)
+    losses = run.criterion(out, x, mask)
+    losses["loss"].backward()
+    stats = distributed.average(_batch_stats(losses, out["x_hat"].detach(), x, mask), run.ctx)
+    if not torch.isfinite(stats[0]):
+        raise TrainingDiverged(
+            f"loss is {stats[0].item()} at step {run.step + 1} ({run.cfg.loss}, lambda={run.cfg.lmbda:g}): "
+            f"stopped without saving; the last good checkpoint is {run.cfg.out_dir / CHECKPOINT} (try a lower --lr)"
+        )
+    if run.cfg.clip_max_norm > 0:
+        torch.nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], run.cfg.clip_max_norm)
+    run.optimizer.step()
+    aux_loss = run.model.aux_loss()
+    aux_loss.backward()
+    distributed.average_gradients([p for g in run.aux_optimizer.param_groups for p in g["params"]], run.ctx)
+    run.aux_optimizer.step()
+    run.scheduler.step()
+    run.step += 1
+    run.seconds += time.perf_counter() - started
+    row = dict(zip(STATS, stats.tolist())) | {"aux_loss": aux_loss.item()}
+    object_sum, object_count = row.pop("object_mse_sum"), row.pop("object_count")
+    row["object_psnr"] = psnr_from_mse(object_sum / object_count) if object_count else math.nan
+    if run.ctx.is_main:
+        _log(run, {"split": "train", **row, "lr": run.optimizer.param_groups[0]["lr"]})
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp_loss']:.3f}", obj_psnr=f"{row['object_psnr']:.2f}", refresh=False)
+
+
+def _batch_stats(losses: dict, x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Loss terms and the object region's summed MSE and item count, as one tensor to average."""
+    object_mse = masked_mse(x, x_hat.clamp(0, 1), mask)
+    has_object = torch.isfinite(object_mse)
+    return torch.stack([
+        losses["loss"].detach(), losses["bpp_loss"].detach(), losses["mse_loss"].detach(),
+        object_mse[has_object].sum(), has_object.sum().to(x.dtype),
+    ]).float()
+
+
+def save(run: Run) -> Path:
+    """Write the run's checkpoint atomically, with its training state (rank 0 writes; all take part)."""
+    rngs = distributed.gather(rng_state(), run.ctx)
+    path = run.cfg.out_dir / CHECKPOINT
+    if run.ctx.is_main:
+        from icm_lib.checkpoint import save_checkpoint
+
+        state = {
+            "optimizer": run.optimizer.state_dict(), "aux_optimizer": run.aux_optimizer.state_dict(),
+            "lr_scheduler": run.scheduler.state_dict(), "step": run.step, "seconds": run.seconds, "rng": rngs,
+        }
+        save_checkpoint(path, run.model, _meta(run), training_state=state)
+    distributed.barrier(run.ctx)
+    return path
+
+
+def _meta(run: Run) -> dict[str, Any]:
+    cfg = run.cfg
+    return {
+        "model": cfg.model, "model_config": getattr(run.model, "registry_config", cfg.model_kwargs),
+        "loss": cfg.loss, "lmbda": cfg.lmbda, "step": run.step,
+        "data": {"profile": cfg.profile, "dataset": cfg.dataset, "split": "train"}, "train_config": cfg.to_meta(),
+    }
+
+
+def _log(run: Run, row: dict[str, Any]) -> None:
+    path = run.cfg.out_dir / METRICS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(_finite_or_none({"step": run.step, **row})) + "\n")
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: an undefined metric (e.g. object PSNR of a batch without objects) becomes null."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the lines a killed session logged after its last checkpoint (write, then rename)."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
+    """Validate on the whole val split and write ``summary.json`` (rank 0); every rank returns it."""
+    summary = None
+    if run.ctx.is_main:
+        val = evaluate_codec(run.model, layout, "val", run.cfg.final_val_images)
+        _log(run, {"split": "val", **val})
+        summary = {
+            "model": run.cfg.model, "loss": run.cfg.loss, "lmbda": run.cfg.lmbda, "step": run.step,
+            "train_seconds": run.seconds, "images_per_second": run.step * run.cfg.batch_size / max(run.seconds, 1e-9),
+            "device": str(run.ctx.device), "processes": run.ctx.world, "val": val, "config": run.cfg.to_meta(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        path = run.cfg.out_dir / SUMMARY
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(_finite_or_none(summary), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    return distributed.gather(summary, run.ctx)[0]

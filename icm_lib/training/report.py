@@ -1,0 +1,102 @@
+"""The trained codecs' results, and the paper's effect measured as region BD-PSNR.
+
+Each finished run's ``summary.json`` holds its final validation: real bpp from
+bitstreams and PSNR over the whole image, the object mask and the background
+on the val split. :func:`write_results` gathers them per codec family in
+CompressAI's results shape; :func:`region_bd_psnr` compares the object codec
+with the MSE codec at equal bpp (Bjontegaard delta PSNR, ``bjontegaard``
+package, piecewise cubic interpolation) over the object region and over the
+background: the paper's claim is positive for the first and negative for the
+second.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from icm_lib.paths import results_dir
+from icm_lib.training.sweep import TrainedCodec, trained_codecs
+
+METRICS = ("bpp", "psnr", "object_psnr", "background_psnr")
+
+
+def family_results(codecs: list[TrainedCodec]) -> dict[str, dict[str, Any]]:
+    """Results of each family (``tcm-tiny-object`` ...) in CompressAI's shape, sorted by bpp."""
+    out: dict[str, dict[str, Any]] = {}
+    for codec in codecs:
+        summary = codec.summary()
+        entry = out.setdefault(codec.family, {
+            "name": codec.family,
+            "description": f"{codec.model} trained with the {codec.loss} loss; bpp from the real bitstream "
+                           f"(rANS), PSNR over the whole image, the object mask and the background of the "
+                           f"{summary['config']['dataset']} val split",
+            "results": {"codec_id": [], "lmbda": [], **{m: [] for m in METRICS}, "train_seconds": []},
+        })
+        res = entry["results"]
+        res["codec_id"].append(codec.codec_id)
+        res["lmbda"].append(codec.lmbda)
+        res["train_seconds"].append(summary["train_seconds"])
+        for metric in METRICS:
+            res[metric].append(summary["val"][metric])
+    for entry in out.values():
+        res = entry["results"]
+        order = sorted(range(len(res["bpp"])), key=lambda i: res["bpp"][i])
+        entry["results"] = {k: [v[i] for i in order] for k, v in res.items()}
+    return out
+
+
+def write_results(profile: str, model: str | None = None) -> list[Path]:
+    """Write ``results_dir(profile)/training/<family>.json`` for every family trained; returns the paths."""
+    codecs = [c for c in trained_codecs(profile) if model is None or c.model == model]
+    folder = results_dir(profile) / "training"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for family, entry in family_results(codecs).items():
+        path = folder / f"{family}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def read_results(profile: str, family: str) -> dict[str, Any]:
+    """One family's results JSON as written by :func:`write_results`."""
+    path = results_dir(profile) / "training" / f"{family}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no training results {path}: train the codecs first (icm train --profile {profile})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def bd_psnr(anchor: dict[str, list], test: dict[str, list], metric: str) -> float:
+    """BD-PSNR (dB) of ``test`` over ``anchor`` on one PSNR metric, at equal bpp; NaN with < 2 points."""
+    import bjontegaard as bd
+
+    if min(len(anchor["bpp"]), len(test["bpp"])) < 2:
+        return math.nan
+    with warnings.catch_warnings():  # little overlap in bpp is reported, not fatal, as bjontegaard does
+        warnings.simplefilter("ignore")
+        return float(bd.bd_psnr(anchor["bpp"], anchor[metric], test["bpp"], test[metric],
+                                method="pchip", require_matching_points=False))
+
+
+def region_bd_psnr(profile: str, model: str = "tcm-tiny") -> dict[str, float]:
+    """The object codec against the MSE codec at equal bpp: BD-PSNR over the object, background and whole image.
+
+    Returns:
+        ``object``, ``background``, ``whole`` in dB (positive: the object codec is better),
+        and ``bpp_overlap``: the bpp interval both sweeps cover.
+    """
+    write_results(profile, model)
+    anchor = read_results(profile, f"{model}-mse")["results"]
+    test = read_results(profile, f"{model}-object")["results"]
+    overlap = (max(min(anchor["bpp"]), min(test["bpp"])), min(max(anchor["bpp"]), max(test["bpp"])))
+    return {
+        "object": bd_psnr(anchor, test, "object_psnr"),
+        "background": bd_psnr(anchor, test, "background_psnr"),
+        "whole": bd_psnr(anchor, test, "psnr"),
+        "bpp_overlap": list(overlap),
+    }

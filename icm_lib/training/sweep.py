@@ -1,0 +1,125 @@
+"""Lambda sweeps: one codec per (loss, lambda), optionally warm-started from a shared base.
+
+The paper trains each of its eight codecs from scratch (object lambdas 0.05,
+0.02, 0.01, 0.005; MSE lambdas 0.01, 0.005, 0.002, 0.001). To fit the CPU
+demo's budget, a profile may set ``BASE_STEPS``: one base model is trained
+first (plain MSE at a middle lambda), and every codec of both sweeps is then
+fine-tuned from it for ``STEPS`` steps with its own loss and lambda. This is a
+deviation of the miniature only; the paper profile sets ``BASE_STEPS: 0``.
+
+Codecs live in ``codecs_dir(profile)/<loss>/<model>_lambda<lmbda>/``; a run
+is finished when its ``summary.json`` records at least the steps asked for.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from icm_lib.paths import codecs_dir
+from icm_lib.training import distributed
+from icm_lib.training.config import LOSSES, TrainConfig
+from icm_lib.training.loop import CHECKPOINT, SUMMARY, train_codec
+
+# Notebook parameter (upper case, as in 02_train_codecs) -> TrainConfig field.
+SHARED_PARAMS = {
+    "DATASET": "dataset", "MODEL": "model", "BATCH_SIZE": "batch_size", "CROP_SIZE": "crop_size",
+    "LR": "lr", "AUX_LR": "aux_lr", "DECAY_AT": "decay_at", "CLIP_MAX_NORM": "clip_max_norm",
+    "CHECKPOINT_EVERY": "checkpoint_every", "VAL_EVERY": "val_every", "VAL_IMAGES": "val_images",
+    "SEED": "seed", "WORKERS": "workers", "OBJECT_AVERAGE": "object_average",
+}
+
+
+@dataclass(frozen=True)
+class TrainedCodec:
+    """A finished codec of a sweep."""
+
+    model: str  # registry name, e.g. tcm-tiny
+    loss: str  # object | mse
+    lmbda: float
+    path: Path  # its checkpoint.pt
+
+    @property
+    def family(self) -> str:
+        """The codec family of the coding evaluation, e.g. ``tcm-tiny-object``."""
+        return f"{self.model}-{self.loss}"
+
+    @property
+    def codec_id(self) -> str:
+        """``<family>@<lambda>``, e.g. ``tcm-tiny-object@0.05``."""
+        return f"{self.family}@{self.lmbda:g}"
+
+    def summary(self) -> dict[str, Any]:
+        """The run's ``summary.json`` (training time, final validation)."""
+        return json.loads((self.path.parent / SUMMARY).read_text(encoding="utf-8"))
+
+
+def run_dir(profile: str, loss: str, model: str, lmbda: float) -> Path:
+    """``codecs_dir(profile)/<loss>/<model>_lambda<lmbda>``."""
+    return codecs_dir(profile) / loss / f"{model}_lambda{lmbda:g}"
+
+
+def base_dir(profile: str, loss: str, model: str, lmbda: float) -> Path:
+    """The shared warm-start model's folder (not itself a codec of the sweeps)."""
+    return codecs_dir(profile) / "base" / f"{model}_{loss}_lambda{lmbda:g}"
+
+
+def is_finished(out_dir: Path, steps: int) -> bool:
+    """Whether the run in ``out_dir`` completed at least ``steps`` steps."""
+    summary = Path(out_dir) / SUMMARY
+    if not summary.is_file() or not (Path(out_dir) / CHECKPOINT).is_file():
+        return False
+    return json.loads(summary.read_text(encoding="utf-8")).get("step", 0) >= steps
+
+
+def trained_codecs(profile: str) -> list[TrainedCodec]:
+    """The finished codecs of a profile, by loss then decreasing lambda."""
+    found = []
+    for loss in LOSSES:
+        for summary in sorted((codecs_dir(profile) / loss).glob(f"*/{SUMMARY}")):
+            data = json.loads(summary.read_text(encoding="utf-8"))
+            if (summary.parent / CHECKPOINT).is_file():
+                found.append(TrainedCodec(data["model"], loss, float(data["lmbda"]), summary.parent / CHECKPOINT))
+    return sorted(found, key=lambda c: (LOSSES.index(c.loss), -c.lmbda))
+
+
+def sweep_configs(params: dict[str, Any], losses: tuple[str, ...] = LOSSES) -> tuple[TrainConfig | None, list[TrainConfig]]:
+    """The base run (None without ``BASE_STEPS``) and one run per (loss, lambda) from notebook parameters."""
+    profile = params["PROFILE"]
+    shared = {field: params[key] for key, field in SHARED_PARAMS.items() if key in params}
+    shared["final_val_images"] = params.get("FINAL_VAL_IMAGES", 0)
+    shared["resume"] = params.get("RESUME", True)
+    base = None
+    if params.get("BASE_STEPS", 0) > 0:
+        loss, lmbda = params.get("BASE_LOSS", "mse"), params["BASE_LAMBDA"]
+        base = TrainConfig(base_dir(profile, loss, shared["model"], lmbda), profile=profile, loss=loss, lmbda=lmbda,
+                           steps=params["BASE_STEPS"], **shared)
+    init = base.out_dir / CHECKPOINT if base else (Path(params["INIT"]) if params.get("INIT") else None)
+    runs = [
+        TrainConfig(run_dir(profile, loss, shared["model"], lmbda), profile=profile, loss=loss, lmbda=float(lmbda),
+                    steps=params["STEPS"], init=init, init_official=bool(params.get("INIT_OFFICIAL")) and base is None, **shared)
+        for loss in losses
+        for lmbda in params[f"{loss.upper()}_LAMBDAS"]
+    ]
+    return base, runs
+
+
+def train_sweeps(params: dict[str, Any], losses: tuple[str, ...] = LOSSES, ctx: distributed.Context | None = None) -> list[TrainedCodec]:
+    """Train the base (when asked) and every codec of the sweeps, skipping finished runs.
+
+    Args:
+        params: the ``02_train_codecs`` parameters (``notebook_params(profile, "02_train_codecs")``).
+        losses: which sweeps to run.
+    Returns:
+        The profile's finished codecs of these losses.
+    """
+    ctx = ctx or distributed.setup()
+    base, runs = sweep_configs(params, losses)
+    for cfg in ([base] if base else []) + runs:
+        if is_finished(cfg.out_dir, cfg.steps):
+            if ctx.is_main:
+                print(f"[train] {cfg.out_dir.name} ({cfg.loss}): finished, reused", flush=True)
+            continue
+        train_codec(cfg, ctx)
+    return [c for c in trained_codecs(params["PROFILE"]) if c.loss in losses and c.model == params["MODEL"]]
