@@ -122,3 +122,12 @@ def test_visdrone_bad_inputs(project_root, visdrone_root, tmp_path):
     (visdrone_root / "VisDrone2019-DET-val" / "annotations" / "0000001_00000_d_0000001.txt").unlink()
     assert main(["data", "visdrone", "--root", str(visdrone_root), "--profile", "paper"]) == 2
     assert main(["data", "visdrone", "--root", str(tmp_path / "none"), "--profile", "paper"]) == 2
+
+
+def test_paper_profile_names_the_import_command(project_root):
+    from icm_lib.data.prepare import prepare_datasets
+
+    with pytest.raises(UserError, match="icm data visdrone --root"):
+        prepare_datasets("paper", ["visdrone"], seed=0)
+    with pytest.raises(UserError, match="not available at profile 'paper'"):
+        prepare_datasets("paper", ["shapes"], seed=0)

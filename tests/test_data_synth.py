@@ -105,3 +105,13 @@ def test_shapes_annotations_match_painted_objects(monkeypatch):
             points = np.concatenate([np.reshape(p, (-1, 2)) for p in ann["segmentation"]])
             np.testing.assert_allclose(ann["bbox"][:2], points.min(0), atol=0.011)
             np.testing.assert_allclose(np.add(ann["bbox"][:2], ann["bbox"][2:]), points.max(0), atol=0.011)
+
+
+def test_cli_synth_builds_datasets_and_masks(project_root, capsys):
+    from icm_lib.cli import main
+
+    assert main(["data", "synth", "--profile", "smoke"]) == 0
+    for name in synth.DATASETS:
+        layout = DatasetLayout.of("smoke", name)
+        assert len(list(layout.masks("val").glob("*.png"))) == synth.SIZES["smoke"][name]["val"]
+    assert "[synth] shapes (smoke)" in capsys.readouterr().out
