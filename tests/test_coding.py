@@ -92,3 +92,14 @@ def test_select_codecs_and_means():
     assert len(select_codecs(codecs, ["classical"])) == 3 and select_codecs(codecs, ["learned"]) == []
     means = mean_record({"a": {"bpp": 1.0, "object_psnr": None}, "b": {"bpp": 3.0, "object_psnr": 30.0}})
     assert means == {"n": 2, "bpp": 2.0, "object_psnr": 30.0}
+
+
+def test_cli_codes_a_dataset_and_names_a_missing_one(project_root, capsys):
+    from icm_lib.cli import main
+
+    make_layout("smoke")
+    assert main(["code", "--profile", "smoke", "--dataset", "tiny", "--codecs", "jpeg@q20", "webp"]) == 0
+    results = read_family_results("smoke", "tiny")
+    assert results["jpeg"]["results"]["codec_id"] == ["jpeg@q20"] and len(results["webp"]["results"]["bpp"]) == 5
+    assert main(["code", "--profile", "smoke", "--dataset", "nowhere"]) == 2
+    assert "no dataset 'nowhere'" in capsys.readouterr().err

@@ -45,15 +45,18 @@ def region_psnr_figure(profile: str, dataset: str):
     return fig
 
 
-def coding_examples_figure(panels, title: str = ""):
+def coding_examples_figure(panels, title: str = "", horizontal: bool = False):
     """Fig. 4 layout: the input row, then one row per decoded codec and per bit map, columns = images.
 
     Args:
         panels: :class:`icm_lib.evaluate.examples.ExamplePanels`.
+        horizontal: transpose (rows become columns), for a single image side by side.
     """
     rows = [("input", [(image, f"{stem}") for image, stem in zip(panels.inputs, panels.stems)]), *panels.rows.items()]
     n_rows, n_cols = len(rows), len(panels.stems)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.5 * n_rows), squeeze=False)
+    shape = (n_cols, n_rows) if horizontal else (n_rows, n_cols)
+    fig, grid = plt.subplots(*shape, figsize=(2.6 * shape[1], 2.5 * shape[0]), squeeze=False)
+    axes = grid.T if horizontal else grid
     vmax = [_bits_vmax([row[j][0] for _, row in rows]) for j in range(n_cols)]
     for i, (name, row) in enumerate(rows):
         for j, (image, label) in enumerate(row):
@@ -67,7 +70,7 @@ def coding_examples_figure(panels, title: str = ""):
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
-                ax.set_ylabel(name, fontsize=8)
+                (ax.set_xlabel if horizontal else ax.set_ylabel)(name, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -90,7 +93,7 @@ def interactive_examples(profile: str, layout, split: str, codecs: list, stems: 
 
     def show(codec_id: str, image: int):
         panels = example_panels(profile, layout, split, [stems[image]], [by_id[codec_id]])
-        fig = coding_examples_figure(panels, title=codec_id)
+        fig = coding_examples_figure(panels, title=codec_id, horizontal=True)
         plt.show()
         plt.close(fig)
 
