@@ -72,11 +72,13 @@ def render_aerial(rng: np.random.Generator, cfg: AerialConfig = AerialConfig()) 
     for _ in range(int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))):
         cat = int(rng.choice(len(CATEGORIES), p=[0.35, 0.4, 0.15, 0.1]))
         poly = _object_polygon(rng, CATEGORIES[cat], h, w)
-        footprint = np.zeros_like(taken)
-        _draw(footprint, poly, 1)
-        if (footprint & taken).any():
-            continue  # top-down objects do not overlap: skip this one
-        taken |= cv2.dilate(footprint, np.ones((3, 3), np.uint8))
+        # Seen from above, objects do not overlap: an object whose box (plus a pixel and its
+        # shadow) meets one already drawn is skipped.
+        (bx0, by0), (bx1, by1) = np.floor(poly.min(0)).astype(int) - 1, np.ceil(poly.max(0)).astype(int) + 2
+        window = (slice(max(0, by0), max(0, by1)), slice(max(0, bx0), max(0, bx1)))
+        if taken[window].any():
+            continue
+        taken[window] = 1
         _draw(image, poly + [1.0, 1.0], (20, 20, 20))  # shadow
         colour = tuple(int(c) for c in rng.integers(30, 250, 3))
         _draw(image, poly, colour)

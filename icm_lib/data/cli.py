@@ -57,7 +57,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="dataset seed (default: the project's)")
     p.set_defaults(func=_synth)
 
-    p = data.add_parser("coco", help="bring COCO2017 into the layout (symlinks, YOLO labels, masks)")
+    p = data.add_parser("coco", help="bring COCO2017 into the layout (per-image symlinks, linked annotations, YOLO labels); masks: notebook 01 or icm masks")
     p.add_argument("--train-images", required=True, help="folder of train2017 images")
     p.add_argument("--val-images", required=True, help="folder of val2017 images")
     p.add_argument("--annotations", required=True, help="folder holding instances_train2017.json and instances_val2017.json")
@@ -65,7 +65,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="coco", help="dataset name under data/<profile>/datasets/")
     p.set_defaults(func=_coco)
 
-    p = data.add_parser("visdrone", help="convert VisDrone2019-DET to the layout (COCO JSON, YOLO labels, masks)")
+    p = data.add_parser("visdrone", help="convert VisDrone2019-DET to the layout (COCO JSON, YOLO labels); masks: notebook 01 or icm masks")
     p.add_argument("--root", required=True, help="folder holding VisDrone2019-DET-train/ and VisDrone2019-DET-val/")
     p.add_argument("--profile", default="paper")
     p.add_argument("--name", default="visdrone", help="dataset name under data/<profile>/datasets/")

@@ -2,7 +2,7 @@
 
 ``data/<profile>/datasets/<name>/``::
 
-    images/<split>/<stem>.png|jpg       the images (symlinked folders for real data)
+    images/<split>/<stem>.png|jpg       the images (one symlink per file for real data)
     annotations/instances_<split>.json  COCO format: images, annotations, categories
     labels/<split>/<stem>.txt           YOLO format, for ultralytics (it maps images/ -> labels/)
     masks/<split>/<stem>.png            object masks of Eq. (3): 0 background, 255 object

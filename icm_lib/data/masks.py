@@ -118,6 +118,8 @@ def write_masks(annotations_json: Path, images_dir: Path, out_dir: Path, from_bo
     for img in coco["images"]:
         mask = object_mask(by_image[img["id"]], int(img["height"]), int(img["width"]), from_boxes)
         ok, png = cv2.imencode(".png", mask * np.uint8(255), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise RuntimeError(f"PNG encoding failed for the mask of {img['file_name']}")
         write_atomic(out_dir / f"{Path(img['file_name']).stem}.png", png.tobytes())
     seconds = time.perf_counter() - start
     n = len(coco["images"])

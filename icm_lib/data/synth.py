@@ -41,7 +41,7 @@ SIZES = {
 _RENDER = {"shapes": (shapes.render_shapes, shapes.CATEGORIES), "aerial": (aerial.render_aerial, aerial.CATEGORIES)}
 _MARKER = "synth.json"  # written last inside the dataset: its presence means "complete"
 _FORMAT = 1  # bump when the generators change, so stale datasets are rebuilt
-_PARALLEL_FROM = 400  # splits at least this large are drawn by two processes
+_PARALLEL_FROM = 100  # splits at least this large are drawn by two processes
 
 
 def render_image(name: str, seed: int, split: str, index: int) -> tuple[np.ndarray, list[dict]]:
@@ -55,7 +55,7 @@ def _render_png(job: tuple[str, int, str, int, Path]) -> tuple[int, int, list[di
     """Draw one image and write it as PNG; returns its height, width and annotations."""
     name, seed, split, index, path = job
     image, anns = render_image(name, seed, split, index)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError(f"could not encode {path}")
     path.write_bytes(buf.tobytes())
