@@ -50,7 +50,8 @@ class Run:
     scheduler: torch.optim.lr_scheduler.MultiStepLR
     criterion: nn.Module
     step: int = 0
-    seconds: float = 0.0  # training time over all sessions of this run
+    seconds: float = 0.0  # training wall time over all sessions of this run
+    cpu_seconds: float = 0.0  # CPU time of this process (all its threads) in training steps
 
 
 def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dict[str, Any]:
@@ -119,7 +120,7 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
         optimizer.load_state_dict(state["optimizer"])
         aux_optimizer.load_state_dict(state["aux_optimizer"])
         scheduler.load_state_dict(state["lr_scheduler"])
-        run.step, run.seconds = int(state["step"]), float(state["seconds"])
+        run.step, run.seconds, run.cpu_seconds = int(state["step"]), float(state["seconds"]), float(state.get("cpu_seconds", 0.0))
         rngs = state["rng"]
         if len(rngs) == ctx.world:
             set_rng_state(rngs[ctx.rank])
@@ -159,7 +160,7 @@ def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]
 def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
     """One optimisation step of the rate-distortion loss and one of the auxiliary loss."""
     run.net.train()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     run.optimizer.zero_grad(set_to_none=True)
     run.aux_optimizer.zero_grad(set_to_none=True)
     out = run.net(x)
@@ -181,6 +182,7 @@ def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
     run.scheduler.step()
     run.step += 1
     run.seconds += time.perf_counter() - started
+    run.cpu_seconds += time.process_time() - cpu_started
     row = dict(zip(STATS, stats.tolist())) | {"aux_loss": aux_loss.item()}
     object_sum, object_count = row.pop("object_mse_sum"), row.pop("object_count")
     row["object_psnr"] = psnr_from_mse(object_sum / object_count) if object_count else math.nan
@@ -209,7 +211,8 @@ def save(run: Run) -> Path:
 
         state = {
             "optimizer": run.optimizer.state_dict(), "aux_optimizer": run.aux_optimizer.state_dict(),
-            "lr_scheduler": run.scheduler.state_dict(), "step": run.step, "seconds": run.seconds, "rng": rngs,
+            "lr_scheduler": run.scheduler.state_dict(), "step": run.step, "seconds": run.seconds,
+            "cpu_seconds": run.cpu_seconds, "rng": rngs,
         }
         save_checkpoint(path, run.model, _meta(run), training_state=state)
     distributed.barrier(run.ctx)
@@ -259,8 +262,8 @@ def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
         _log(run, {"split": "val", **val})
         summary = {
             "model": run.cfg.model, "loss": run.cfg.loss, "lmbda": run.cfg.lmbda, "step": run.step,
-            "train_seconds": run.seconds, "images_per_second": run.step * run.cfg.batch_size / max(run.seconds, 1e-9),
-            "device": str(run.ctx.device), "processes": run.ctx.world, "val": val, "config": run.cfg.to_meta(),
+            "train_seconds": run.seconds, "train_cpu_seconds": run.cpu_seconds, "threads": torch.get_num_threads(),
+            "images_per_second": run.step * run.cfg.batch_size / max(run.seconds, 1e-9), "device": str(run.ctx.device), "processes": run.ctx.world, "val": val, "config": run.cfg.to_meta(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         path = run.cfg.out_dir / SUMMARY

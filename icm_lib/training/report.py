@@ -100,3 +100,16 @@ def region_bd_psnr(profile: str, model: str = "tcm-tiny") -> dict[str, float]:
         "whole": bd_psnr(anchor, test, "psnr"),
         "bpp_overlap": list(overlap),
     }
+
+
+def training_times(params: dict[str, Any]) -> dict[str, Any]:
+    """Training seconds (summed over resumed sessions) of the base and every codec of the sweeps."""
+    from icm_lib.training.loop import SUMMARY
+    from icm_lib.training.sweep import sweep_runs
+
+    seconds = {}
+    for label, folder in sweep_runs(params).items():
+        path = Path(folder) / SUMMARY
+        seconds[label] = json.loads(path.read_text(encoding="utf-8"))["train_seconds"] if path.is_file() else None
+    done = [s for s in seconds.values() if s is not None]
+    return {"seconds": seconds, "total_seconds": sum(done), "runs_finished": len(done), "runs": len(seconds)}

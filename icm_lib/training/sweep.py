@@ -123,3 +123,11 @@ def train_sweeps(params: dict[str, Any], losses: tuple[str, ...] = LOSSES, ctx: 
             continue
         train_codec(cfg, ctx)
     return [c for c in trained_codecs(params["PROFILE"]) if c.loss in losses and c.model == params["MODEL"]]
+
+
+def sweep_runs(params: dict[str, Any], losses: tuple[str, ...] = LOSSES) -> dict[str, Path]:
+    """Every run folder of the sweeps by label (``base mse@0.003``, ``tcm-tiny-object@0.05`` ...)."""
+    base, runs = sweep_configs(params, losses)
+    out = {f"base {base.loss}@{base.lmbda:g}": base.out_dir} if base else {}
+    out.update({f"{cfg.model}-{cfg.loss}@{cfg.lmbda:g}": cfg.out_dir for cfg in runs})
+    return out

@@ -1,0 +1,74 @@
+"""Figures of notebook 02, drawn from the files training wrote: each run's
+``metrics.jsonl`` (training curves) and ``results/training/<family>.json``
+(rate versus PSNR inside the object mask and over the background)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from icm_lib.training.loop import METRICS
+from icm_lib.training.report import read_results
+
+LOSS_STYLE = {"object": "-", "mse": "--"}
+LOSS_LABEL = {"object": "Object-MSE (Eq. 4)", "mse": "MSE (Eq. 1)"}
+
+
+def _smooth(values: list[float], width: int) -> np.ndarray:
+    v = np.asarray([np.nan if x is None else x for x in values], float)
+    if width <= 1 or len(v) < width:
+        return v
+    kernel = np.ones(width)
+    ok = np.isfinite(v)
+    return np.convolve(np.where(ok, v, 0), kernel, "same") / np.maximum(np.convolve(ok, kernel, "same"), 1)
+
+
+def read_metrics(run_dir: Path, split: str = "train") -> dict[str, list]:
+    """A run's logged rows of one split, as columns."""
+    rows = [json.loads(line) for line in (Path(run_dir) / METRICS).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r["split"] == split]
+    return {key: [r.get(key) for r in rows] for key in (rows[0] if rows else {})}
+
+
+def plot_training_curves(runs: dict[str, Path], smooth: int = 9):
+    """Loss, rate and object-region PSNR against step for each run (``{label: run folder}``)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for i, (label, folder) in enumerate(runs.items()):
+        cols = read_metrics(folder)
+        if not cols:
+            continue
+        style = LOSS_STYLE.get(label.split("@")[0].rsplit("-", 1)[-1], ":")
+        for ax, key in zip(axes, ("loss", "bpp_loss", "object_psnr")):
+            ax.plot(cols["step"], _smooth(cols[key], smooth), style, color=f"C{i % 10}", label=label, lw=1.2)
+    for ax, title in zip(axes, ("loss (R + lambda 255^2 D)", "rate estimate (bpp)", "object-region PSNR (dB)")):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[2].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_region_rate_distortion(profile: str, model: str, bd_psnr: dict[str, float] | None = None):
+    """Real bpp against PSNR inside the object mask and over the background, both codec families."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    for loss in ("object", "mse"):
+        res = read_results(profile, f"{model}-{loss}")["results"]
+        for ax, key in zip(axes, ("object_psnr", "background_psnr")):
+            ax.plot(res["bpp"], res[key], LOSS_STYLE[loss], marker="o", label=f"{model}, {LOSS_LABEL[loss]}")
+            for bpp, psnr, lmbda in zip(res["bpp"], res[key], res["lmbda"]):
+                ax.annotate(f"{lmbda:g}", (bpp, psnr), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for ax, region, key in zip(axes, ("object region", "background"), ("object", "background")):
+        title = f"PSNR over the {region}"
+        if bd_psnr is not None:
+            title += f"  (BD-PSNR {bd_psnr[key]:+.2f} dB)"
+        ax.set_title(title)
+        ax.set_xlabel("bpp (real bitstream)")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,129 @@
+"""The trainer on the smoke data: it learns, resumes exactly, refuses bad checkpoints, stops on NaN.
+
+A small ``bmshj2018-hyperprior`` stands in for TCM where the test is about the
+loop's plumbing (it trains in milliseconds per step); notebook 02's test runs
+``tcm-tiny``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from icm_lib.cli import UserError
+from icm_lib.training import loop
+from icm_lib.training.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {"model": "bmshj2018-hyperprior", "model_kwargs": {"N": 16, "M": 24}}
+
+
+@pytest.fixture
+def train_root(smoke_root, tmp_path, monkeypatch) -> Path:
+    """A fresh project root whose smoke datasets (with masks) are those of the session's ``smoke_root``."""
+    monkeypatch.setenv("ICM_ROOT", str(smoke_root))
+    from icm_lib.data.layout import DatasetLayout
+    from icm_lib.data.masks import build_masks
+
+    for split in ("train", "val"):
+        build_masks(DatasetLayout.of("smoke", "shapes"), split, verbose=False)
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    (root / "data" / "smoke").mkdir(parents=True)
+    (root / "data" / "smoke" / "datasets").symlink_to(smoke_root / "data" / "smoke" / "datasets")
+    monkeypatch.setenv("ICM_ROOT", str(root))
+    return root
+
+
+def config(out_dir: Path, **overrides) -> TrainConfig:
+    settings = dict(profile="smoke", loss="mse", lmbda=0.01, steps=6, batch_size=2, crop_size=64, lr=1e-3,
+                    checkpoint_every=3, decay_at=(0.5,), final_val_images=2, **SMALL)
+    return TrainConfig(out_dir, **{**settings, **overrides})
+
+
+def train_losses(out_dir: Path) -> list[float]:
+    rows = [json.loads(line) for line in (out_dir / loop.METRICS).read_text().splitlines()]
+    return [r["loss"] for r in rows if r["split"] == "train"]
+
+
+def test_smoke_run_lowers_its_loss_and_writes_its_files(train_root, tmp_path):
+    out = tmp_path / "run"
+    summary = loop.train_codec(config(out, steps=30, checkpoint_every=10, decay_at=()))
+    losses = train_losses(out)
+    assert len(losses) == 30
+    assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
+    assert summary["step"] == 30 and summary["val"]["images"] == 2
+    assert summary["val"]["bpp"] > 0 and summary["val"]["psnr"] > 5
+    assert json.loads((out / loop.SUMMARY).read_text())["step"] == 30
+
+
+def test_interrupted_run_resumes_exactly(train_root, tmp_path, monkeypatch):
+    from icm_lib.checkpoint import load_checkpoint
+
+    loop.train_codec(config(tmp_path / "straight"))
+    original = loop._step
+
+    def killed_at_step_5(run, *args):
+        if run.step == 4:
+            raise KeyboardInterrupt
+        original(run, *args)
+
+    monkeypatch.setattr(loop, "_step", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train_codec(config(tmp_path / "resumed"))
+    _, meta, state = load_checkpoint(tmp_path / "resumed" / loop.CHECKPOINT)
+    assert meta["step"] == state["step"] == 3  # lost only the steps after the last checkpoint
+    assert not (tmp_path / "resumed" / loop.SUMMARY).exists()
+    monkeypatch.setattr(loop, "_step", original)
+    summary = loop.train_codec(config(tmp_path / "resumed"))
+    assert summary["step"] == 6
+    straight, _, s_state = load_checkpoint(tmp_path / "straight" / loop.CHECKPOINT)
+    resumed, _, r_state = load_checkpoint(tmp_path / "resumed" / loop.CHECKPOINT)
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+    assert s_state["lr_scheduler"]["_last_lr"] == r_state["lr_scheduler"]["_last_lr"]
+    assert train_losses(tmp_path / "straight") == train_losses(tmp_path / "resumed")
+
+
+def test_unfinished_run_needs_resume(train_root, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    loop.train_codec(config(out, steps=3))
+    with pytest.raises(FileExistsError, match="--resume"):
+        loop.train_codec(config(out, steps=6, resume=False))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupted_checkpoint_is_refused(train_root, tmp_path, damage):
+    out = tmp_path / "run"
+    loop.train_codec(config(out, steps=3))
+    path = out / loop.CHECKPOINT
+    data = path.read_bytes()
+    path.write_bytes(b"not a checkpoint" * 10 if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(UserError, match="corrupted or truncated|not a plain weights file"):
+        loop.train_codec(config(out, steps=6))
+
+
+def test_nan_loss_stops_without_saving(train_root, tmp_path, monkeypatch):
+    from icm_lib.checkpoint import load_checkpoint
+    from icm_lib.losses import RateDistortionLoss
+
+    forward = RateDistortionLoss.forward
+    calls = []
+
+    def nan_at_third_step(self, output, target, mask=None):
+        out = forward(self, output, target, mask)
+        calls.append(1)
+        if len(calls) == 3:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(RateDistortionLoss, "forward", nan_at_third_step)
+    out = tmp_path / "run"
+    with pytest.raises(loop.TrainingDiverged, match="loss is nan at step 3"):
+        loop.train_codec(config(out, checkpoint_every=1))
+    _, meta, _ = load_checkpoint(out / loop.CHECKPOINT)
+    assert meta["step"] == 2
+    assert not (out / loop.SUMMARY).exists()

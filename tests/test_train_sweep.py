@@ -1,0 +1,83 @@
+"""Sweep plumbing: run folders, warm starts, the list of finished codecs, region BD-PSNR, the CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from icm_lib.config import notebook_params
+from icm_lib.training.loop import CHECKPOINT, SUMMARY
+from icm_lib.training.report import bd_psnr, region_bd_psnr, write_results
+from icm_lib.training.sweep import is_finished, run_dir, sweep_configs, trained_codecs
+
+
+def fake_finished_run(profile: str, loss: str, lmbda: float, val: dict, steps: int = 10) -> None:
+    """A finished run's files (the checkpoint's content is not read by the listing)."""
+    out = run_dir(profile, loss, "tcm-tiny", lmbda)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CHECKPOINT).write_bytes(b"weights")
+    summary = {"model": "tcm-tiny", "loss": loss, "lmbda": lmbda, "step": steps, "train_seconds": 1.5,
+               "val": val, "config": {"dataset": "shapes"}}
+    (out / SUMMARY).write_text(json.dumps(summary))
+
+
+def test_demo_sweep_warm_starts_every_codec_from_one_base(project_root):
+    params = notebook_params("demo", "02_train_codecs")
+    base, runs = sweep_configs(params)
+    assert base is not None and base.loss == "mse" and base.steps == params["BASE_STEPS"]
+    assert len(runs) == len(params["OBJECT_LAMBDAS"]) + len(params["MSE_LAMBDAS"]) >= 6
+    assert all(r.init == base.out_dir / CHECKPOINT for r in runs)
+    assert runs[0].out_dir == run_dir("demo", "object", "tcm-tiny", params["OBJECT_LAMBDAS"][0])
+    assert runs[0].out_dir.name == f"tcm-tiny_lambda{params['OBJECT_LAMBDAS'][0]:g}"
+
+
+def test_paper_sweep_is_the_papers(project_root):
+    params = notebook_params("paper", "02_train_codecs")
+    base, runs = sweep_configs(params)
+    assert base is None
+    assert [r.lmbda for r in runs if r.loss == "object"] == [0.05, 0.02, 0.01, 0.005]
+    assert [r.lmbda for r in runs if r.loss == "mse"] == [0.01, 0.005, 0.002, 0.001]
+    assert all(r.model == "tcm-large" and r.lr == 1e-4 and r.clip_max_norm == 1.0 for r in runs)
+
+
+def test_trained_codecs_lists_only_finished_runs(project_root):
+    val = {"bpp": 0.2, "psnr": 30.0, "object_psnr": 31.0, "background_psnr": 29.0}
+    fake_finished_run("smoke", "object", 0.05, val)
+    fake_finished_run("smoke", "mse", 0.01, val)
+    unfinished = run_dir("smoke", "mse", "tcm-tiny", 0.002)
+    unfinished.mkdir(parents=True)
+    (unfinished / CHECKPOINT).write_bytes(b"weights")
+    codecs = trained_codecs("smoke")
+    assert [(c.model, c.loss, c.lmbda) for c in codecs] == [("tcm-tiny", "object", 0.05), ("tcm-tiny", "mse", 0.01)]
+    assert codecs[0].codec_id == "tcm-tiny-object@0.05" and codecs[0].path.name == CHECKPOINT
+    assert is_finished(codecs[0].path.parent, 10) and not is_finished(codecs[0].path.parent, 11)
+
+
+def test_region_bd_psnr_measures_the_shift(project_root):
+    for lmbda, bpp in [(0.001, 0.1), (0.003, 0.2), (0.01, 0.4)]:
+        psnr = 25 + 5 * math.log2(bpp / 0.1)
+        fake_finished_run("smoke", "mse", lmbda, {"bpp": bpp, "psnr": psnr, "object_psnr": psnr, "background_psnr": psnr})
+        fake_finished_run("smoke", "object", 5 * lmbda, {"bpp": bpp, "psnr": psnr - 1, "object_psnr": psnr + 3, "background_psnr": psnr - 2})
+    bd = region_bd_psnr("smoke", "tcm-tiny")
+    assert bd["object"] == pytest.approx(3.0, abs=1e-6)
+    assert bd["background"] == pytest.approx(-2.0, abs=1e-6)
+    assert bd["whole"] == pytest.approx(-1.0, abs=1e-6)
+    (path,) = [p for p in write_results("smoke") if p.stem == "tcm-tiny-object"]
+    res = json.loads(path.read_text())
+    assert res["name"] == "tcm-tiny-object" and "real bitstream" in res["description"]
+    assert res["results"]["bpp"] == sorted(res["results"]["bpp"]) and res["results"]["codec_id"][0] == "tcm-tiny-object@0.005"
+
+
+def test_bd_psnr_needs_two_points():
+    one = {"bpp": [0.1], "object_psnr": [30.0]}
+    assert math.isnan(bd_psnr(one, one, "object_psnr"))
+
+
+def test_cli_rejects_bad_settings(project_root, capsys):
+    from icm_lib.cli import main
+
+    assert main(["train", "--profile", "smoke", "--loss", "mse", "--lambdas", "-1"]) == 2
+    assert "lambda must be positive" in capsys.readouterr().err
+    assert main(["train", "--profile", "smoke", "--init", "/no/such/checkpoint.pt", "--loss", "mse"]) == 2
+    assert "no checkpoint /no/such/checkpoint.pt" in capsys.readouterr().err
