@@ -1,0 +1,267 @@
+"""Machine evaluation end to end: detectors on decoded images, fine-tuning, BD-rate (Sec. 4).
+
+Shindo et al. score each codec by the accuracy of YOLOv5 and Mask R-CNN on its
+decoded COCO2017 val (and VisDrone) images against the bits per pixel, with the
+detectors used as trained on clean images ("pre-trained") and fine-tuned on the
+codec's decoded train images ("fine-tuned"), and summarise the curves by
+BD-rate. :func:`run_recognition` does that for every dataset, detector and
+codec of a :class:`RecognitionPlan`:
+
+1. the clean detector (trained here on the clean train split and cached, or the
+   user's weights) is scored on the original val images and on each codec's
+   decoded val images (coded by :func:`icm_lib.evaluate.coding.code_split`,
+   reused when notebook 03 already coded them);
+2. for the codecs chosen for fine-tuning, the first ``finetune_images`` train
+   images are coded with that codec, the clean detector is fine-tuned on them
+   and scored on the same codec's decoded val images;
+3. BD-rate tables compare every curve with every other.
+
+Deviation (demo profile): fine-tuning uses a subset of the train images, a few
+epochs and only some codec families (the learned ones and the strongest
+classical one by default), to fit the CPU budget; the paper fine-tunes on all
+of COCO-Train for every codec. ``icm evaluate --profile P`` runs the same plan
+as notebook 04.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from icm_lib.data.layout import DatasetLayout
+from icm_lib.evaluate import recognition_results as rr
+from icm_lib.evaluate.recognizers import Recognizer, build_recognizers
+
+BEST_CLASSICAL = "best-classical"  # finetune selector: the strongest classical family, chosen from the pre-trained curves
+
+
+@dataclass
+class RecognitionPlan:
+    """What notebook 04 evaluates; built from its parameters cell by :meth:`from_params`."""
+
+    datasets: list = field(default_factory=lambda: ["shapes", "aerial"])  # embedded: shapes (COCO), aerial (VisDrone)
+    detectors: list = field(default_factory=lambda: ["yolo", "maskrcnn"])  # yolo and/or maskrcnn
+    codecs: list = field(default_factory=lambda: ["learned", "classical"])  # codec selectors (family, id, learned, classical, all)
+    classical: list | None = None  # anchor families to build (None: notebook 03's CLASSICAL)
+    qualities: dict | None = None  # quality list per anchor family (None: notebook 03's QUALITIES)
+    val_images: int | None = None  # score the first N val images by name (None: notebook 03's LIMIT, 0 = all)
+    finetune: bool = True  # fine-tune detectors on decoded train images
+    finetune_datasets: list = field(default_factory=lambda: ["shapes"])  # datasets whose detectors are fine-tuned
+    finetune_detectors: list = field(default_factory=lambda: ["yolo", "maskrcnn"])  # detectors fine-tuned
+    finetune_codecs: list = field(default_factory=lambda: ["learned", BEST_CLASSICAL])  # codec selectors, or best-classical
+    finetune_images: int | None = None  # code and fine-tune on the first N train images (None: all)
+    finetune_epochs: dict = field(default_factory=lambda: {"yolo": 3, "maskrcnn": 2})  # epochs per detector
+    yolo: dict = field(default_factory=dict)  # YoloConfig overrides (scale, imgsz, epochs, batch, ...)
+    maskrcnn: dict = field(default_factory=dict)  # SegmenterConfig overrides
+    weights: dict = field(default_factory=dict)  # detector -> {dataset: weights file} (paper profile)
+    bd_min_points: int = 4  # fewest points a curve needs for a BD-rate (VCEG: 4)
+    bd_drop_dominated: bool = False  # drop points a lower-rate point beats instead of giving NaN
+
+    @classmethod
+    def from_params(cls, params: dict) -> "RecognitionPlan":
+        """From a notebook's parameters (UPPER_CASE keys; unknown keys such as PROFILE ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k.lower(): v for k, v in params.items() if k.lower() in names})
+
+    def resolved(self, profile: str) -> "RecognitionPlan":
+        """A copy with the coding settings left None taken from notebook 03's section, so both
+        notebooks score the very same decoded images."""
+        from dataclasses import replace
+
+        from icm_lib.config import notebook_params
+
+        coding = notebook_params(profile, "03_coding_examples")
+        limit = self.val_images if self.val_images is not None else (coding.get("LIMIT") or None)
+        return replace(self, classical=self.classical if self.classical is not None else coding.get("CLASSICAL"),
+                       qualities=self.qualities if self.qualities is not None else coding.get("QUALITIES"),
+                       val_images=limit or None)
+
+
+def validate_paths(plan: RecognitionPlan, profile: str, data_roots: dict | None = None) -> None:
+    """Check every input path of a plan before any work: the datasets in the shared layout,
+    the user's weights files and (paper profile) the raw data roots.
+
+    Raises:
+        FileNotFoundError: naming the first missing path and what to do about it.
+    """
+    for name, root in (data_roots or {}).items():
+        if not Path(root).expanduser().exists():
+            raise FileNotFoundError(f"{name} data root {root} does not exist: edit DATA_ROOTS in notebooks/params/{profile}.yaml")
+    for detector, per_dataset in (plan.weights or {}).items():
+        for dataset, path in (per_dataset or {}).items():
+            if path and not Path(path).expanduser().is_file():
+                raise FileNotFoundError(f"{detector} weights for {dataset}: no file {path} "
+                                        f"(edit WEIGHTS in notebooks/params/{profile}.yaml)")
+    for dataset in plan.datasets:
+        layout = DatasetLayout.of(profile, dataset)
+        for path in (layout.annotations("val"), layout.images("val")):
+            if not path.exists():
+                raise FileNotFoundError(f"dataset {dataset!r} of profile {profile}: missing {path} "
+                                        "(run notebook 01, or import the data with `icm data ...`)")
+
+
+class ScoreCache:
+    """Scores already computed, keyed by model file and image folder (with their modification times)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.scores = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+
+    def score(self, recognizer: Recognizer, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None) -> dict:
+        folder = images_dir if images_dir is not None else layout.images("val")
+        key = f"{weights}@{os.stat(weights).st_mtime_ns}|{folder}@{os.stat(folder).st_mtime_ns}|{limit}"
+        if key not in self.scores:
+            self.scores[key] = recognizer.evaluate(weights, layout, images_dir, limit)
+            rr.write_json(self.path, self.scores)
+        return {k: (float("nan") if v is None else v) for k, v in self.scores[key].items()}
+
+
+def _codec_images(payload: dict, profile: str, dataset: str, split: str) -> Path:
+    from icm_lib.evaluate.coding import codec_dir
+
+    return codec_dir(profile, dataset, payload["codec"]) / "images" / split
+
+
+def pretrained_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout, codecs: list, plan: RecognitionPlan,
+                      profile: str, cache: ScoreCache) -> dict[str, list[dict]]:
+    """Step 1: the clean detector on every codec's decoded val images; rows per family."""
+    from icm_lib.evaluate.coding import code_split
+
+    rows: dict[str, list[dict]] = {}
+    for codec in tqdm(codecs, desc=f"{layout.name}/{recognizer.name} pre-trained", unit="codec"):
+        payload = code_split(codec, layout, "val", profile, plan.val_images)
+        scores = cache.score(recognizer, base, layout, _codec_images(payload, profile, layout.name, "val"), plan.val_images)
+        rows.setdefault(codec.family, []).append({"codec_id": codec.id, "bpp": payload["mean"]["bpp"], **scores})
+    return rows
+
+
+def finetune_selection(codecs: list, selectors: list[str], folder: Path, plan: RecognitionPlan) -> list:
+    """Codecs to fine-tune: the selectors, with ``best-classical`` resolved from the pre-trained BD-rates."""
+    from icm_lib.evaluate.coding import select_codecs
+
+    chosen = select_codecs(codecs, [s for s in selectors if s != BEST_CLASSICAL])
+    if BEST_CLASSICAL in selectors:
+        tables = rr.bd_rate_tables(folder, ("map",), plan.bd_min_points, plan.bd_drop_dominated)
+        best = rr.best_classical(tables["map"], "pretrained") if tables else None
+        if best is not None:
+            family = best.split(" (")[0]
+            chosen += [c for c in codecs if c.family == family and c not in chosen]
+    return chosen
+
+
+def finetuned_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout, codecs: list, plan: RecognitionPlan,
+                     profile: str, cache: ScoreCache) -> dict[str, list[dict]]:
+    """Step 2: fine-tune on each codec's decoded train subset, score on its decoded val images."""
+    from icm_lib.evaluate.coding import code_split
+
+    rows: dict[str, list[dict]] = {}
+    for codec in tqdm(codecs, desc=f"{layout.name}/{recognizer.name} fine-tuning", unit="codec"):
+        train = code_split(codec, layout, "train", profile, plan.finetune_images)
+        tuned = recognizer.finetuned(base, layout, codec.id, _codec_images(train, profile, layout.name, "train"), profile)
+        val = code_split(codec, layout, "val", profile, plan.val_images)
+        scores = cache.score(recognizer, tuned, layout, _codec_images(val, profile, layout.name, "val"), plan.val_images)
+        rows.setdefault(codec.family, []).append({"codec_id": codec.id, "bpp": val["mean"]["bpp"], **scores})
+    return rows
+
+
+def evaluate_dataset(recognizer: Recognizer, layout: DatasetLayout, codecs: list, plan: RecognitionPlan, profile: str) -> dict:
+    """Steps 1-3 for one dataset and recognizer; returns timings and the results folder."""
+    folder = rr.recognition_dir(profile, layout.name, recognizer.name)
+    cache = ScoreCache(folder / "evaluations.json")
+    timings, start = {}, time.perf_counter()
+    base = recognizer.clean(layout, profile)
+    timings["train_s"] = time.perf_counter() - start
+    rr.write_uncompressed(folder, recognizer.name, cache.score(recognizer, base, layout, None, plan.val_images), plan.val_images)
+    for family, rows in pretrained_curves(recognizer, base, layout, codecs, plan, profile, cache).items():
+        rr.write_curve(folder, family, "pretrained", recognizer.name, rows, plan.val_images)
+    timings["pretrained_s"] = time.perf_counter() - start - timings["train_s"]
+    if plan.finetune and layout.name in plan.finetune_datasets and recognizer.name in plan.finetune_detectors:
+        chosen = finetune_selection(codecs, plan.finetune_codecs, folder, plan)
+        for family, rows in finetuned_curves(recognizer, base, layout, chosen, plan, profile, cache).items():
+            rr.write_curve(folder, family, "finetuned", recognizer.name, rows, plan.val_images)
+        timings["finetune_s"] = time.perf_counter() - start - timings["train_s"] - timings["pretrained_s"]
+    metrics = tuple(k for k in recognizer.metric_keys if not k.endswith("50"))
+    rr.bd_rate_tables(folder, metrics, plan.bd_min_points, plan.bd_drop_dominated)
+    return {"folder": folder, **{k: round(v, 1) for k, v in timings.items()}}
+
+
+def run_recognition(plan: RecognitionPlan, profile: str, recognizers: list[Recognizer] | None = None) -> dict:
+    """Every dataset x detector of the plan; returns ``{dataset: {detector: timings}}``."""
+    from icm_lib.evaluate.coding import all_codecs, select_codecs
+
+    recognizers = recognizers if recognizers is not None else build_recognizers(
+        plan.detectors, plan.yolo, plan.maskrcnn, plan.finetune_epochs, plan.weights)
+    plan = plan.resolved(profile)
+    available, skipped = all_codecs(profile, plan.classical, plan.qualities)
+    codecs = select_codecs(available, plan.codecs)
+    if not codecs:
+        raise ValueError(f"no codec matches {plan.codecs}: train codecs (notebook 02) or name available families")
+    summary: dict = {"skipped_codecs": list(skipped)}
+    for dataset in plan.datasets:
+        layout = DatasetLayout.of(profile, dataset)
+        for recognizer in recognizers:
+            if recognizer.supports(layout):
+                summary.setdefault(dataset, {})[recognizer.name] = evaluate_dataset(recognizer, layout, codecs, plan, profile)
+    return summary
+
+
+def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned") -> dict:
+    """The paper's claims in numbers for one dataset and detector (bbox mAP).
+
+    Returns:
+        ``bd_rate_vs_mse`` and ``bd_rate_vs_best_classical`` (object codec, ``mode`` curves, %),
+        ``best_classical``, ``recovered_fraction`` and the uncompressed ``map`` / ``map50``.
+    """
+    import math
+
+    folder = rr.recognition_dir(profile, dataset, detector)
+    path = folder / "bdrate_map.json"
+    table = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    result = {"bd_rate_vs_mse": math.nan, "bd_rate_vs_best_classical": math.nan, "best_classical": None}
+    if table:
+        anchor = next((r for r in table["rows"] if rr.codec_role(r.split(" (")[0]) == "object" and r.endswith(f"({mode})")), None)
+        mse = next((c for c in table["columns"] if rr.codec_role(c.split(" (")[0]) == "mse" and c.endswith(f"({mode})")), None)
+        best = rr.best_classical(table, mode)
+        if anchor:
+            result.update(bd_rate_vs_mse=rr.table_value(table, anchor, mse or ""), best_classical=best,
+                          bd_rate_vs_best_classical=rr.table_value(table, anchor, best or ""))
+    clean = rr.read_uncompressed(folder)
+    return {**result, "recovered_fraction": rr.recovered_fraction(folder),
+            "uncompressed_map": clean.get("map", math.nan), "uncompressed_map50": clean.get("map50", math.nan)}
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from icm_lib.cli import UserError
+    from icm_lib.config import notebook_params
+
+    plan = RecognitionPlan.from_params(notebook_params(args.profile, "04_recognition_accuracy"))
+    params = notebook_params(args.profile, "04_recognition_accuracy")
+    if args.dataset:
+        plan.datasets = args.dataset
+    if args.detector:
+        plan.detectors = args.detector
+    if args.no_finetune:
+        plan.finetune = False
+    try:
+        validate_paths(plan, args.profile, params.get("DATA_ROOTS"))
+        summary = run_recognition(plan, args.profile)
+    except (FileNotFoundError, ValueError) as err:
+        raise UserError(str(err)) from err
+    for dataset in plan.datasets:
+        for detector, info in summary.get(dataset, {}).items():
+            print(f"[evaluate] {dataset}/{detector}: {info['folder']} {headline(args.profile, dataset, detector)}")
+    return 0
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="detector accuracy on decoded images, fine-tuning and BD-rate (notebook 04's plan)")
+    p.add_argument("--profile", default="demo")
+    p.add_argument("--dataset", nargs="+", help="datasets (default: the profile's)")
+    p.add_argument("--detector", nargs="+", choices=["yolo", "maskrcnn"], help="detectors (default: the profile's)")
+    p.add_argument("--no-finetune", action="store_true", help="score the pre-trained detectors only")
+    p.set_defaults(func=_cli)

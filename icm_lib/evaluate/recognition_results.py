@@ -1,0 +1,151 @@
+"""Recognition results on disk: accuracy-rate curves, BD-rate tables, headline numbers.
+
+``results/recognition/<dataset>/<detector>/``::
+
+    uncompressed.json                 accuracy on the original val images
+    <family>_<pretrained|finetuned>.json
+                                      CompressAI's results shape: codec_id, bpp, map, map50 (segm_map...)
+    bdrate_<metric>.json / .md        BD-rate of every curve against every other (Sec. 4 of the paper)
+    evaluations.json                  cache of scores, keyed by model and image folder
+
+A curve is named ``<family> (<mode>)``, e.g. ``tcm-tiny-object (finetuned)``.
+Codec roles follow the family name: ``*-object`` is the paper's codec,
+``*-mse`` the MSE-trained one, anything else a classical anchor.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from icm_lib.data.formats import write_atomic
+from icm_lib.evaluate.bdrate import Curve, bd_rate_table, write_table
+from icm_lib.paths import results_dir
+
+MODES = ("pretrained", "finetuned")
+
+
+def recognition_dir(profile: str, dataset: str, detector: str) -> Path:
+    return results_dir(profile) / "recognition" / dataset / detector
+
+
+def codec_role(family: str) -> str:
+    """``object``, ``mse`` or ``classical`` from a family name (``tcm-tiny-object``, ``tcm-tiny-mse``, ``jpeg``)."""
+    return "object" if family.endswith("-object") else "mse" if family.endswith("-mse") else "classical"
+
+
+def write_json(path: Path, payload: dict) -> Path:
+    """JSON written atomically, NaN as null."""
+    write_atomic(path, json.dumps(_finite(payload), indent=1) + "\n")
+    return path
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_curve(folder: Path, family: str, mode: str, detector: str, rows: list[dict], n_images: int | None) -> Path:
+    """``<family>_<mode>.json``: one point per codec setting, sorted by bpp."""
+    rows = sorted(rows, key=lambda r: r["bpp"])
+    keys = [k for k in rows[0] if k != "codec_id"]
+    description = (f"{detector} ({mode}) on {family}-decoded val images ({n_images or 'all'} images): "
+                   "bpp from the real bitstream (mean over images); mAP@[.5:.95] and mAP50 by pycocotools COCOeval")
+    body = {"name": family, "description": description, "detector": detector, "mode": mode,
+            "results": {"codec_id": [r["codec_id"] for r in rows], **{k: [r[k] for r in rows] for k in keys}}}
+    return write_json(folder / f"{family}_{mode}.json", body)
+
+
+def write_uncompressed(folder: Path, detector: str, scores: dict, n_images: int | None) -> Path:
+    body = {"name": "uncompressed", "description": f"{detector} on the original val images ({n_images or 'all'} images), COCOeval",
+            "results": {k: [v] for k, v in scores.items()}}
+    return write_json(folder / "uncompressed.json", body)
+
+
+def read_curves(folder: Path) -> dict[str, dict]:
+    """Every ``<family>_<mode>.json`` of a folder, by curve name ``<family> (<mode>)``."""
+    curves = {}
+    for path in sorted(Path(folder).glob("*_*.json")):
+        family, _, mode = path.stem.rpartition("_")
+        if mode in MODES:
+            curves[f"{family} ({mode})"] = json.loads(path.read_text(encoding="utf-8"))
+    return curves
+
+
+def read_uncompressed(folder: Path) -> dict[str, float]:
+    path = Path(folder) / "uncompressed.json"
+    if not path.is_file():
+        return {}
+    results = json.loads(path.read_text(encoding="utf-8"))["results"]
+    return {k: (v[0] if v[0] is not None else math.nan) for k, v in results.items()}
+
+
+def _curve(body: dict, metric: str) -> Curve:
+    res = body["results"]
+    return Curve(list(res["bpp"]), [math.nan if v is None else v for v in res.get(metric, [None] * len(res["bpp"]))])
+
+
+def anchor_curve(names: list[str]) -> str | None:
+    """The object codec's curve, fine-tuned when there is one."""
+    objects = [n for n in names if codec_role(n.split(" (")[0]) == "object"]
+    finetuned = [n for n in objects if n.endswith("(finetuned)")]
+    return (finetuned or objects or [None])[0]
+
+
+def bd_rate_tables(folder: Path, metrics: tuple[str, ...] = ("map",), min_points: int = 4, drop_dominated: bool = False) -> dict[str, dict]:
+    """Write ``bdrate_<metric>.json`` and ``.md`` for every metric the curves hold; returns the tables."""
+    bodies = read_curves(folder)
+    tables = {}
+    for metric in metrics:
+        curves = {n: _curve(b, metric) for n, b in bodies.items() if metric in b["results"]}
+        if not curves:
+            continue
+        table = bd_rate_table(curves, anchor=anchor_curve(list(curves)), min_points=min_points, drop_dominated=drop_dominated)
+        table.update(metric=metric, min_points=min_points, drop_dominated=drop_dominated)
+        description = (f"BD-rate (%) of each row's curve against each column's at equal {metric} "
+                       "(bjontegaard, Akima); negative = the row needs fewer bits")
+        write_table(table, Path(folder) / f"bdrate_{metric}.json", description, title=f"{Path(folder).parent.name} / {Path(folder).name}: {metric}")
+        tables[metric] = table
+    return tables
+
+
+def table_value(table: dict, row: str, column: str) -> float:
+    """One cell of a BD-rate table (NaN when absent or not computable)."""
+    if row not in table["rows"] or column not in table["columns"]:
+        return math.nan
+    value = table["bd_rate"][table["rows"].index(row)][table["columns"].index(column)]
+    return math.nan if value is None else value
+
+
+def best_classical(table: dict, mode: str) -> str | None:
+    """The classical curve of ``mode`` the object codec saves the fewest bits against (the strongest anchor)."""
+    anchor = table["rows"][0]
+    candidates = [c for c in table["columns"] if c.endswith(f"({mode})") and codec_role(c.split(" (")[0]) == "classical"]
+    scored = [(table_value(table, anchor, c), c) for c in candidates]
+    scored = [(v, c) for v, c in scored if math.isfinite(v)]
+    return max(scored)[1] if scored else None
+
+
+def recovered_fraction(folder: Path, metric: str = "map") -> float:
+    """Share of the accuracy lost to the object codec at its lowest rate that fine-tuning wins back.
+
+    ``(finetuned - pretrained) / (uncompressed - pretrained)`` at the lowest-bpp point.
+    """
+    bodies, clean = read_curves(folder), read_uncompressed(folder).get(metric, math.nan)
+    objects = [n.split(" (")[0] for n in bodies if codec_role(n.split(" (")[0]) == "object"]
+    for family in objects:
+        pre, fine = bodies.get(f"{family} (pretrained)"), bodies.get(f"{family} (finetuned)")
+        if pre is None or fine is None:
+            continue
+        lowest = min(range(len(fine["results"]["bpp"])), key=lambda i: fine["results"]["bpp"][i])
+        codec_id = fine["results"]["codec_id"][lowest]
+        if codec_id not in pre["results"]["codec_id"]:
+            continue
+        before = pre["results"][metric][pre["results"]["codec_id"].index(codec_id)]
+        after = fine["results"][metric][lowest]
+        lost = clean - before if before is not None else math.nan
+        return (after - before) / lost if lost and lost > 0 and after is not None else math.nan
+    return math.nan

@@ -1,0 +1,156 @@
+"""Orchestration of notebook 04 with a fake recognizer: curves, fine-tuning, caching, BD-rate, figure."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from icm_lib.data.formats import write_coco_json, write_yolo_labels
+from icm_lib.data.layout import DatasetLayout
+from icm_lib.evaluate.codecs import PillowCodec
+from icm_lib.evaluate.recognition import BEST_CLASSICAL, RecognitionPlan, headline, run_recognition, validate_paths
+from icm_lib.evaluate.recognition_results import read_curves, recognition_dir
+from icm_lib.evaluate.recognizers import Recognizer
+from icm_lib.paths import detectors_dir
+
+
+def _write_split(layout: DatasetLayout, split: str, n: int, rng) -> None:
+    images, anns = [], []
+    for i in range(n):
+        stem = f"{split}{i:03d}"
+        image = (rng.random((40, 48, 3)) * 60 + 90).astype(np.uint8)
+        image[8:28, 10:30] = rng.integers(0, 255, 3)  # one square object
+        layout.images(split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(layout.images(split) / f"{stem}.png")
+        mask = np.zeros((40, 48), np.uint8)
+        mask[8:28, 10:30] = 255
+        layout.masks(split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(layout.masks(split) / f"{stem}.png")
+        images.append({"id": i + 1, "file_name": f"{stem}.png", "width": 48, "height": 40})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [10, 8, 20, 20], "area": 400.0,
+                     "segmentation": [[10, 8, 30, 8, 30, 28, 10, 28]], "iscrowd": 0})
+    cats = [{"id": 1, "name": "square"}]
+    write_coco_json(layout.annotations(split), images, anns, cats)
+    write_yolo_labels({"images": images, "annotations": anns, "categories": cats}, layout.labels(split))
+
+
+@pytest.fixture
+def toy_layout(project_root) -> DatasetLayout:
+    layout = DatasetLayout.of("smoke", "toy")
+    rng = np.random.default_rng(0)
+    _write_split(layout, "train", 6, rng)
+    _write_split(layout, "val", 5, rng)
+    return layout
+
+
+class NamedJpeg(PillowCodec):
+    """JPEG under another family name, standing in for the learned codecs."""
+
+    def __init__(self, family: str, quality: int):
+        super().__init__("jpeg", quality)
+        self.family = family
+
+
+class FakeRecognizer(Recognizer):
+    """Accuracy from the decoded images' PSNR; fine-tuned models score a little higher."""
+
+    name = "fake"
+    metric_keys = ("map", "map50")
+
+    def __init__(self):
+        self.calls = {"clean": 0, "finetuned": 0, "evaluate": 0}
+
+    def _model(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text("weights")
+        return path
+
+    def clean(self, layout, profile):
+        self.calls["clean"] += 1
+        return self._model(detectors_dir(profile) / "fake" / layout.name / "clean.txt")
+
+    def finetuned(self, base, layout, codec_id, train_images, profile):
+        self.calls["finetuned"] += 1
+        assert len(list(Path(train_images).glob("*.png"))) == 4  # finetune_images
+        return self._model(detectors_dir(profile) / "fake" / layout.name / "finetuned" / f"{codec_id}.txt")
+
+    def evaluate(self, weights, layout, images_dir, limit):
+        self.calls["evaluate"] += 1
+        files = layout.image_files("val")[:limit]
+        errors = []
+        for f in files:
+            original = np.asarray(Image.open(f), dtype=float)
+            decoded = np.asarray(Image.open(Path(images_dir) / f"{f.stem}.png"), dtype=float) if images_dir else original
+            errors.append(np.mean((original - decoded) ** 2))
+        psnr = 10 * math.log10(255**2 / max(np.mean(errors), 1e-3))
+        score = min(psnr, 60) / 60 + (0.02 if "finetuned" in str(weights) else 0.0)
+        return {"map": score * 0.8, "map50": score}
+
+
+def _codecs():
+    return ([NamedJpeg("toy-object", q) for q in (20, 50, 80, 95)] + [NamedJpeg("toy-mse", q) for q in (10, 30, 60, 90)]
+            + [PillowCodec("jpeg", q) for q in (5, 25, 55, 85)] + [PillowCodec("webp", q) for q in (5, 25, 55, 85)])
+
+
+def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
+    import icm_lib.evaluate.coding as coding
+
+    monkeypatch.setattr(coding, "all_codecs", lambda profile, classical=None, qualities=None: (_codecs(), ["vvc: not here"]))
+    plan = RecognitionPlan(datasets=["toy"], detectors=["fake"], codecs=["all"], classical=["jpeg", "webp"], qualities={},
+                           val_images=4, finetune=True, finetune_datasets=["toy"], finetune_detectors=["fake"],
+                           finetune_codecs=["toy-object", "toy-mse", BEST_CLASSICAL], finetune_images=4)
+    fake = FakeRecognizer()
+    summary = run_recognition(plan, "smoke", [fake])
+    folder = recognition_dir("smoke", "toy", "fake")
+    assert summary["toy"]["fake"]["folder"] == folder
+    curves = read_curves(folder)
+    assert {"toy-object (pretrained)", "jpeg (pretrained)", "webp (pretrained)", "toy-object (finetuned)"} <= set(curves)
+    finetuned_classical = {n for n in curves if n.endswith("(finetuned)") and n.split(" (")[0] in ("jpeg", "webp")}
+    assert len(finetuned_classical) == 1  # only the best classical family is fine-tuned
+    body = curves["toy-object (pretrained)"]
+    assert body["results"]["bpp"] == sorted(body["results"]["bpp"]) and len(body["results"]["map"]) == 4
+    assert "real bitstream" in body["description"]
+    assert fake.calls["finetuned"] == 12
+    table = json.loads((folder / "bdrate_map.json").read_text())
+    assert table["rows"][0] == "toy-object (finetuned)"
+    assert "| toy-object (finetuned) |" in (folder / "bdrate_map.md").read_text()
+    numbers = headline("smoke", "toy", "fake")
+    assert math.isfinite(numbers["uncompressed_map"]) and numbers["best_classical"] in {"jpeg (finetuned)", "webp (finetuned)"}
+    # a second run reuses every score and model
+    evaluations = fake.calls["evaluate"]
+    run_recognition(plan, "smoke", [fake])
+    assert fake.calls["evaluate"] == evaluations
+
+
+def test_figure_from_results(toy_layout, monkeypatch, project_root):
+    import icm_lib.evaluate.coding as coding
+    from icm_lib.plots import save_figure
+    from icm_lib.plots.recognition import plot_map_vs_bpp
+
+    monkeypatch.setattr(coding, "all_codecs", lambda profile, classical=None, qualities=None: (_codecs()[:8], []))
+    plan = RecognitionPlan(datasets=["toy"], codecs=["all"], classical=[], qualities={}, val_images=3, finetune=False)
+    run_recognition(plan, "smoke", [FakeRecognizer()])
+    fig = plot_map_vs_bpp(recognition_dir("smoke", "toy", "fake"), ("map", "segm_map"), title="toy")
+    assert len(fig.axes) == 1  # one metric present, pre-trained only
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert set(labels) == {"toy-object", "toy-mse", "uncompressed"}
+    paths = save_figure(fig, "map_vs_bpp_toy_fake")
+    assert all(p.is_file() for p in paths) and paths[0].parent == project_root / "figures"
+
+
+def test_plan_from_params_and_missing_paths(project_root):
+    plan = RecognitionPlan.from_params({"PROFILE": "smoke", "DATASETS": ["toy"], "FINETUNE": False,
+                                        "WEIGHTS": {"yolo": {"toy": str(project_root / "nope.pt")}}})
+    assert plan.datasets == ["toy"] and plan.finetune is False
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        validate_paths(plan, "smoke")
+    plan.weights = {}
+    with pytest.raises(FileNotFoundError, match="instances_val.json"):
+        validate_paths(plan, "smoke")
+    with pytest.raises(FileNotFoundError, match="/data/coco"):
+        validate_paths(plan, "smoke", {"coco": "/data/coco"})
