@@ -89,18 +89,23 @@ def test_masks_from_boxes_and_box_only_annotations(tmp_path):
 
 def test_build_masks_reuses_and_statistics(hand_built, tmp_path):
     path, images = hand_built
-    root = tmp_path / "ds"
-    layout = DatasetLayout(root)
+    layout = DatasetLayout(tmp_path / "ds")
     layout.images("val").parent.mkdir(parents=True)
     images.rename(layout.images("val"))
     layout.annotations("val").parent.mkdir(parents=True)
     path.rename(layout.annotations("val"))
     assert build_masks(layout, "val", verbose=False)["reused"] is False
-    assert build_masks(layout, "val", verbose=False)["reused"] is True
+    again = build_masks(layout, "val", verbose=False)
+    assert again["reused"] is True and again["images"] == 3 and again["images_per_second"] > 0
     stats = mask_statistics(layout, "val")
     assert stats["stems"] == ["crowd", "empty", "wide"]
     np.testing.assert_allclose(stats["object_fraction"], [5 / 64, 0.0, (16 + 20 - 4) / 140])
     assert stats["empty_images"] == 1
+    data = json.loads(layout.annotations("val").read_text())
+    data["annotations"] = data["annotations"][:1]  # other annotations: the masks are rebuilt
+    layout.annotations("val").write_text(json.dumps(data))
+    assert build_masks(layout, "val", verbose=False)["reused"] is False
+    assert not _read(layout.masks("val") / "crowd.png").any()
 
 
 @pytest.mark.parametrize("problem, message", [

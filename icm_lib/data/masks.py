@@ -30,7 +30,7 @@ from icm_lib.cli import UserError
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.data.formats import write_atomic
 
-_STAMP = ".masks.json"  # beside the masks: which annotations (size, mtime) and mode built them
+_STAMP = ".masks.json"  # beside the masks: which annotations (size, mtime) and mode built them, and how fast
 
 
 def load_coco(path: Path) -> dict:
@@ -138,18 +138,19 @@ def build_masks(layout: DatasetLayout, split: str, from_boxes: bool = False, ove
     """Masks of one split of a dataset into ``layout.masks(split)``; reused when built from the same annotations.
 
     Returns:
-        :func:`write_masks`' summary, with ``"reused": True`` when nothing had to be done.
+        :func:`write_masks`' summary and ``"reused"``; a reused split reports the time measured when it was built.
     """
     out_dir, annotations = layout.masks(split), layout.annotations(split)
     stamp_path = out_dir / _STAMP
-    stamp = _stamp(annotations, from_boxes) if annotations.is_file() else None
-    if not overwrite and stamp is not None and stamp_path.is_file():
-        if json.loads(stamp_path.read_text(encoding="utf-8")) == stamp:
-            n = len(load_coco(annotations)["images"])
-            return {"images": n, "seconds": 0.0, "images_per_second": None, "out_dir": out_dir, "reused": True}
+    source = _stamp(annotations, from_boxes) if annotations.is_file() else None
+    if not overwrite and source is not None and stamp_path.is_file():
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+        if stamp.get("source") == source:
+            rate = stamp["images"] / stamp["seconds"] if stamp["seconds"] > 0 else None
+            return {"images": stamp["images"], "seconds": stamp["seconds"], "images_per_second": rate, "out_dir": out_dir, "reused": True}
     stamp_path.unlink(missing_ok=True)
     summary = write_masks(annotations, layout.images(split), out_dir, from_boxes, verbose)
-    write_atomic(stamp_path, json.dumps(stamp, sort_keys=True))
+    write_atomic(stamp_path, json.dumps({"source": source, "images": summary["images"], "seconds": summary["seconds"]}, sort_keys=True))
     return {**summary, "reused": False}
 
 

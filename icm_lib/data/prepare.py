@@ -35,14 +35,15 @@ def prepare_datasets(profile: str, datasets: list[str], seed: int) -> dict[str, 
 
 
 def build_dataset_masks(layouts: dict[str, DatasetLayout], splits: list[str], overwrite: bool = False) -> dict[str, dict]:
-    """Masks of every split of every dataset; per dataset: images per split, masks/second (None when all reused)."""
+    """Masks of every split of every dataset; per dataset: images per split and masks/second
+    (measured when the masks were built, also when they are now reused)."""
     summary = {}
     for name, layout in layouts.items():
         runs = {split: build_masks(layout, split, overwrite=overwrite) for split in splits}
-        built = [r for r in runs.values() if not r["reused"]]
-        seconds = sum(r["seconds"] for r in built)
+        seconds = sum(r["seconds"] for r in runs.values())
         summary[name] = {"images": {s: r["images"] for s, r in runs.items()},
-                         "masks_per_second": sum(r["images"] for r in built) / seconds if built and seconds > 0 else None}
+                         "masks_per_second": sum(r["images"] for r in runs.values()) / seconds if seconds > 0 else None,
+                         "masks_reused": all(r["reused"] for r in runs.values())}
     return summary
 
 
