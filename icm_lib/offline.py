@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 from icm_lib.paths import cache_dir
@@ -34,6 +35,9 @@ def apply() -> None:
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _place_fonts(Path(os.environ["YOLO_CONFIG_DIR"]))
+    # compressai 1.2.8 scripts its rANS helpers with torch.jit.script, which torch 2.14
+    # deprecates on every import: noise for users, nothing they can act on.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 
 def _place_fonts(config_dir: Path) -> None:
