@@ -46,10 +46,13 @@ def test_complete_dataset_is_reused_and_interrupted_one_rebuilt(project_root, mo
     with pytest.raises(KeyboardInterrupt):
         synth.synthesize("shapes", "smoke", seed=1, sizes=TINY, verbose=False)
     assert not layout.root.exists()  # only the hidden partial folder, never a half dataset in place
+    stale = layout.root.with_name(".shapes.partial-999999999")  # left by a process that no longer runs
+    stale.mkdir()
     monkeypatch.undo()
     monkeypatch.setenv("ICM_ROOT", str(project_root))
     rebuilt = synth.synthesize("shapes", "smoke", seed=1, sizes=TINY, verbose=False)
     assert (rebuilt.root / "synth.json").is_file() and len(rebuilt.image_files("train")) == 4
+    assert not stale.exists() and not list(layout.root.parent.glob(".shapes.partial-*"))
 
 
 def test_paper_profile_is_refused(project_root):

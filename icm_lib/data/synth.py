@@ -18,6 +18,7 @@ complete; a complete one with the same seed and sizes is reused.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from multiprocessing import get_context
@@ -91,6 +92,18 @@ def _write_split(name: str, root: Path, split: str, count: int, seed: int) -> di
     return coco
 
 
+def _clear_stale_partials(root: Path) -> None:
+    """Remove the temporary folders of interrupted runs (their process is gone)."""
+    for folder in root.parent.glob(f".{root.name}.partial-*"):
+        pid = int(folder.name.rsplit("-", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # a live process of another user
+
+
 def _is_complete(root: Path, spec: dict) -> bool:
     marker = root / _MARKER
     try:
@@ -123,13 +136,17 @@ def synthesize(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] 
     if _is_complete(root, spec):
         return DatasetLayout(root)
     start = time.perf_counter()
-    tmp = root.with_name(f".{name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _clear_stale_partials(root)
+    tmp = root.with_name(f".{name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)  # this process's own earlier, interrupted attempt
     coco = {}
     for split, count in sizes.items():
         coco = _write_split(name, tmp, split, count, seed)
     write_yolo_yaml(tmp, coco["categories"], splits=tuple(sizes), final_root=root)
     write_atomic(tmp / _MARKER, json.dumps(spec, sort_keys=True))
+    if _is_complete(root, spec):  # another process finished the same dataset meanwhile
+        shutil.rmtree(tmp)
+        return DatasetLayout(root)
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
     if verbose:
