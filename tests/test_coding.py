@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.evaluate.codecs import PillowCodec
+from icm_lib.evaluate.codecs import PillowCodec, PillowFormat
 from icm_lib.evaluate.coding import code_split, codec_dir, coding_sweep, mean_record, read_family_results, select_codecs
 
 
@@ -51,16 +51,31 @@ def test_code_split_records_real_sizes_and_links_labels(project_root):
 
 
 def test_code_split_reuses_finished_work_and_redoes_interrupted(project_root):
-    layout = make_layout("smoke")
+    layout = make_layout("smoke", n=4)
     codec = PillowCodec("webp", 40)
-    first = code_split(codec, layout, "val", "smoke")
-    codec.encode = lambda image: pytest.fail("finished work was recoded")
-    assert code_split(codec, layout, "val", "smoke") == first
-    del codec.encode
+    first = code_split(codec, layout, "val", "smoke", limit=3)
+    calls = []
+    real_encode = codec.encode
+    codec.encode = lambda image: calls.append(1) or real_encode(image)
+    assert code_split(codec, layout, "val", "smoke", limit=3) == first and calls == []
+    smaller = code_split(codec, layout, "val", "smoke", limit=2)
+    assert sorted(smaller["images"]) == ["im0", "im1"] and calls == []
+    assert smaller["mean"]["bpp"] == pytest.approx(np.mean([first["images"][s]["bpp"] for s in ("im0", "im1")]))
+    assert sorted(code_split(codec, layout, "val", "smoke")["images"]) == ["im0", "im1", "im2", "im3"]
+    assert len(calls) == 1  # only the new image was coded
     records = codec_dir("smoke", "tiny", codec.id) / "records_val.json"
     records.unlink()  # as if interrupted before the records were written
-    assert code_split(codec, layout, "val", "smoke")["mean"]["bpp"] == pytest.approx(first["mean"]["bpp"])
-    assert sorted(code_split(codec, layout, "val", "smoke", limit=2)["images"]) == ["im0", "im1"]
+    assert code_split(codec, layout, "val", "smoke")["mean"]["n"] == 4 and len(calls) == 5
+
+
+def test_code_split_redoes_work_of_another_codec_version(project_root):
+    layout = make_layout("smoke", n=2)
+    first = code_split(PillowCodec("jpeg", 40), layout, "val", "smoke")
+    retrained = PillowCodec("jpeg", 40)
+    retrained.format = PillowFormat("jpeg", "JPEG", None, (("subsampling", "4:4:4"),))
+    again = code_split(retrained, layout, "val", "smoke")
+    assert again["fingerprint"] == retrained.fingerprint != first["fingerprint"]
+    assert again["mean"]["bytes"] > first["mean"]["bytes"]  # recoded with full-resolution chroma
 
 
 def test_missing_mask_is_a_clear_error(project_root):

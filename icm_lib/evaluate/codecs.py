@@ -40,6 +40,11 @@ class ImageCodec(ABC):
         """``<family>@<setting>``: the codec's folder name under ``decoded/<dataset>/``."""
         return f"{self.family}@{self.setting}"
 
+    @property
+    def fingerprint(self) -> str:
+        """What makes this codec's output: decoded images coded with another fingerprint are redone."""
+        return self.id
+
     @abstractmethod
     def encode(self, image: np.ndarray) -> bytes:
         """Compress an HxWx3 uint8 RGB image into a self-contained bitstream."""
@@ -107,6 +112,12 @@ class PillowCodec(ImageCodec):
         self.setting = f"q{self.quality}"
         _check_pillow_format(self.format)
 
+    @property
+    def fingerprint(self) -> str:
+        import PIL
+
+        return f"{self.id} {self.format.pillow_format} {dict(self.format.options)} pillow-{PIL.__version__}"
+
     def encode(self, image: np.ndarray) -> bytes:
         buffer = io.BytesIO()
         Image.fromarray(_check_image(image)).save(
@@ -144,6 +155,10 @@ class VVCCodec(ImageCodec):
             raise CodecUnavailable("vvc: vvencapp/vvdecapp are not on PATH (install VVenC and VVdeC to add the paper's VVC anchor)")
         self.qp, self.preset = int(qp), preset
         self.setting = f"qp{self.qp}"
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.id} vvencapp --preset {self.preset}"
 
     def encode(self, image: np.ndarray) -> bytes:
         image = _check_image(image)
@@ -239,9 +254,17 @@ class LearnedCodec(ImageCodec):
     """A trained codec (TCM or a CompressAI baseline) coding through :mod:`icm_lib.codec`'s bitstream."""
 
     def __init__(self, model, family: str, setting: str, meta: dict | None = None, path: Path | None = None):
+        from icm_lib.checkpoint import model_fingerprint
+
         self.model = model.eval()
         self.family, self.setting = family, setting
         self.meta, self.path = meta or {}, path
+        self._fingerprint = f"{self.id} weights-{model_fingerprint(self.model)}"
+
+    @property
+    def fingerprint(self) -> str:
+        """The id and a hash of the weights: a retrained codec under the same id is coded anew."""
+        return self._fingerprint
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> "LearnedCodec":

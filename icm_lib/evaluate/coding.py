@@ -14,8 +14,9 @@ Fig. 4 in numbers.
     labels/<split>              relative symlink to the dataset's YOLO labels (ultralytics reads it)
     records_<split>.json        per image and mean: bytes, bpp, psnr, object_psnr, background_psnr
 
-The records file is written last (atomically), so an interrupted run is
-redone and a finished one reused. Results per codec family go to
+The records file is written last (atomically): images coded before an
+interruption are redone, finished ones reused (also by a later call with a
+larger or smaller image limit). Results per codec family go to
 ``results/coding/<dataset>/<family>.json`` in CompressAI's results shape.
 """
 from __future__ import annotations
@@ -116,31 +117,37 @@ def load_records(profile: str, dataset: str, codec_id: str, split: str) -> dict 
 def code_split(codec: ImageCodec, layout: DatasetLayout, split: str, profile: str, limit: int | None = None) -> dict:
     """Encode and decode every image of a split (the first ``limit`` by name when given).
 
-    Reuses the work when ``records_<split>.json`` already covers the same images.
+    Images already coded by the same codec (same :attr:`ImageCodec.fingerprint`) are reused, so a
+    smaller ``limit`` costs nothing and a larger one codes only the new images.
     Returns:
-        The records payload: ``codec``, ``family``, ``dataset``, ``split``, ``images`` (per stem), ``mean``.
+        The records payload for the requested images: ``codec``, ``family``, ``setting``, ``dataset``,
+        ``split``, ``images`` (per stem: bytes, bpp, psnr, object_psnr, background_psnr, ...), ``mean``.
     """
     files = layout.image_files(split)[:limit]
     if not files:
         raise FileNotFoundError(f"no images in {layout.images(split)}")
     out = codec_dir(profile, layout.name, codec.id)
-    done = load_records(profile, layout.name, codec.id, split)
-    stems = [f.stem for f in files]
-    if done and sorted(done["images"]) == sorted(stems) and all((out / "images" / split / f"{s}.png").is_file() for s in stems):
-        return done
     image_dir = out / "images" / split
-    image_dir.mkdir(parents=True, exist_ok=True)
-    _link_labels(layout, split, out)
-    records = {}
-    for path in tqdm(files, desc=f"{layout.name}/{split} {codec.id}", unit="img", leave=False):
-        decoded, records[path.stem] = code_image(codec, read_rgb(path), read_mask(layout, split, path.stem))
-        png = Image.fromarray(decoded)
-        _write_atomic(image_dir / f"{path.stem}.png", lambda p: png.save(p, format="PNG", compress_level=1))
-    payload = {"codec": codec.id, "family": codec.family, "setting": codec.setting, "dataset": layout.name,
-               "split": split, "bpp_source": "real bitstream (8 * bytes / pixels, headers included)",
-               "images": records, "mean": mean_record(records)}
-    _write_json(out / f"records_{split}.json", payload)
-    return payload
+    done = load_records(profile, layout.name, codec.id, split) or {}
+    records = {s: r for s, r in done.get("images", {}).items() if (image_dir / f"{s}.png").is_file()}
+    if done.get("fingerprint") != codec.fingerprint:
+        records = {}
+    todo = [f for f in files if f.stem not in records]
+    if todo:
+        image_dir.mkdir(parents=True, exist_ok=True)
+        _link_labels(layout, split, out)
+        for path in tqdm(todo, desc=f"{layout.name}/{split} {codec.id}", unit="img", leave=False):
+            decoded, records[path.stem] = code_image(codec, read_rgb(path), read_mask(layout, split, path.stem))
+            png = Image.fromarray(decoded)
+            _write_atomic(image_dir / f"{path.stem}.png", lambda p: png.save(p, format="PNG", compress_level=1))
+        _write_json(out / f"records_{split}.json", _payload(codec, layout.name, split, records))
+    return _payload(codec, layout.name, split, {f.stem: records[f.stem] for f in files})
+
+
+def _payload(codec: ImageCodec, dataset: str, split: str, records: dict) -> dict:
+    return {"codec": codec.id, "family": codec.family, "setting": codec.setting, "fingerprint": codec.fingerprint,
+            "dataset": dataset, "split": split, "bpp_source": "real bitstream (8 * bytes / pixels, headers included)",
+            "images": dict(sorted(records.items())), "mean": mean_record(records)}
 
 
 def _link_labels(layout: DatasetLayout, split: str, out: Path) -> None:
