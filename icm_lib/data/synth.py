@@ -17,6 +17,7 @@ complete; a complete one with the same seed and sizes is reused.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
 from icm_lib.data import aerial, shapes
 from icm_lib.data.formats import write_atomic, write_coco_json, write_yolo_labels, write_yolo_yaml
@@ -74,17 +76,18 @@ def _coco_dict(name: str, rendered: list[tuple[int, int, list[dict]]], files: li
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def _write_split(name: str, root: Path, split: str, count: int, seed: int) -> dict:
+def _write_split(name: str, root: Path, split: str, count: int, seed: int, verbose: bool) -> dict:
     """Draw one split into ``root`` (images, COCO JSON, YOLO labels); returns the COCO dict."""
     image_dir = root / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
     files = [f"{i:06d}.png" for i in range(count)]
     jobs = [(name, seed, split, i, image_dir / f) for i, f in enumerate(files)]
+    progress = functools.partial(tqdm, total=count, desc=f"[synth] {name}/{split}", unit="img", disable=not verbose, mininterval=1.0)
     if count >= _PARALLEL_FROM:
         with get_context("fork").Pool(2) as pool:
-            rendered = pool.map(_render_png, jobs, chunksize=32)
+            rendered = list(progress(pool.imap(_render_png, jobs, chunksize=16)))
     else:
-        rendered = [_render_png(job) for job in jobs]
+        rendered = [_render_png(job) for job in progress(jobs)]
     coco = _coco_dict(name, rendered, files)
     info = {"description": f"embedded '{name}' dataset, generated", "seed": seed, "split": split}
     write_coco_json(root / "annotations" / f"instances_{split}.json", coco["images"], coco["annotations"], coco["categories"], info)
@@ -141,7 +144,7 @@ def synthesize(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] 
     shutil.rmtree(tmp, ignore_errors=True)  # this process's own earlier, interrupted attempt
     coco = {}
     for split, count in sizes.items():
-        coco = _write_split(name, tmp, split, count, seed)
+        coco = _write_split(name, tmp, split, count, seed, verbose)
     write_yolo_yaml(tmp, coco["categories"], splits=tuple(sizes), final_root=root)
     write_atomic(tmp / _MARKER, json.dumps(spec, sort_keys=True))
     if _is_complete(root, spec):  # another process finished the same dataset meanwhile
