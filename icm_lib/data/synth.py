@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from icm_lib.data import aerial, shapes
 from icm_lib.data.formats import write_atomic, write_coco_json, write_yolo_labels, write_yolo_yaml
 from icm_lib.data.layout import SPLITS, DatasetLayout
+from icm_lib.data.photos import GROUND_TEXTURES, SCENE_PHOTOS, load_photo
 from icm_lib.paths import dataset_dir
 
 DATASETS = ("shapes", "aerial")
@@ -84,6 +85,8 @@ def _write_split(name: str, root: Path, split: str, count: int, seed: int, verbo
     jobs = [(name, seed, split, i, image_dir / f) for i, f in enumerate(files)]
     progress = functools.partial(tqdm, total=count, desc=f"[synth] {name}/{split}", unit="img", disable=not verbose, mininterval=1.0)
     if count >= _PARALLEL_FROM:
+        for ref in SCENE_PHOTOS + GROUND_TEXTURES:
+            load_photo(ref)  # decoded once here, inherited by the forked workers
         with get_context("fork").Pool(2) as pool:
             rendered = list(progress(pool.imap(_render_png, jobs, chunksize=16)))
     else:
