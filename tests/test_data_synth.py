@@ -118,3 +118,12 @@ def test_cli_synth_builds_datasets_and_masks(project_root, capsys):
         layout = DatasetLayout.of("smoke", name)
         assert len(list(layout.masks("val").glob("*.png"))) == synth.SIZES["smoke"][name]["val"]
     assert "[synth] shapes (smoke)" in capsys.readouterr().out
+
+
+def test_parallel_and_serial_drawing_give_the_same_files(project_root, monkeypatch):
+    sizes = {"val": 40}
+    monkeypatch.setattr(synth, "_PARALLEL_FROM", 10)
+    parallel = _digest(synth.synthesize("shapes", "smoke", seed=3, sizes=sizes, verbose=False).root)
+    shutil.rmtree(DatasetLayout.of("smoke", "shapes").root)
+    monkeypatch.setattr(synth, "_PARALLEL_FROM", 10**9)
+    assert _digest(synth.synthesize("shapes", "smoke", seed=3, sizes=sizes, verbose=False).root) == parallel
