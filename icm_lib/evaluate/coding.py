@@ -171,21 +171,24 @@ def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, prof
     """
     files = layout.image_files(split)[:limit]
     path = codec_dir(profile, layout.name, codec.id) / f"bits_{split}.json"
-    if path.is_file():
-        done = json.loads(path.read_text(encoding="utf-8"))
-        if sorted(done["images"]) == sorted(f.stem for f in files):
-            return done
-    images = {}
-    for file in tqdm(files, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False):
+    done = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    images = done.get("images", {}) if done.get("fingerprint") == codec.fingerprint else {}
+    todo = [f for f in files if f.stem not in images]
+    for file in tqdm(todo, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False):
         mask = read_mask(layout, split, file.stem)
         bitmap = bit_allocation_map(codec.model, read_rgb(file))
         images[file.stem] = {"estimated_bpp": bitmap.bpp, "object_bit_share": bitmap.object_share(mask),
                              "object_area": float((mask > 0).mean())}
-    payload = {"codec": codec.id, "dataset": layout.name, "split": split,
-               "bpp_source": "entropy estimate (-log2 likelihoods of y and z)", "images": images, "mean": mean_record(images)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, payload)
-    return payload
+
+    def payload(chosen: dict) -> dict:
+        return {"codec": codec.id, "fingerprint": codec.fingerprint, "dataset": layout.name, "split": split,
+                "bpp_source": "entropy estimate (-log2 likelihoods of y and z)", "images": dict(sorted(chosen.items())),
+                "mean": mean_record(chosen)}
+
+    if todo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(path, payload(images))
+    return payload({f.stem: images[f.stem] for f in files})
 
 
 # --------------------------------------------------------------------------- sweeps and results
