@@ -1,4 +1,4 @@
-"""Notebook 03 at the smoke profile: codes both val splits with every codec, writes the figures, records."""
+"""Notebook 03 at the smoke profile (slow: about a minute): codes both val splits with every codec, writes the figures, records."""
 from __future__ import annotations
 
 import json
@@ -47,6 +47,7 @@ def smoke_ready(smoke_root, tmp_path, monkeypatch):
     return root
 
 
+@pytest.mark.slow
 def test_notebook_03_smoke(smoke_ready):
     from icm_lib.notebook import read_record
     from icm_lib.paths import decoded_dir, figures_dir, results_dir, runs_dir
