@@ -108,20 +108,22 @@ def _place_objects(rng: np.random.Generator, h: int, w: int, cfg: ShapesConfig) 
         return []
     wanted = int(rng.integers(1, cfg.max_objects + 1))
     placed: list[tuple[int, np.ndarray]] = []
+    areas: list[float] = []
     owner = np.zeros((h, w), np.uint8)
     for _ in range(wanted * 4):
         if len(placed) == wanted:
             break
         cat, poly = _random_polygon(rng, h, w, cfg)
+        area = _polygon_area(poly)
         trial = owner.copy()
         _fill(trial, poly, len(placed) + 1, 1)
         counts = np.bincount(trial.ravel(), minlength=len(placed) + 2)[1:]
-        full = [_polygon_area(p) for _, p in placed] + [_polygon_area(poly)]
-        if counts[-1] < cfg.min_inside * full[-1] or counts[-1] < 4:
+        if counts[-1] < cfg.min_inside * area or counts[-1] < 4:
             continue
-        if any(c < cfg.min_visible * f for c, f in zip(counts[:-1], full[:-1])):
+        if any(c < cfg.min_visible * a for c, a in zip(counts[:-1], areas)):
             continue
         placed.append((cat, poly))
+        areas.append(area)
         owner = trial
     return placed
 
