@@ -38,6 +38,7 @@ from icm_lib.evaluate.codecs import ImageCodec, LearnedCodec, classical_codecs
 from icm_lib.metrics import region_psnr_uint8
 from icm_lib.paths import decoded_dir, results_dir
 
+STEM = "03_coding_examples"  # the notebook whose profile section holds the sweep's settings
 MEAN_KEYS = ("bytes", "bpp", "psnr", "object_psnr", "background_psnr", "mse", "object_mse", "background_mse",
              "encode_s", "decode_s", "estimated_bpp", "object_bit_share", "object_area")
 
@@ -290,27 +291,36 @@ def read_family_results(profile: str, dataset: str) -> dict[str, dict]:
 
 
 def _cli(args: argparse.Namespace) -> int:
+    """``icm code``: the coding sweep of notebook 03, its defaults from the profile's ``03_coding_examples`` section."""
     from icm_lib.cli import UserError
+    from icm_lib.config import notebook_params
 
-    for dataset in args.dataset:
+    try:
+        params = notebook_params(args.profile, STEM)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    datasets = args.dataset or params.get("DATASETS", ["shapes"])
+    for dataset in datasets:
         if not DatasetLayout.of(args.profile, dataset).images(args.split).is_dir():
             raise UserError(f"no dataset {dataset!r} at profile {args.profile}: build it first (notebook 01)")
-    codecs, skipped = all_codecs(args.profile)
+    codecs, skipped = all_codecs(args.profile, params.get("CLASSICAL"), params.get("QUALITIES"))
     chosen = select_codecs(codecs, args.codecs)
     if not chosen:
         raise UserError(f"no codec matches {args.codecs}; available: {sorted({c.family for c in codecs})}")
-    for dataset in args.dataset:
-        for family, path in coding_sweep(args.profile, dataset, args.split, chosen, args.limit, skipped).items():
+    limit = args.limit if args.limit is not None else params.get("LIMIT") or None
+    for dataset in datasets:
+        for family, path in coding_sweep(args.profile, dataset, args.split, chosen, limit, skipped,
+                                         params.get("BITMAP_IMAGES") or None).items():
             print(f"[coding] {dataset}/{args.split} {family}: {path}")
     return 0
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("code", help="encode and decode a dataset split with learned and classical codecs")
-    p.add_argument("--profile", default="demo")
-    p.add_argument("--dataset", nargs="+", default=["shapes"], help="dataset names (shapes, aerial)")
+    p = sub.add_parser("code", help="encode and decode dataset splits with learned and classical codecs (notebook 03)")
+    p.add_argument("--profile", default="demo", help="smoke | demo | paper: defaults from its 03_coding_examples section")
+    p.add_argument("--dataset", nargs="+", default=None, help="dataset names (default: the profile's DATASETS)")
     p.add_argument("--split", default="val", choices=("train", "val"))
     p.add_argument("--codecs", nargs="+", default=["all"],
                    help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
-    p.add_argument("--limit", type=int, default=None, help="code only the first N images (by name)")
+    p.add_argument("--limit", type=int, default=None, help="code only the first N images by name (default: the profile's LIMIT)")
     p.set_defaults(func=_cli)
