@@ -141,13 +141,16 @@ def pretrained_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout,
 
 
 def finetune_selection(codecs: list, selectors: list[str], folder: Path, plan: RecognitionPlan) -> list:
-    """Codecs to fine-tune: the selectors, with ``best-classical`` resolved from the pre-trained BD-rates."""
+    """Codecs to fine-tune: the selectors, with ``best-classical`` resolved from the pre-trained curves
+    (the classical family the object codec saves the fewest bits against; without a computable BD-rate,
+    the classical family of highest mean mAP)."""
     from icm_lib.evaluate.coding import select_codecs
 
     chosen = select_codecs(codecs, [s for s in selectors if s != BEST_CLASSICAL])
     if BEST_CLASSICAL in selectors:
         tables = rr.bd_rate_tables(folder, ("map",), plan.bd_min_points, plan.bd_drop_dominated)
         best = rr.best_classical(tables["map"], "pretrained") if tables else None
+        best = best or rr.most_accurate_classical(folder, "pretrained")
         if best is not None:
             family = best.split(" (")[0]
             chosen += [c for c in codecs if c.family == family and c not in chosen]

@@ -129,6 +129,16 @@ def best_classical(table: dict, mode: str) -> str | None:
     return max(scored)[1] if scored else None
 
 
+def most_accurate_classical(folder: Path, mode: str, metric: str = "map") -> str | None:
+    """The classical curve of ``mode`` with the highest mean ``metric`` (fallback when no BD-rate is computable)."""
+    scored = []
+    for name, body in read_curves(folder).items():
+        values = [v for v in body["results"].get(metric, []) if v is not None and math.isfinite(v)]
+        if name.endswith(f"({mode})") and codec_role(name.split(" (")[0]) == "classical" and values:
+            scored.append((sum(values) / len(values), name))
+    return max(scored)[1] if scored else None
+
+
 def recovered_fraction(folder: Path, metric: str = "map") -> float:
     """Share of the accuracy lost to the object codec at its lowest rate that fine-tuning wins back.
 

@@ -54,8 +54,12 @@ class YoloRecognizer(Recognizer):
     finetune_epochs: int = 3
     finetune_lr: float | None = None
     weights: dict[str, str] | None = None
+    per_dataset: dict[str, dict] | None = None  # dataset -> YoloConfig overrides (e.g. a larger imgsz for aerial)
     name: str = "yolo"
     metric_keys: tuple[str, ...] = ("map", "map50")
+
+    def config_for(self, layout: DatasetLayout) -> "YoloConfig":
+        return replace(self.config, **(self.per_dataset or {}).get(layout.name, {}))
 
     def clean(self, layout: DatasetLayout, profile: str) -> Path:
         from icm_lib.evaluate.detection import train_yolo
@@ -63,7 +67,7 @@ class YoloRecognizer(Recognizer):
         given = (self.weights or {}).get(layout.name)
         if given:
             return _existing(given, f"YOLO weights for {layout.name}")
-        return train_yolo(layout.yolo_yaml, detectors_dir(profile) / "yolo" / layout.name / "clean", self.config)
+        return train_yolo(layout.yolo_yaml, detectors_dir(profile) / "yolo" / layout.name / "clean", self.config_for(layout))
 
     def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
         from icm_lib.evaluate.detection import class_names, train_yolo, write_data_yaml
@@ -74,7 +78,7 @@ class YoloRecognizer(Recognizer):
             val_images = layout.images("val")
         data = write_data_yaml(run_dir.parent / f"{codec_id}.yaml", train_images, val_images,
                                class_names(layout.annotations("train")))
-        config = self.config.finetuned(self.finetune_epochs, lr0=self.finetune_lr)
+        config = self.config_for(layout).finetuned(self.finetune_epochs, lr0=self.finetune_lr)
         return train_yolo(data, run_dir, config, init=base)
 
     def evaluate(self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None) -> dict[str, float]:
@@ -83,7 +87,7 @@ class YoloRecognizer(Recognizer):
         files = layout.image_files("val")[:limit]
         if images_dir is not None:
             files = [Path(images_dir) / f"{f.stem}.png" for f in files]
-        return evaluate_yolo(weights, files, layout.annotations("val"), self.config)
+        return evaluate_yolo(weights, files, layout.annotations("val"), self.config_for(layout))
 
 
 @dataclass
@@ -138,7 +142,8 @@ def build_recognizers(names: list[str], yolo: dict, maskrcnn: dict, finetune_epo
 
     Args:
         names: ``"yolo"`` and/or ``"maskrcnn"``.
-        yolo, maskrcnn: overrides of :class:`YoloConfig` / :class:`SegmenterConfig` fields.
+        yolo, maskrcnn: overrides of :class:`YoloConfig` / :class:`SegmenterConfig` fields; for YOLO a
+            nested mapping under a dataset's name overrides fields for that dataset only.
         finetune_epochs: epochs of fine-tuning per recognizer name.
         weights: per recognizer name, a mapping dataset -> weights file (paper profile).
     """
@@ -147,7 +152,10 @@ def build_recognizers(names: list[str], yolo: dict, maskrcnn: dict, finetune_epo
         if name == "yolo":
             from icm_lib.evaluate.detection import YoloConfig
 
-            recognizers.append(YoloRecognizer(YoloConfig(**yolo), finetune_epochs.get(name, 3), weights=weights.get(name)))
+            shared = {k: v for k, v in yolo.items() if not isinstance(v, dict)}
+            per_dataset = {k: v for k, v in yolo.items() if isinstance(v, dict)}
+            recognizers.append(YoloRecognizer(YoloConfig(**shared), finetune_epochs.get(name, 3), weights=weights.get(name),
+                                              per_dataset=per_dataset))
         elif name == "maskrcnn":
             from icm_lib.evaluate.segmentation import SegmenterConfig
 

@@ -1,0 +1,59 @@
+"""Notebook 04 at the smoke profile: real tiny YOLO trainings, fine-tuning, figures, BD-rate tables, record."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def smoke_coded(smoke_root, tmp_path, monkeypatch):
+    """A copy of the smoke project with masks (notebook 01) and two untrained codecs per loss (notebook 02)."""
+    from test_notebook_03 import write_untrained_codecs
+
+    root = tmp_path / "project"
+    shutil.copytree(smoke_root, root, symlinks=True)
+    shutil.rmtree(root / "notebooks")
+    shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    monkeypatch.setenv("ICM_ROOT", str(root))
+    from icm_lib.data.layout import DatasetLayout
+    from icm_lib.data.masks import build_masks
+
+    for name in ("shapes", "aerial"):
+        for split in ("train", "val"):
+            build_masks(DatasetLayout.of("smoke", name), split, verbose=False)
+    write_untrained_codecs("smoke", {"object": [0.05, 0.01], "mse": [0.01, 0.002]})
+    return root
+
+
+@pytest.mark.slow
+def test_notebook_04_smoke(smoke_coded):
+    from icm_lib.notebook import read_record
+    from icm_lib.paths import detectors_dir, figures_dir, results_dir, runs_dir
+    from icm_lib.pipeline import run_notebook
+
+    run_notebook(smoke_coded / "notebooks" / "04_recognition_accuracy.ipynb", "smoke", runs_dir("smoke"))
+    rec = read_record("04_recognition_accuracy", "smoke")
+    for dataset in ("shapes", "aerial"):
+        assert (figures_dir() / f"map_vs_bpp_{dataset}_yolo.png").stat().st_size > 10_000
+        assert (figures_dir() / f"map_vs_bpp_{dataset}_yolo.pdf").is_file()
+        folder = results_dir("smoke") / "recognition" / dataset / "yolo"
+        assert (folder / "bdrate_map.md").is_file()
+        clean = rec["by_dataset_detector"][f"{dataset}/yolo"]["uncompressed_map"]
+        assert clean is not None and 0.0 <= clean <= 1.0
+    shapes = results_dir("smoke") / "recognition" / "shapes" / "yolo"
+    finetuned = json.loads((shapes / "bmshj2018-hyperprior-object_finetuned.json").read_text())
+    assert len(finetuned["results"]["map"]) == 2 and "real bitstream" in finetuned["description"]
+    assert (shapes / "jpeg_finetuned.json").is_file()  # best classical = the only classical family
+    assert not list((results_dir("smoke") / "recognition" / "aerial" / "yolo").glob("*_finetuned.json"))
+    table = json.loads((shapes / "bdrate_map.json").read_text())
+    assert table["rows"][0] == "bmshj2018-hyperprior-object (finetuned)"
+    assert set(rec["headline"]) >= {"bd_rate_vs_mse", "bd_rate_vs_best_classical", "recovered_fraction", "uncompressed_map"}
+    assert rec["wall_time_s"] > 0 and math.isfinite(rec["wall_time_s"])
+    assert (detectors_dir("smoke") / "yolo" / "shapes" / "finetuned" / "jpeg@q10" / "weights" / "last.pt").is_file()
+    assert not (smoke_coded / "runs" / "detect").exists()  # ultralytics wrote nothing outside detectors_dir
