@@ -11,8 +11,9 @@ Deviation (embedded data, CPU): no pretrained weights exist offline, so the
 embedded ``shapes`` set uses a smaller Mask R-CNN trained from scratch: a
 ResNet-18/34 trunk with trainable batch norm, a narrow FPN, smaller anchors
 for small objects, input sized to the 160-256 px images, fewer RPN proposals
-and RoI samples, and lighter box and mask heads. Its outputs are the same
-(boxes, labels, scores, per-instance mask probabilities).
+and RoI samples, and lighter box and mask heads (on the CPU the mask head, run
+on every positive RoI at 14x14, costs more than the slim trunk). Its outputs
+are the same (boxes, labels, scores, per-instance mask probabilities).
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ class SegmenterConfig:
     backbone: str = "resnet18"  # resnet18 | resnet34 (from scratch) | resnet50 (the paper's, COCO weights loadable)
     width: int = 16  # channels of the first ResNet-18/34 stage [64]; smaller gives a slimmer trunk of the same depth
     fpn_channels: int = 32  # FPN width [256]; resnet50 always uses 256 so COCO weights fit
-    head_channels: int = 64  # box-head MLP width and mask-head conv width [1024 / 256]
+    head_channels: int = 64  # box-head MLP width [1024]
+    mask_channels: int = 32  # mask-head conv and upsampling width [256]; the mask head dominates CPU time
     mask_convs: int = 2  # conv layers in the mask head [4]
     anchor_sizes: tuple = (8, 16, 32, 64, 128)  # anchor side per FPN level, pixels after resizing [32..512]
     min_size: int = 160  # shorter image side after resizing [800]; 160-256 px images stay near their size
@@ -87,7 +89,7 @@ class SegmenterConfig:
 
 
 # Fields that shape the network: a fine-tuned model keeps its initial model's values.
-ARCHITECTURE_FIELDS = ("backbone", "width", "fpn_channels", "head_channels", "mask_convs", "anchor_sizes")
+ARCHITECTURE_FIELDS = ("backbone", "width", "fpn_channels", "head_channels", "mask_channels", "mask_convs", "anchor_sizes")
 
 
 class SlimResNet(resnet.ResNet):
@@ -118,7 +120,7 @@ def build_segmenter(config: SegmenterConfig, num_classes: int) -> MaskRCNN:
     backbone = BackboneWithFPN(
         trunk, {f"layer{i + 1}": level for i, level in enumerate(FPN_LEVELS)}, stage_channels, config.fpn_channels
     )
-    width, head = config.fpn_channels, config.head_channels
+    width, head, mask = config.fpn_channels, config.head_channels, config.mask_channels
     return MaskRCNN(
         backbone,
         num_classes=None,
@@ -126,8 +128,8 @@ def build_segmenter(config: SegmenterConfig, num_classes: int) -> MaskRCNN:
         rpn_head=RPNHead(width, 3),
         box_head=TwoMLPHead(width * 7 * 7, head),
         box_predictor=FastRCNNPredictor(head, num_classes),
-        mask_head=MaskRCNNHeads(width, [head] * config.mask_convs, 1),
-        mask_predictor=MaskRCNNPredictor(head, head, num_classes),
+        mask_head=MaskRCNNHeads(width, [mask] * config.mask_convs, 1),
+        mask_predictor=MaskRCNNPredictor(mask, mask, num_classes),
         **_detector_kwargs(config),
     )
 
