@@ -259,7 +259,10 @@ class LearnedCodec(ImageCodec):
         self.model = model.eval()
         self.family, self.setting = family, setting
         self.meta, self.path = meta or {}, path
-        self._fingerprint = f"{self.id} weights-{model_fingerprint(self.model)}"
+        # computed once: the weights of a loaded codec do not change, and hashing them costs as
+        # much as coding a small image
+        self.weights_fingerprint = model_fingerprint(self.model)
+        self._fingerprint = f"{self.id} weights-{self.weights_fingerprint}"
 
     @property
     def fingerprint(self) -> str:
@@ -285,12 +288,12 @@ class LearnedCodec(ImageCodec):
     def encode(self, image: np.ndarray) -> bytes:
         from icm_lib.codec import encode
 
-        return encode(self.model, _check_image(image))
+        return encode(self.model, _check_image(image), fingerprint=self.weights_fingerprint)
 
     def decode(self, data: bytes) -> np.ndarray:
         from icm_lib.codec import decode
 
-        return _to_uint8(decode(self.model, data))
+        return _to_uint8(decode(self.model, data, fingerprint=self.weights_fingerprint))
 
 
 def _to_uint8(image) -> np.ndarray:
