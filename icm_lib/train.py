@@ -27,7 +27,7 @@ __all__ = ["TrainedCodec", "add_cli", "main", "trained_codecs"]
 STEM = "02_train_codecs"
 # option -> notebook parameter it overrides
 OPTIONS = {
-    "data": "DATASET", "model": "MODEL", "steps": "STEPS", "base_steps": "BASE_STEPS", "base_lambda": "BASE_LAMBDA",
+    "data": "DATASET", "model": "MODEL", "steps": "STEPS", "base_steps": "BASE_STEPS", "base_lambda": "BASE_LAMBDA", "base_lr": "BASE_LR",
     "batch_size": "BATCH_SIZE", "crop_size": "CROP_SIZE", "lr": "LR", "aux_lr": "AUX_LR", "decay_at": "DECAY_AT",
     "clip_max_norm": "CLIP_MAX_NORM", "checkpoint_every": "CHECKPOINT_EVERY", "val_every": "VAL_EVERY",
     "val_images": "VAL_IMAGES", "init": "INIT", "seed": "SEED", "workers": "WORKERS",
@@ -43,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="steps per codec (fine-tuning steps when a base model is used)")
     p.add_argument("--base-steps", type=int, help="steps of the shared warm-start base model (0: none)")
     p.add_argument("--base-lambda", type=float, help="lambda of the base model (MSE loss)")
+    p.add_argument("--base-lr", type=float, help="Adam learning rate of the base model")
     p.add_argument("--batch-size", type=int, help="images per step over all processes")
     p.add_argument("--crop-size", type=int, help="square training crop")
     p.add_argument("--lr", type=float, help="Adam learning rate of the network (TCM: 1e-4)")

@@ -58,8 +58,8 @@ def wrap(model: nn.Module, ctx: Context, aux_names: list[str]) -> nn.Module:
         return model
     DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, aux_names)
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    # No buffer broadcast: the entropy models' CDF tables are not used by the training forward.
-    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    # Buffers (the entropy models' CDF tables) are synced once at start; the training forward does not use them.
+    return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
 
 def average_gradients(params: list[torch.Tensor], ctx: Context) -> None:

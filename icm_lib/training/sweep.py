@@ -93,8 +93,9 @@ def sweep_configs(params: dict[str, Any], losses: tuple[str, ...] = LOSSES) -> t
     base = None
     if params.get("BASE_STEPS", 0) > 0:
         loss, lmbda = params.get("BASE_LOSS", "mse"), params["BASE_LAMBDA"]
+        base_shared = {**shared, "lr": params.get("BASE_LR", shared.get("lr", 1e-4))}
         base = TrainConfig(base_dir(profile, loss, shared["model"], lmbda), profile=profile, loss=loss, lmbda=lmbda,
-                           steps=params["BASE_STEPS"], **shared)
+                           steps=params["BASE_STEPS"], **base_shared)
     init = base.out_dir / CHECKPOINT if base else (Path(params["INIT"]) if params.get("INIT") else None)
     runs = [
         TrainConfig(run_dir(profile, loss, shared["model"], lmbda), profile=profile, loss=loss, lmbda=float(lmbda),

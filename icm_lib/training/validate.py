@@ -35,7 +35,8 @@ def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", 
     """Mean real bpp and mean PSNR (whole, object, background) over a split's images.
 
     The model is copied before its entropy tables are built (``update``), so a
-    model in training is left as it was.
+    model in training is left as it was. PSNR is that of the decoded image rounded
+    to 8 bits, as the coding evaluation saves it.
 
     Args:
         model: a CompressAI-interface codec (not wrapped in DDP).
@@ -46,7 +47,7 @@ def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", 
     """
     from icm_lib.codec import decode, encode
 
-    codec = copy.deepcopy(model).eval()
+    codec = copy.deepcopy(model).cpu().eval()  # icm_lib.codec codes on the CPU, for bit-exact decoding
     codec.update(force=True)
     files = layout.image_files(split)
     files = files[:max_images] if max_images else files
@@ -56,7 +57,7 @@ def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", 
     for path in files:
         x, mask = load_pair(layout, split, path)
         data = encode(codec, x)
-        x_hat = _as_tensor(decode(codec, data))
+        x_hat = _as_tensor(decode(codec, data)).mul(255).round().div(255)  # as saved to an 8-bit PNG
         rows.append({"bpp": 8.0 * len(data) / (x.shape[-2] * x.shape[-1]), **region_psnr(x, x_hat, mask)})
     return {key: _mean(r[key] for r in rows) for key in ("bpp", "psnr", "object_psnr", "background_psnr")} | {"images": len(rows)}
 
