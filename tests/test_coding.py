@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -119,3 +120,13 @@ def test_cli_codes_a_dataset_and_names_a_missing_one(project_root, capsys):
     assert len(results["webp"]["results"]["bpp"]) == 2  # the smoke profile's webp qualities
     assert main(["code", "--profile", "smoke", "--dataset", "nowhere"]) == 2
     assert "no dataset 'nowhere'" in capsys.readouterr().err
+
+
+def test_coding_sweep_in_worker_processes_matches_in_process(project_root):
+    make_layout("smoke", n=2)
+    codecs = [PillowCodec("jpeg", 30), PillowCodec("webp", 30)]
+    coding_sweep("smoke", "tiny", "val", codecs)
+    here = read_family_results("smoke", "tiny")
+    shutil.rmtree(project_root / "data" / "smoke" / "decoded")
+    coding_sweep("smoke", "tiny", "val", codecs, workers=2)
+    assert read_family_results("smoke", "tiny") == here

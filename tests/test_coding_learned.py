@@ -37,7 +37,7 @@ def test_learned_codec_records_and_bit_shares(learned, project_root):
         assert rec["bytes"] == len(learned.encode(read_rgb(layout.images("val") / f"{stem}.png")))
     bits = bit_share_split(learned, layout, "val", "smoke")
     assert all(0.0 <= r["object_bit_share"] <= 1.0 for r in bits["images"].values())
-    coding_sweep("smoke", "tiny", "val", [learned])
+    coding_sweep("smoke", "tiny", "val", [learned], workers=2)  # sent to a worker by checkpoint path
     results = read_family_results("smoke", "tiny")["bmshj2018-hyperprior-object"]["results"]
     assert results["codec_id"] == [learned.id]
     assert results["object_bit_share"][0] == pytest.approx(bits["mean"]["object_bit_share"])

@@ -281,6 +281,12 @@ class LearnedCodec(ImageCodec):
         family = f"{meta['model']}-{meta['loss']}"
         return cls(model, family, format(float(meta["lmbda"]), "g"), meta, Path(path))
 
+    def __reduce__(self):
+        # sent to worker processes as its checkpoint path when it has one, not as pickled weights
+        if self.path is not None:
+            return (LearnedCodec.from_checkpoint, (self.path,))
+        return (LearnedCodec, (self.model, self.family, self.setting, self.meta, self.path))
+
     @property
     def lmbda(self) -> float:
         return float(self.setting)

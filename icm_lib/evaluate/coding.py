@@ -258,8 +258,26 @@ def write_skipped(profile: str, skipped: list[str]) -> Path:
     return path
 
 
+def sweep_codec(codec: ImageCodec, profile: str, dataset: str, split: str, limit: int | None,
+                bitmap_limit: int | None) -> dict:
+    """One codec of a sweep: :func:`code_split`, plus the bit shares of a learned codec; returns the payload."""
+    layout = DatasetLayout.of(profile, dataset)
+    payload = code_split(codec, layout, split, profile, limit)
+    if isinstance(codec, LearnedCodec) and bitmap_limit != 0:
+        bits = bit_share_split(codec, layout, split, profile, bitmap_limit)["mean"]
+        shares = {k: bits[k] for k in ("estimated_bpp", "object_bit_share", "object_area") if k in bits}
+        payload = {**payload, "mean": {**payload["mean"], **shares}}
+    return payload
+
+
+def _single_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def coding_sweep(profile: str, dataset: str, split: str, codecs: list[ImageCodec], limit: int | None = None,
-                 skipped: list[str] = (), bitmap_limit: int | None = None) -> dict[str, Path]:
+                 skipped: list[str] = (), bitmap_limit: int | None = None, workers: int = 1) -> dict[str, Path]:
     """Code a split with every codec (reusing finished work) and write one results file per family.
 
     Args:
@@ -267,18 +285,31 @@ def coding_sweep(profile: str, dataset: str, split: str, codecs: list[ImageCodec
         skipped: messages of the codec families that could not run, written to ``skipped.json``.
         bitmap_limit: measure the share of bits inside objects of learned codecs on the first
             ``bitmap_limit`` images (None: as many as coded; 0: not at all).
+        workers: codecs coded at once, each in its own single-threaded process (1: here, in turn).
     Returns:
         ``{family: results path}``. A family's file lists exactly the codecs of this sweep.
     """
-    layout = DatasetLayout.of(profile, dataset)
     n_bits = limit if bitmap_limit is None else (bitmap_limit if limit is None else min(limit, bitmap_limit))
+    args = (profile, dataset, split, limit, n_bits)
+    bar = tqdm(total=len(codecs), desc=f"coding {dataset}/{split}", unit="codec")
+    payloads = []
+    if workers <= 1:
+        for codec in codecs:
+            payloads.append(sweep_codec(codec, *args))
+            bar.update(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent's torch thread pools must not be inherited
+        with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=_single_thread) as pool:
+            futures = [pool.submit(sweep_codec, c, *args) for c in codecs]
+            for future in futures:
+                future.add_done_callback(lambda _: bar.update(1))
+            payloads = [f.result() for f in futures]
+    bar.close()
     by_family: dict[str, list[dict]] = {}
-    for codec in tqdm(codecs, desc=f"coding {dataset}/{split}", unit="codec"):
-        payload = code_split(codec, layout, split, profile, limit)
-        if isinstance(codec, LearnedCodec) and n_bits != 0:
-            bits = bit_share_split(codec, layout, split, profile, n_bits)["mean"]
-            shares = {k: bits[k] for k in ("estimated_bpp", "object_bit_share", "object_area") if k in bits}
-            payload = {**payload, "mean": {**payload["mean"], **shares}}
+    for codec, payload in zip(codecs, payloads):
         by_family.setdefault(codec.family, []).append(payload)
     write_skipped(profile, skipped)
     return {family: write_family_results(profile, dataset, split, family, p) for family, p in by_family.items()}
@@ -309,8 +340,9 @@ def _cli(args: argparse.Namespace) -> int:
         raise UserError(f"no codec matches {args.codecs}; available: {sorted({c.family for c in codecs})}")
     limit = args.limit if args.limit is not None else params.get("LIMIT") or None
     for dataset in datasets:
-        for family, path in coding_sweep(args.profile, dataset, args.split, chosen, limit, skipped,
-                                         params.get("BITMAP_IMAGES") or None).items():
+        bitmap_limit, workers = params.get("BITMAP_IMAGES") or None, args.workers or params.get("WORKERS", 1)
+        for family, path in coding_sweep(args.profile, dataset, args.split, chosen, limit, skipped, bitmap_limit,
+                                         workers).items():
             print(f"[coding] {dataset}/{args.split} {family}: {path}")
     return 0
 
@@ -323,4 +355,5 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codecs", nargs="+", default=["all"],
                    help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
     p.add_argument("--limit", type=int, default=None, help="code only the first N images by name (default: the profile's LIMIT)")
+    p.add_argument("--workers", type=int, default=None, help="codecs coded at once, one process each (default: the profile's WORKERS)")
     p.set_defaults(func=_cli)
