@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -106,6 +107,7 @@ def test_train_saves_a_loadable_checkpoint_and_reuses_it(layout, tmp_path):
     assert train_segmenter(layout, out, TINY) == out
     state = torch.load(out, weights_only=True)
     assert state["meta"]["finished"] and state["num_classes"] == 4 and len(state["meta"]["history"]) == 1
+    assert state["training_state"] is None  # optimizer state is kept only to resume an unfinished run
     assert np.isfinite(state["meta"]["history"][0]["loss"])
     model, config = load_segmenter(out)
     assert config == TINY and not model.training
@@ -119,13 +121,33 @@ def test_train_saves_a_loadable_checkpoint_and_reuses_it(layout, tmp_path):
     assert out.stat().st_mtime_ns != stamp
 
 
+def test_an_interrupted_training_resumes_from_its_last_epoch(layout, tmp_path, monkeypatch):
+    out, config = tmp_path / "ck.pt", replace(TINY, epochs=2)
+    train_epoch = segmentation._Run.train_epoch
+
+    def interrupted(run, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return train_epoch(run, epoch)
+
+    monkeypatch.setattr(segmentation._Run, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_segmenter(layout, out, config)
+    first = torch.load(out, weights_only=True)
+    assert not first["meta"]["finished"] and first["training_state"]["epoch"] == 1
+    monkeypatch.setattr(segmentation._Run, "train_epoch", train_epoch)
+    train_segmenter(layout, out, config)
+    history = torch.load(out, weights_only=True)["meta"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and history[0] == first["meta"]["history"][0]
+
+
 def test_fine_tune_keeps_the_initial_architecture(layout, tmp_path):
     base = train_segmenter(layout, tmp_path / "base.pt", TINY)
     schedule = SegmenterConfig(fpn_channels=999, epochs=1, batch_size=4, lr=0.001, min_size=48, max_size=64)
     tuned = train_segmenter(layout, tmp_path / "tuned.pt", schedule, init=base)
     _, config = load_segmenter(tuned)
     assert config.fpn_channels == TINY.fpn_channels and config.lr == 0.001
-    assert torch.load(tuned, weights_only=True)["meta"]["data"]["init"] == str(base)
+    assert torch.load(tuned, weights_only=True)["meta"]["data"]["init"] == str(base.resolve())
 
 
 class _GroundTruthModel(torch.nn.Module):
@@ -161,6 +183,8 @@ def test_evaluate_a_trained_checkpoint_end_to_end(layout, tmp_path):
 def test_bad_config_and_missing_files_give_clear_errors(layout, tmp_path):
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         SegmenterConfig(backbone="vgg")
+    with pytest.raises(ValueError, match="epochs and batch_size must be at least 1"):
+        SegmenterConfig(epochs=0)
     with pytest.raises(ValueError, match=r"unknown SegmenterConfig field\(s\) \['epoch'\]"):
         SegmenterConfig.from_dict({"epoch": 3})
     with pytest.raises(FileNotFoundError, match="no weights file"):

@@ -72,6 +72,8 @@ class SegmenterConfig:
             raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {BACKBONES}")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"unknown optimizer {self.optimizer!r}; expected 'sgd' or 'adamw'")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
         if len(self.anchor_sizes) != len(FPN_LEVELS) + 1:
             raise ValueError(f"anchor_sizes needs {len(FPN_LEVELS) + 1} sizes (one per FPN level), got {self.anchor_sizes}")
 

@@ -93,8 +93,8 @@ def train_segmenter(
         ``out_path``.
     """
     out_path = Path(out_path)
-    data = {"dataset": str(layout.root), "images_dir": str(images_dir or layout.images("train")),
-            "init": str(init) if init else None}
+    data = {"dataset": _resolved(layout.root), "images_dir": _resolved(images_dir or layout.images("train")),
+            "init": _resolved(init) if init else None}
     model = None
     if init is not None:
         model, init_config = load_segmenter(init)
@@ -118,6 +118,10 @@ def train_segmenter(
         finished = epoch + 1 == config.epochs
         _save(out_path, run, num_classes, config, data, finished, record)
     return out_path
+
+
+def _resolved(path: str | Path) -> str:
+    return str(Path(path).resolve())
 
 
 def _previous(out_path: Path, config: SegmenterConfig, data: dict, force: bool) -> dict | None:
@@ -198,8 +202,9 @@ def _save(out_path: Path, run: _Run, num_classes: int, config: SegmenterConfig, 
         "config": config.to_dict(),
         "num_classes": num_classes,
         "meta": {"finished": finished, "data": data, "history": run.history},
-        "training_state": {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-                           "epoch": record["epoch"]},
+        # optimizer state only while unfinished (to resume); a finished checkpoint keeps the weights
+        "training_state": None if finished else {"optimizer": run.optimizer.state_dict(),
+                                                 "scheduler": run.scheduler.state_dict(), "epoch": record["epoch"]},
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
