@@ -39,7 +39,7 @@ class YoloConfig:
     imgsz: int = 256  # train and predict size; the embedded images are 160-256 px
     epochs: int = 30  # epochs of training from scratch on the clean train split
     batch: int = 16  # images per optimizer step (no gradient accumulation: ultralytics' nbs is set to it)
-    fraction: float = 1.0  # share (<= 1) or count (> 1) of train images used
+    fraction: float = 1.0  # share (<= 1) or count (> 1, the first ones) of train images used
     optimizer: str = "auto"  # ultralytics optimizer; "auto" picks AdamW and its own lr for short runs
     lr0: float = 0.001  # initial learning rate (ignored by optimizer="auto")
     warmup_epochs: float = 1.0  # linear warm-up epochs (ultralytics default 3)
@@ -116,7 +116,8 @@ def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | Non
     start = time.perf_counter()
     model = YOLO(str(init) if init else cfg.model_yaml)
     model.train(
-        data=str(data_yaml), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, fraction=cfg.fraction,
+        data=str(data_yaml), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch,
+        fraction=int(cfg.fraction) if cfg.fraction > 1 else float(cfg.fraction),
         nbs=cfg.batch, optimizer=cfg.optimizer, lr0=cfg.lr0, warmup_epochs=cfg.warmup_epochs, mosaic=cfg.mosaic, close_mosaic=cfg.close_mosaic,
         seed=cfg.seed, workers=0, device=device(), project=str(run_dir.parent.resolve()), name=run_dir.name,
         exist_ok=True, plots=False, val=False, pretrained=bool(init), verbose=False, amp=device() != "cpu",
