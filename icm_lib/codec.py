@@ -76,7 +76,7 @@ def to_tensor(image) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 uint8 array, got {image.dtype} {image.shape}")
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
     if not torch.is_tensor(image) or image.shape[-3] != 3 or image.dim() not in (3, 4):
         raise ValueError("expected a [3, H, W] float tensor in [0, 1] or an HxWx3 uint8 array")
     return image.reshape(1, *image.shape[-3:]).float()
@@ -149,6 +149,8 @@ class _Reader:
 
 def read_header(data: bytes) -> tuple[Header, int]:
     """Parse and check a bitstream's header; returns it and the offset of the first string."""
+    if not data:
+        raise BitstreamError("empty bitstream")
     r = _Reader(data)
     if r.take(4) != MAGIC:
         raise BitstreamError("not an icm bitstream (bad magic bytes)")

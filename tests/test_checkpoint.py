@@ -1,0 +1,93 @@
+"""Checkpoints: metadata, weights_only loading, training state, CDF tables, bad files."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from icm_lib.checkpoint import load_checkpoint, model_fingerprint, save_checkpoint
+from icm_lib.cli import UserError
+from icm_lib.models import create
+
+META = {"loss": "object", "lmbda": 0.05, "step": 12, "data": "shapes/train"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _training_state(model):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model(torch.rand(1, 3, 64, 64))["x_hat"].mean().backward()
+    optimizer.step()
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10)
+    return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": torch.get_rng_state(), "step": 12}
+
+
+def test_round_trip_with_metadata_and_training_state(tmp_path):
+    torch.manual_seed(0)
+    model = create("tcm-tiny", drop_path_rate=0.1)
+    state = _training_state(model)
+    path = save_checkpoint(tmp_path / "run" / "checkpoint.pt", model, META, training_state=state)
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]  # no temporary file left behind
+    raw = torch.load(path, weights_only=True)  # loadable by strangers without running code
+    assert raw["meta"]["model"] == "tcm-tiny"
+    loaded, meta, training_state = load_checkpoint(path)
+    assert meta == {**META, "model": "tcm-tiny", "model_config": {**model.registry_config}}
+    assert loaded.registry_config["drop_path_rate"] == 0.1 and not loaded.training
+    assert model_fingerprint(loaded) == model_fingerprint(model)
+    assert loaded.gaussian_conditional.quantized_cdf.numel() > 0
+    assert torch.equal(training_state["rng"], state["rng"])
+    optimizer = torch.optim.Adam(loaded.parameters(), lr=1e-4)
+    optimizer.load_state_dict(training_state["optimizer"])
+
+
+def test_missing_cdf_tables_are_computed_on_load(tmp_path):
+    model = create("mbt2018-mean", N=16, M=24)
+    path = save_checkpoint(tmp_path / "c.pt", model, META)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = {k: (torch.zeros(0, dtype=v.dtype) if k.endswith(("_quantized_cdf", "_offset", "_cdf_length"))
+                                 else v) for k, v in payload["state_dict"].items()}
+    torch.save(payload, path)
+    loaded, _, training_state = load_checkpoint(path)
+    assert training_state is None
+    assert loaded.entropy_bottleneck._quantized_cdf.numel() > 0
+
+
+def test_overwrite_is_atomic(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "c.pt", create("tcm-tiny"), META)
+    before = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", fail)
+    with pytest.raises(OSError):
+        save_checkpoint(path, create("tcm-tiny"), META)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "pickle", "foreign"])
+def test_bad_checkpoint_files_are_refused(tmp_path, damage):
+    path = save_checkpoint(tmp_path / "c.pt", create("tcm-tiny"), META)
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:5000])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00not a checkpoint" * 10)
+    elif damage == "pickle":
+        torch.save({"format": "icm-codec-checkpoint", "x": torch.nn.Linear(2, 2)}, path)  # a pickled module
+    else:
+        torch.save({"state_dict": {}}, path)
+    with pytest.raises(UserError) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
