@@ -112,6 +112,10 @@ class PillowCodec(ImageCodec):
         self.setting = f"q{self.quality}"
         _check_pillow_format(self.format)
 
+    def __reduce__(self):
+        # rebuilt through __init__ in a worker process, which registers the format's plugin there too
+        return (PillowCodec, (self.family, self.quality))
+
     @property
     def fingerprint(self) -> str:
         import PIL
