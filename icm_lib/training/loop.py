@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,11 +121,12 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
         optimizer.load_state_dict(state["optimizer"])
         aux_optimizer.load_state_dict(state["aux_optimizer"])
         scheduler.load_state_dict(state["lr_scheduler"])
+        scheduler.milestones = Counter(cfg.milestones())  # a run extended to more steps decays at its new points
         run.step, run.seconds, run.cpu_seconds = int(state["step"]), float(state["seconds"]), float(state.get("cpu_seconds", 0.0))
         rngs = state["rng"]
         if len(rngs) == ctx.world:
             set_rng_state(rngs[ctx.rank])
-        else:  # resumed with another number of processes: the data order holds, the crops differ
+        else:  # resumed with another number of processes: weights and step hold, data order and crops differ
             seed_everything(cfg.seed + 1000 * run.step + ctx.rank)
         if ctx.is_main:
             _truncate_metrics(cfg.out_dir / METRICS, run.step)
