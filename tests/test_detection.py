@@ -1,4 +1,4 @@
-"""YOLO detector plumbing: class -> category mapping, cached training, COCOeval scoring; one real tiny run (slow)."""
+"""YOLO detector plumbing: class -> category mapping, cached training, COCOeval scoring; one real tiny run."""
 from __future__ import annotations
 
 import json
@@ -87,8 +87,7 @@ def test_finetune_config_is_short_and_gentle():
     assert base.model_yaml == "yolov5n.yaml"
 
 
-@pytest.mark.slow
-def test_real_tiny_training_and_finetuning(tmp_path):
+def test_real_tiny_training_and_finetuning(tmp_path):  # about 10 s: one epoch on 8 images of 64 px
     data = _dataset(tmp_path / "data")
     cfg = YoloConfig(imgsz=64, epochs=1, batch=4, close_mosaic=0)
     weights = train_yolo(data, tmp_path / "detectors" / "clean", cfg)

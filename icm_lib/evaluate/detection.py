@@ -171,13 +171,36 @@ def predict_coco(weights: Path, images: list[Path], gt, cfg: YoloConfig, chunk: 
     if unknown:
         raise ValueError(f"{len(unknown)} image(s) absent from the ground truth, e.g. {unknown[0]}")
     model = YOLO(str(weights))
+    predictor = _multi_label_predictor()
     detections = []
     for i in range(0, len(images), chunk):
         batch = [str(p) for p in images[i:i + chunk]]
         for result in model.predict(batch, imgsz=cfg.imgsz, conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det,
-                                    device=device(), verbose=False, stream=True):
+                                    device=device(), verbose=False, stream=True, predictor=predictor):
             detections += _coco_detections(result, ids[Path(result.path).stem], cats)
     return detections
+
+
+def _multi_label_predictor():
+    """ultralytics' predictor with the NMS of its validator (and of YOLOv5's val.py): multi-label.
+
+    A box may be kept once per class scoring above ``conf``, as when YOLOv5
+    reports COCO mAP; plain ``predict`` keeps only the best class per box and
+    scores about a third lower on weak detectors.
+    """
+    from ultralytics.models.yolo.detect import DetectionPredictor
+    from ultralytics.utils import nms, ops
+
+    class MultiLabelDetectionPredictor(DetectionPredictor):
+        def postprocess(self, preds, img, orig_imgs, **kwargs):
+            preds = nms.non_max_suppression(preds, self.args.conf, self.args.iou, self.args.classes, self.args.agnostic_nms,
+                                            max_det=self.args.max_det, multi_label=True,
+                                            end2end=getattr(self.model, "end2end", False))
+            if not isinstance(orig_imgs, list):
+                orig_imgs = ops.convert_torch2numpy_batch(orig_imgs)[..., ::-1]
+            return self.construct_results(preds, img, orig_imgs)
+
+    return MultiLabelDetectionPredictor
 
 
 def _coco_detections(result, image_id: int, cats: list[int]) -> list[dict]:
