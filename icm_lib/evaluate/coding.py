@@ -175,7 +175,7 @@ def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, prof
     done = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     images = done.get("images", {}) if done.get("fingerprint") == codec.fingerprint else {}
     todo = [f for f in files if f.stem not in images]
-    for file in tqdm(todo, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False):
+    for file in tqdm(todo, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False, disable=not todo):
         mask = read_mask(layout, split, file.stem)
         bitmap = bit_allocation_map(codec.model, read_rgb(file))
         images[file.stem] = {"estimated_bpp": bitmap.bpp, "object_bit_share": bitmap.object_share(mask),
