@@ -166,22 +166,23 @@ class VVCCodec(ImageCodec):
 
     def encode(self, image: np.ndarray) -> bytes:
         image = _check_image(image)
+        h, w = image.shape[:2]
         with tempfile.TemporaryDirectory() as tmp:
-            src, out = Path(tmp) / "in.y4m", Path(tmp) / "out.266"
-            src.write_bytes(_y4m_from_rgb(image))
-            cmd = [self.encoder, "--preset", self.preset, "-i", str(src), "--qp", str(self.qp), "-f", "1", "-o", str(out)]
-            _run(cmd)
-            # the raw VVC stream has no crop of the padding we added: prefix the true size (4 bytes)
-            h, w = image.shape[:2]
+            src, out = Path(tmp) / "in.yuv", Path(tmp) / "out.266"
+            src.write_bytes(_yuv420_from_rgb(image))
+            width, height = _padded(w), _padded(h)
+            _run([self.encoder, "--preset", self.preset, "-i", str(src), "-s", f"{width}x{height}", "-c", "yuv420",
+                  "--qp", str(self.qp), "-f", "1", "-o", str(out)])
+            # the stream codes the padded picture: prefix the true size (4 bytes, counted in the rate)
             return h.to_bytes(2, "big") + w.to_bytes(2, "big") + out.read_bytes()
 
     def decode(self, data: bytes) -> np.ndarray:
         h, w = int.from_bytes(data[:2], "big"), int.from_bytes(data[2:4], "big")
         with tempfile.TemporaryDirectory() as tmp:
-            stream, out = Path(tmp) / "in.266", Path(tmp) / "out.y4m"
+            stream, out = Path(tmp) / "in.266", Path(tmp) / "out.yuv"
             stream.write_bytes(data[4:])
             _run([self.decoder, "-b", str(stream), "-o", str(out)])
-            return _rgb_from_y4m(out.read_bytes())[:h, :w]
+            return _rgb_from_yuv420(out.read_bytes(), _padded(w), _padded(h))[:h, :w]
 
 
 def _run(cmd: list[str]) -> None:
@@ -191,35 +192,34 @@ def _run(cmd: list[str]) -> None:
 
 
 _RGB_TO_YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_PAD = 8  # VVC codes pictures in multiples of its minimum block size
 
 
-def _y4m_from_rgb(image: np.ndarray, multiple: int = 8) -> bytes:
-    """One 8-bit 4:2:0 Y4M frame (BT.601 full range), edge-padded to a multiple of ``multiple``."""
+def _padded(side: int) -> int:
+    return -(-side // _PAD) * _PAD
+
+
+def _yuv420_from_rgb(image: np.ndarray) -> bytes:
+    """One raw 8-bit YUV 4:2:0 frame (BT.601 full range), edge-padded to multiples of 8."""
     h, w = image.shape[:2]
-    ph, pw = -h % multiple, -w % multiple
-    rgb = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge").astype(np.float64)
+    rgb = np.pad(image, ((0, _padded(h) - h), (0, _padded(w) - w), (0, 0)), mode="edge").astype(np.float64)
     yuv = rgb @ _RGB_TO_YUV.T + np.array([0.0, 128.0, 128.0])
-    y = yuv[..., 0]
-    u, v = (yuv[..., c].reshape(yuv.shape[0] // 2, 2, yuv.shape[1] // 2, 2).mean((1, 3)) for c in (1, 2))
-    planes = [np.clip(np.round(p), 0, 255).astype(np.uint8).tobytes() for p in (y, u, v)]
-    header = f"YUV4MPEG2 W{rgb.shape[1]} H{rgb.shape[0]} F1:1 Ip A1:1 C420jpeg\nFRAME\n".encode()
-    return header + b"".join(planes)
+    ph, pw = rgb.shape[:2]
+    u, v = (yuv[..., c].reshape(ph // 2, 2, pw // 2, 2).mean((1, 3)) for c in (1, 2))
+    return b"".join(np.clip(np.round(p), 0, 255).astype(np.uint8).tobytes() for p in (yuv[..., 0], u, v))
 
 
-def _rgb_from_y4m(data: bytes) -> np.ndarray:
-    """The first frame of an 8- or 10-bit 4:2:0 Y4M stream as HxWx3 uint8 RGB."""
-    header, _, rest = data.partition(b"\n")
-    fields = {t[:1]: t[1:] for t in header.decode().split()[1:]}
-    w, h, colour = int(fields["W"]), int(fields["H"]), fields.get("C", "420")
-    deep = "p10" in colour
-    frame = rest.partition(b"\n")[2]
-    dtype, scale = (np.dtype("<u2"), 4.0) if deep else (np.dtype(np.uint8), 1.0)
-    n, nc = h * w, (h // 2) * (w // 2)
-    flat = np.frombuffer(frame, dtype=dtype, count=n + 2 * nc).astype(np.float64) / scale
-    y = flat[:n].reshape(h, w)
-    u, v = (flat[n + i * nc : n + (i + 1) * nc].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1) for i in (0, 1))
-    yuv = np.stack([y, u - 128.0, v - 128.0], axis=-1)
-    rgb = yuv @ np.linalg.inv(_RGB_TO_YUV).T
+def _rgb_from_yuv420(data: bytes, width: int, height: int) -> np.ndarray:
+    """HxWx3 uint8 RGB from a raw 4:2:0 frame of 8 bits, or of 10 bits in 16-bit samples (vvdecapp's default)."""
+    n, nc = width * height, (width // 2) * (height // 2)
+    samples = n + 2 * nc
+    if len(data) not in (samples, 2 * samples):
+        raise RuntimeError(f"decoded YUV has {len(data)} bytes; expected {samples} (8-bit) or {2 * samples} (10-bit)")
+    deep = len(data) == 2 * samples
+    flat = np.frombuffer(data, np.dtype("<u2") if deep else np.uint8).astype(np.float64) / (4.0 if deep else 1.0)
+    y = flat[:n].reshape(height, width)
+    u, v = (flat[n + i * nc : n + (i + 1) * nc].reshape(height // 2, width // 2).repeat(2, 0).repeat(2, 1) for i in (0, 1))
+    rgb = np.stack([y, u - 128.0, v - 128.0], axis=-1) @ np.linalg.inv(_RGB_TO_YUV).T
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 
