@@ -116,7 +116,7 @@ class MaskRCNNRecognizer(Recognizer):
     def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
         from icm_lib.evaluate.segmentation import train_segmenter
 
-        n_images = sum(1 for _ in Path(train_images).glob("*.png"))
+        n_images = _check_first_by_id(layout, Path(train_images))
         config = replace(self.config, epochs=self.finetune_epochs, max_images=n_images,
                          lr=self.finetune_lr if self.finetune_lr is not None else self.config.lr / 10, warmup_iters=0)
         out = detectors_dir(profile) / "maskrcnn" / layout.name / "finetuned" / f"{codec_id}.pt"
@@ -128,6 +128,20 @@ class MaskRCNNRecognizer(Recognizer):
         scores = evaluate_segmenter(weights, layout, "val", images_dir, max_images=limit)
         return {"map": scores["bbox_map"], "map50": scores["bbox_map50"],
                 "segm_map": scores["segm_map"], "segm_map50": scores["segm_map50"]}
+
+
+def _check_first_by_id(layout: DatasetLayout, train_images: Path) -> int:
+    """The number of decoded train images, checked to be the first ones by image id, which is what
+    the segmenter's ``max_images`` takes (the coder takes the first ones by file name)."""
+    from icm_lib.evaluate.cocoeval import load_coco
+
+    stems = {p.stem for p in train_images.glob("*.png")}
+    images = sorted(load_coco(layout.annotations("train")).dataset["images"], key=lambda i: i["id"])
+    first = {Path(i["file_name"]).stem for i in images[:len(stems)]}
+    if first != stems:
+        raise ValueError(f"{train_images}: the coded train images are not the first {len(stems)} by image id; "
+                         "code all train images (FINETUNE_IMAGES: 0) for this dataset")
+    return len(stems)
 
 
 def _existing(path: str, what: str) -> Path:
