@@ -154,3 +154,30 @@ def test_plan_from_params_and_missing_paths(project_root):
         validate_paths(plan, "smoke")
     with pytest.raises(FileNotFoundError, match="/data/coco"):
         validate_paths(plan, "smoke", {"coco": "/data/coco"})
+
+
+def test_maskrcnn_adapter_maps_scores_and_checks_the_subset(toy_layout, monkeypatch, tmp_path):
+    import icm_lib.evaluate.segmentation as segmentation
+    from icm_lib.evaluate.recognizers import MaskRCNNRecognizer
+    from icm_lib.evaluate.segmentation import SegmenterConfig
+
+    scores = {"bbox_map": 0.4, "bbox_map50": 0.6, "segm_map": 0.3, "segm_map50": 0.5}
+    monkeypatch.setattr(segmentation, "evaluate_segmenter", lambda *args, **kwargs: scores)
+    calls = []
+    monkeypatch.setattr(segmentation, "train_segmenter", lambda layout, out, config, **kw: calls.append((config, kw)) or out)
+    recognizer = MaskRCNNRecognizer(SegmenterConfig(epochs=3, lr=0.01), finetune_epochs=1)
+    assert recognizer.supports(toy_layout)
+    assert recognizer.evaluate(tmp_path / "m.pt", toy_layout, None, 3) == {
+        "map": 0.4, "map50": 0.6, "segm_map": 0.3, "segm_map50": 0.5}
+    decoded = tmp_path / "decoded" / "images" / "train"
+    decoded.mkdir(parents=True)
+    for stem in ("train000", "train001"):
+        (decoded / f"{stem}.png").write_bytes(b"")
+    recognizer.finetuned(tmp_path / "clean.pt", toy_layout, "jpeg@q10", decoded, "smoke")
+    config, kwargs = calls[-1]
+    assert (config.epochs, config.max_images, config.lr) == (1, 2, pytest.approx(0.001))
+    assert kwargs == {"images_dir": decoded, "init": tmp_path / "clean.pt"}
+    (decoded / "train000.png").unlink()
+    (decoded / "train005.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="not the first 2 by image id"):
+        recognizer.finetuned(tmp_path / "clean.pt", toy_layout, "jpeg@q10", decoded, "smoke")
