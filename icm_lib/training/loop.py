@@ -260,7 +260,8 @@ def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
     """Validate on the whole val split and write ``summary.json`` (rank 0); every rank returns it."""
     summary = None
     if run.ctx.is_main:
-        val = evaluate_codec(run.model, layout, "val", run.cfg.final_val_images)
+        started = time.perf_counter()
+        val = evaluate_codec(run.model, layout, "val", run.cfg.final_val_images) | {"seconds": time.perf_counter() - started}
         _log(run, {"split": "val", **val})
         summary = {
             "model": run.cfg.model, "loss": run.cfg.loss, "lmbda": run.cfg.lmbda, "step": run.step,

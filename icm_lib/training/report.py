@@ -103,13 +103,21 @@ def region_bd_psnr(profile: str, model: str = "tcm-tiny") -> dict[str, float]:
 
 
 def training_times(params: dict[str, Any]) -> dict[str, Any]:
-    """Training seconds (summed over resumed sessions) of the base and every codec of the sweeps."""
+    """Training wall and CPU seconds (summed over resumed sessions) of the base and every codec of the sweeps,
+    and the seconds of their final validations."""
     from icm_lib.training.loop import SUMMARY
     from icm_lib.training.sweep import sweep_runs
 
-    seconds = {}
+    summaries = {}
     for label, folder in sweep_runs(params).items():
         path = Path(folder) / SUMMARY
-        seconds[label] = json.loads(path.read_text(encoding="utf-8"))["train_seconds"] if path.is_file() else None
-    done = [s for s in seconds.values() if s is not None]
-    return {"seconds": seconds, "total_seconds": sum(done), "runs_finished": len(done), "runs": len(seconds)}
+        summaries[label] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    done = [s for s in summaries.values() if s is not None]
+    return {
+        "seconds": {label: s and s["train_seconds"] for label, s in summaries.items()},
+        "total_seconds": sum(s["train_seconds"] for s in done),
+        # CPU time of the training steps: the wall time of one free core, whatever else shared the machine
+        "total_cpu_seconds": sum(s.get("train_cpu_seconds", math.nan) for s in done),
+        "validation_seconds": sum(s["val"].get("seconds", math.nan) for s in done),
+        "runs_finished": len(done), "runs": len(summaries),
+    }
