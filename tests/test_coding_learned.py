@@ -22,7 +22,8 @@ def learned(project_root) -> LearnedCodec:
 
 
 def test_learned_codec_names_and_real_bitstream(learned):
-    assert (learned.family, learned.setting, learned.id) == ("bmshj2018-hyperprior-object", "0.05", "bmshj2018-hyperprior-object@0.05")
+    assert (learned.family, learned.setting) == ("bmshj2018-hyperprior-object", "0.05")
+    assert learned.id == "bmshj2018-hyperprior-object@0.05"
     image = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
     data = learned.encode(image)
     assert isinstance(data, bytes) and len(data) > 0

@@ -156,7 +156,8 @@ class VVCCodec(ImageCodec):
     def __init__(self, qp: int, preset: str = "medium"):
         self.encoder, self.decoder = shutil.which("vvencapp"), shutil.which("vvdecapp")
         if not (self.encoder and self.decoder):
-            raise CodecUnavailable("vvc: vvencapp/vvdecapp are not on PATH (install VVenC and VVdeC to add the paper's VVC anchor)")
+            raise CodecUnavailable("vvc: vvencapp/vvdecapp are not on PATH "
+                                   "(install VVenC and VVdeC to add the paper's VVC anchor)")
         self.qp, self.preset = int(qp), preset
         self.setting = f"qp{self.qp}"
 

@@ -354,6 +354,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="val", choices=("train", "val"))
     p.add_argument("--codecs", nargs="+", default=["all"],
                    help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
-    p.add_argument("--limit", type=int, default=None, help="code only the first N images by name (default: the profile's LIMIT)")
-    p.add_argument("--workers", type=int, default=None, help="codecs coded at once, one process each (default: the profile's WORKERS)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="code only the first N images by name (default: the profile's LIMIT)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="codecs coded at once, one process each (default: the profile's WORKERS)")
     p.set_defaults(func=_cli)
