@@ -58,7 +58,7 @@ def model_fingerprint(model: nn.Module) -> str:
     """:func:`icm_lib.checkpoint.model_fingerprint`, cached until a weight changes in place."""
     from icm_lib.checkpoint import model_fingerprint as compute
 
-    signature = tuple((id(t), t._version) for t in model.state_dict().values())
+    signature = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in model.state_dict().values())
     cached = getattr(model, "_icm_fingerprint", None)
     if cached is None or cached[0] != signature:
         cached = (signature, compute(model))
@@ -112,11 +112,12 @@ def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: 
     height, width = x.shape[-2:]
     if not (0 < height <= min(MAX_SIDE, 65535) and 0 < width <= min(MAX_SIDE, 65535)):
         raise UserError(f"image of {height}x{width} pixels: sides must be 1..{MAX_SIDE}")
-    model.eval()
-    model.update(force=False)
+    was_training = model.training
+    model.eval().update(force=False)
     x = F.pad(x, (0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE), mode="replicate")
     with torch.no_grad():
         out = model.compress(x)
+    model.train(was_training)
     if tuple(out["shape"]) != _z_shape(height, width):
         raise RuntimeError(f"{type(model).__name__}: unexpected hyper-latent shape {tuple(out['shape'])}")
     strings = [s[0] for s in out["strings"]]
@@ -190,6 +191,8 @@ def decode(model: nn.Module, data: bytes, fingerprint: str | None = None) -> tor
     data = bytes(data)
     header, offset = read_header(data)
     _check_file(data, header, offset)
+    was_training = model.training
+    model.eval().update(force=False)  # CDF tables first: they are part of the fingerprint
     expected = fingerprint or model_fingerprint(model)
     if header.fingerprint != expected:
         raise BitstreamError(f"bitstream was made by other weights ({header.model_name} {header.fingerprint}); "
@@ -198,13 +201,13 @@ def decode(model: nn.Module, data: bytes, fingerprint: str | None = None) -> tor
     for length in header.string_lengths:
         strings.append([data[pos : pos + length]])
         pos += length
-    model.eval()
-    model.update(force=False)
     try:
         with torch.no_grad():
             x_hat = model.decompress(strings, _z_shape(header.height, header.width))["x_hat"]
     except (RuntimeError, ValueError, IndexError) as err:
         raise BitstreamError(f"bitstream does not fit model {header.model_name}: {str(err).splitlines()[0][:120]}") from None
+    finally:
+        model.train(was_training)
     return x_hat[0, :, : header.height, : header.width].clamp(0, 1)
 
 

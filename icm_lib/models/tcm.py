@@ -33,7 +33,7 @@ C = 2N) with M = 320. Deviations from the published code:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -153,10 +153,6 @@ class TCM(CompressionModel):
         """How many decoded slices condition slice ``slice_index``."""
         m = self.max_support_slices
         return slice_index if m < 0 else min(slice_index, m)
-
-    @property
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
 
     def _slice_params(self, i: int, latent_means: Tensor, latent_scales: Tensor, y_hat_slices: list[Tensor],
                       y_size) -> tuple[Tensor, Tensor, Tensor]:
