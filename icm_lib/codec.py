@@ -11,9 +11,17 @@ Bits per pixel = 8 * file size / (H * W), header included. Images of any size
 are replicate-padded to a multiple of 64 before coding and cropped back after
 decoding. The decoder refuses a file made by other weights (fingerprint), a
 corrupted or truncated file (CRC, lengths) and absurd dimensions, before
-decoding anything. Coding runs one image at a time on the CPU, so encoder and
-decoder evaluate the entropy model on identical inputs with identical
-kernels: the CDF indexes they derive agree bit for bit.
+decoding anything.
+
+Determinism: the decoder must derive the very CDF indexes the encoder used
+from its own float computation of the entropy model. Coding therefore runs
+one image at a time with one intra-op thread (restored afterwards): encoder
+and decoder execute identical kernels on identical inputs, whatever the
+caller's thread setting, and two processes decode identical pixels. (With
+different thread counts we saw one-level pixel differences from the
+synthesis transform, and a scale within float rounding of a scale-table
+boundary could change an index.) Same CPU kind assumed: the header cannot
+detect a machine whose float kernels round differently.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import struct
 import sys
 import tempfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +73,17 @@ def model_fingerprint(model: nn.Module) -> str:
         cached = (signature, compute(model))
         model._icm_fingerprint = cached
     return cached[1]
+
+
+@contextmanager
+def _one_thread():
+    """Run torch with one intra-op thread, then restore the caller's setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def bits_per_pixel(data: bytes, height: int, width: int) -> float:
@@ -115,7 +135,7 @@ def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: 
     was_training = model.training
     model.eval().update(force=False)
     x = F.pad(x, (0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE), mode="replicate")
-    with torch.no_grad():
+    with torch.no_grad(), _one_thread():
         out = model.compress(x)
     model.train(was_training)
     if tuple(out["shape"]) != _z_shape(height, width):
@@ -202,7 +222,7 @@ def decode(model: nn.Module, data: bytes, fingerprint: str | None = None) -> tor
         strings.append([data[pos : pos + length]])
         pos += length
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _one_thread():
             x_hat = model.decompress(strings, _z_shape(header.height, header.width))["x_hat"]
     except (RuntimeError, ValueError, IndexError) as err:
         raise BitstreamError(f"bitstream does not fit model {header.model_name}: {str(err).splitlines()[0][:120]}") from None

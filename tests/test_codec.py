@@ -75,10 +75,11 @@ def test_cli_round_trip_keeps_size(files, tmp_path, capsys, mode):
 
 
 def test_two_processes_decode_identical_pixels(files, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # different thread settings on purpose: coding pins its own
     runs = [subprocess.Popen([sys.executable, "-m", "icm_lib.cli", "decode", str(files / "rgb.icm"),
-                              str(tmp_path / name), "--checkpoint", str(files / "a.pt")], env=env)
-            for name in ("p1.png", "p2.png")]
+                              str(tmp_path / name), "--checkpoint", str(files / "a.pt")],
+                             env={**os.environ, "OMP_NUM_THREADS": threads})
+            for name, threads in (("p1.png", "1"), ("p2.png", "2"))]
     assert [run.wait(timeout=300) for run in runs] == [0, 0]
     first, second = (np.asarray(Image.open(tmp_path / n)) for n in ("p1.png", "p2.png"))
     assert first.shape == (97, 203, 3) and np.array_equal(first, second)
