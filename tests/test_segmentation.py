@@ -104,7 +104,13 @@ def test_images_dir_reads_decoded_copies_with_the_same_ground_truth(layout, tmp_
 
 def test_train_saves_a_loadable_checkpoint_and_reuses_it(layout, tmp_path):
     out = tmp_path / "maskrcnn" / "checkpoint.pt"
-    assert train_segmenter(layout, out, TINY) == out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert train_segmenter(layout, out, TINY) == out  # trains on TINY.threads == 1 thread
+        assert torch.get_num_threads() == 2  # and gives the caller its thread count back
+    finally:
+        torch.set_num_threads(threads)
     state = torch.load(out, weights_only=True)
     assert state["meta"]["finished"] and state["num_classes"] == 4 and len(state["meta"]["history"]) == 1
     assert state["training_state"] is None  # optimizer state is kept only to resume an unfinished run
@@ -183,7 +189,7 @@ def test_evaluate_a_trained_checkpoint_end_to_end(layout, tmp_path):
 def test_bad_config_and_missing_files_give_clear_errors(layout, tmp_path):
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         SegmenterConfig(backbone="vgg")
-    with pytest.raises(ValueError, match="epochs and batch_size must be at least 1"):
+    with pytest.raises(ValueError, match="epochs, batch_size and threads must be at least 1"):
         SegmenterConfig(epochs=0)
     with pytest.raises(ValueError, match=r"unknown SegmenterConfig field\(s\) \['epoch'\]"):
         SegmenterConfig.from_dict({"epoch": 3})

@@ -113,10 +113,14 @@ def train_segmenter(
     run = _Run(model.to(device()), dataset, config)
     if previous is not None:
         run.restore(previous)
-    for epoch in range(run.epoch, config.epochs):
-        record = run.train_epoch(epoch)
-        finished = epoch + 1 == config.epochs
-        _save(out_path, run, num_classes, config, data, finished, record)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)  # small convolutions: more threads only wait on each other
+    try:
+        for epoch in range(run.epoch, config.epochs):
+            record = run.train_epoch(epoch)
+            _save(out_path, run, num_classes, config, data, epoch + 1 == config.epochs, record)
+    finally:
+        torch.set_num_threads(threads)
     return out_path
 
 
