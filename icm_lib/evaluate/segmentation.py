@@ -37,7 +37,6 @@ from icm_lib.evaluate.cocoeval import coco_map, encode_mask
 from icm_lib.evaluate.maskrcnn_data import CocoSegmentationDataset, collate
 from icm_lib.evaluate.maskrcnn_model import (
     ARCHITECTURE_FIELDS,
-    COCO_NUM_CLASSES,
     SegmenterConfig,
     build_segmenter,
     coco_config,
