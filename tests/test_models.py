@@ -31,7 +31,7 @@ def test_create_overrides_and_unknown_names():
     model = create("mbt2018-mean", N=32, M=48)
     assert model.registry_config == {"N": 32, "M": 48}
     assert model.g_a[0].out_channels == 32
-    assert parameter_count(create("tcm-tiny", N=16)) > parameter_count(create("tcm-tiny"))
+    assert parameter_count(create("tcm-tiny", N=24)) > parameter_count(create("tcm-tiny"))
     with pytest.raises(UserError, match="unknown model"):
         create("tcm-huge")
 

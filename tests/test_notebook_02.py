@@ -8,7 +8,6 @@ import pytest
 from test_train import train_root  # noqa: F401 - the fixture
 
 
-@pytest.mark.slow
 def test_notebook_02_smoke(train_root):  # noqa: F811
     from icm_lib.config import notebook_params
     from icm_lib.notebook import read_record

@@ -48,7 +48,6 @@ def smoke_ready(smoke_root, tmp_path, monkeypatch):
     return root
 
 
-@pytest.mark.slow
 def test_notebook_03_smoke(smoke_ready):
     from icm_lib.notebook import read_record
     from icm_lib.paths import decoded_dir, figures_dir, results_dir, runs_dir

@@ -31,7 +31,6 @@ def smoke_coded(smoke_root, tmp_path, monkeypatch):
     return root
 
 
-@pytest.mark.slow
 def test_notebook_04_smoke(smoke_coded):
     from icm_lib.notebook import read_record
     from icm_lib.paths import detectors_dir, figures_dir, results_dir, runs_dir

@@ -12,7 +12,6 @@ from test_train import train_root  # noqa: F401 - the fixture
 import pytest
 
 
-@pytest.mark.slow
 def test_two_process_ddp_run(train_root, tmp_path):  # noqa: F811
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ICM_ROOT": str(train_root)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -72,15 +72,23 @@ def read_results(profile: str, family: str) -> dict[str, Any]:
 
 
 def bd_psnr(anchor: dict[str, list], test: dict[str, list], metric: str) -> float:
-    """BD-PSNR (dB) of ``test`` over ``anchor`` on one PSNR metric, at equal bpp; NaN with < 2 points."""
+    """BD-PSNR (dB) of ``test`` over ``anchor`` on one PSNR metric, at equal bpp.
+
+    Points are taken in bpp order (a sweep's lambdas need not give rising rates
+    in a short run); NaN when a curve has fewer than 2 points or repeats a rate.
+    """
     import bjontegaard as bd
 
-    if min(len(anchor["bpp"]), len(test["bpp"])) < 2:
-        return math.nan
+    curves = []
+    for curve in (anchor, test):
+        points = sorted(zip(curve["bpp"], curve[metric]))
+        rates = [p[0] for p in points]
+        if len(points) < 2 or any(b <= a for a, b in zip(rates, rates[1:])):
+            return math.nan
+        curves += [rates, [p[1] for p in points]]
     with warnings.catch_warnings():  # little overlap in bpp is reported, not fatal, as bjontegaard does
         warnings.simplefilter("ignore")
-        return float(bd.bd_psnr(anchor["bpp"], anchor[metric], test["bpp"], test[metric],
-                                method="pchip", require_matching_points=False))
+        return float(bd.bd_psnr(*curves, method="pchip", require_matching_points=False))
 
 
 def region_bd_psnr(profile: str, model: str = "tcm-tiny") -> dict[str, float]:
