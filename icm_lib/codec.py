@@ -25,10 +25,8 @@ detect a machine whose float kernels round differently.
 """
 from __future__ import annotations
 
-import os
 import struct
 import sys
-import tempfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from icm_lib.cli import UserError
+from icm_lib.io import write_atomic
 
 MAGIC = b"ICMB"
 FORMAT_VERSION = 1
@@ -252,19 +251,6 @@ def read_image(path: Path) -> tuple[np.ndarray, str | None]:
         alpha = "A" in mode or "transparency" in rgb.info
         note = f"{path.name} is a {mode} image: coded as RGB" + (", alpha dropped" if alpha else "")
     return np.asarray(rgb), note
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temporary file and a rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _encode_cli(args) -> int:

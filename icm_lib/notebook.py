@@ -8,16 +8,16 @@ README's results table read it back.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
+from icm_lib.io import json_safe, write_json
 from icm_lib.paths import project_root, results_dir
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe copy: paths relative to the project root, NaN/inf as None, numpy scalars as Python."""
+    """JSON-safe copy (:func:`icm_lib.io.json_safe`) with paths relative to the project root."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -27,11 +27,7 @@ def _plain(value: Any) -> Any:
             return str(value.resolve().relative_to(project_root()))
         except ValueError:
             return str(value)
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return json_safe(value)
 
 
 def record(stem: str, profile: str, summary: dict[str, Any]) -> Path:
@@ -39,10 +35,7 @@ def record(stem: str, profile: str, summary: dict[str, Any]) -> Path:
     path = results_dir(profile) / "notebooks" / f"{stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"notebook": stem, "profile": profile, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **_plain(summary)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_json(path, payload)
 
 
 def read_record(stem: str, profile: str) -> dict[str, Any]:

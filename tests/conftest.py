@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tests: tiny models run faster so, and coding is pinned to it anyway."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def project_root(tmp_path, monkeypatch) -> Path:
     """An empty project root (with the repo's notebooks and params) for a test's generated data."""
@@ -41,4 +52,41 @@ def smoke_root(tmp_path_factory) -> Path:
             os.environ.pop("ICM_ROOT")
         else:
             os.environ["ICM_ROOT"] = old
+    return root
+
+
+SMOKE_CODEC = {"N": 8, "M": 16}  # an untrained bmshj2018-hyperprior: plumbing, not rate-distortion
+
+
+def write_untrained_codecs(profile: str, lambdas: dict[str, list[float]]) -> None:
+    """Untrained codecs in the trainer's layout (checkpoint.pt + summary.json per run), as notebook 02 leaves them."""
+    import json
+
+    import torch
+
+    from icm_lib.checkpoint import save_checkpoint
+    from icm_lib.models import create
+    from icm_lib.training.loop import CHECKPOINT, SUMMARY
+    from icm_lib.training.sweep import run_dir
+
+    for loss, values in lambdas.items():
+        for i, lmbda in enumerate(values):
+            torch.manual_seed(i)
+            model = create("bmshj2018-hyperprior", **SMOKE_CODEC)
+            out = run_dir(profile, loss, "bmshj2018-hyperprior", lmbda)
+            save_checkpoint(out / CHECKPOINT, model, {"loss": loss, "lmbda": lmbda, "step": 1, "data": "shapes"})
+            summary = {"model": "bmshj2018-hyperprior", "loss": loss, "lmbda": lmbda, "step": 1}
+            (out / SUMMARY).write_text(json.dumps(summary), encoding="utf-8")
+
+
+@pytest.fixture
+def smoke_coded(smoke_root, tmp_path, monkeypatch) -> Path:
+    """A copy of the smoke project with masks (notebook 01's output) and two untrained codecs per loss
+    (standing in for notebook 02's), ready for notebooks 03 and 04."""
+    root = tmp_path / "project"
+    shutil.copytree(smoke_root, root, symlinks=True)
+    shutil.rmtree(root / "notebooks")
+    shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    monkeypatch.setenv("ICM_ROOT", str(root))
+    write_untrained_codecs("smoke", {"object": [0.05, 0.01], "mse": [0.01, 0.002]})
     return root

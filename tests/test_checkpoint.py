@@ -11,12 +11,7 @@ from icm_lib.models import create
 META = {"loss": "object", "lmbda": 0.05, "step": 12, "data": "shapes/train"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _training_state(model):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from icm_lib.bench_codec import bench, format_row, test_images as photo_crops
 from icm_lib.checkpoint import save_checkpoint
@@ -12,12 +11,7 @@ from icm_lib.cli import main
 from icm_lib.models import create
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_photo_crops_are_images():

@@ -15,12 +15,7 @@ TEST_KWARGS = {"bmshj2018-hyperprior": {"N": 16, "M": 24}, "mbt2018-mean": {"N":
 SLOW = {"tcm-small", "tcm-medium", "tcm-large"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registry_names():

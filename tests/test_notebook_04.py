@@ -3,32 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-from pathlib import Path
-
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def smoke_coded(smoke_root, tmp_path, monkeypatch):
-    """A copy of the smoke project with masks (notebook 01) and two untrained codecs per loss (notebook 02)."""
-    from test_notebook_03 import write_untrained_codecs
-
-    root = tmp_path / "project"
-    shutil.copytree(smoke_root, root, symlinks=True)
-    shutil.rmtree(root / "notebooks")
-    shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    monkeypatch.setenv("ICM_ROOT", str(root))
-    from icm_lib.data.layout import DatasetLayout
-    from icm_lib.data.masks import build_masks
-
-    for name in ("shapes", "aerial"):
-        for split in ("train", "val"):
-            build_masks(DatasetLayout.of("smoke", name), split, verbose=False)
-    write_untrained_codecs("smoke", {"object": [0.05, 0.01], "mse": [0.01, 0.002]})
-    return root
 
 
 def test_notebook_04_smoke(smoke_coded):

@@ -15,13 +15,7 @@ from icm_lib.models.tcm_layers import WMSA
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads wait on each other for whole time slices."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fill_conformance_weights(model: torch.nn.Module) -> None:

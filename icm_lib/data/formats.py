@@ -11,22 +11,12 @@ COCO converter.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
 
 import yaml
 
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+from icm_lib.io import write_atomic
 
 
 def write_coco_json(path: Path, images: list[dict], annotations: list[dict], categories: list[dict], info: dict | None = None) -> None:

@@ -28,7 +28,7 @@ from pycocotools import mask as mask_utils
 
 from icm_lib.cli import UserError
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.data.formats import write_atomic
+from icm_lib.io import write_atomic
 
 _STAMP = ".masks.json"  # beside the masks: which annotations (size, mtime) and mode built them, and how fast
 

@@ -29,7 +29,8 @@ from PIL import Image
 
 from icm_lib.cli import UserError
 from icm_lib.data.coco import link_images
-from icm_lib.data.formats import write_atomic, write_coco_json, write_yolo_labels, write_yolo_yaml
+from icm_lib.io import write_atomic
+from icm_lib.data.formats import write_coco_json, write_yolo_labels, write_yolo_yaml
 from icm_lib.data.layout import IMAGE_SUFFIXES, SPLITS, DatasetLayout
 from icm_lib.paths import dataset_dir
 

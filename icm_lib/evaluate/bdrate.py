@@ -14,13 +14,14 @@ reason. Curves with fewer than ``min_points`` points (VCEG: 4) also give NaN.
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from icm_lib.io import write_atomic, write_json
 
 
 @dataclass
@@ -153,9 +154,7 @@ def write_table(table: dict, json_path: Path, description: str, title: str = "")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"name": json_path.stem, "description": description, **table}
     md_path = json_path.with_suffix(".md")
-    for path, text in ((json_path, json.dumps(payload, indent=2) + "\n"), (md_path, table_markdown(table, title))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+    write_json(json_path, payload)
+    write_atomic(md_path, table_markdown(table, title))
     return json_path, md_path
 

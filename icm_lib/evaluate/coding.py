@@ -22,6 +22,7 @@ larger or smaller image limit). Results per codec family go to
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -35,6 +36,7 @@ from tqdm.auto import tqdm
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.evaluate.bitmaps import bit_allocation_map
 from icm_lib.evaluate.codecs import ImageCodec, LearnedCodec, classical_codecs
+from icm_lib.io import write_atomic, write_json
 from icm_lib.metrics import region_psnr_uint8
 from icm_lib.paths import decoded_dir, results_dir
 
@@ -61,26 +63,6 @@ def read_mask(layout: DatasetLayout, split: str, stem: str) -> np.ndarray:
         raise FileNotFoundError(f"no object mask {path}: build the masks first (notebook 01 or icm data masks)")
     with Image.open(path) as im:
         return np.array(im.convert("L"))
-
-
-def _json_safe(value):
-    """NaN and inf (an empty region, a lossless image) as JSON null."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def _write_json(path: Path, payload) -> None:
-    """Write JSON atomically (temp file, then rename), non-finite numbers as null."""
-    _write_atomic(path, lambda p: p.write_text(json.dumps(_json_safe(payload), indent=1) + "\n", encoding="utf-8"))
-
-
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def code_image(codec: ImageCodec, image: np.ndarray, object_mask: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -139,9 +121,10 @@ def code_split(codec: ImageCodec, layout: DatasetLayout, split: str, profile: st
         _link_labels(layout, split, out)
         for path in tqdm(todo, desc=f"{layout.name}/{split} {codec.id}", unit="img", leave=False):
             decoded, records[path.stem] = code_image(codec, read_rgb(path), read_mask(layout, split, path.stem))
-            png = Image.fromarray(decoded)
-            _write_atomic(image_dir / f"{path.stem}.png", lambda p: png.save(p, format="PNG", compress_level=1))
-        _write_json(out / f"records_{split}.json", _payload(codec, layout.name, split, records))
+            buffer = io.BytesIO()
+            Image.fromarray(decoded).save(buffer, format="PNG", compress_level=1)
+            write_atomic(image_dir / f"{path.stem}.png", buffer.getvalue())
+        write_json(out / f"records_{split}.json", _payload(codec, layout.name, split, records))
     return _payload(codec, layout.name, split, {f.stem: records[f.stem] for f in files})
 
 
@@ -188,7 +171,7 @@ def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, prof
 
     if todo:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(path, payload(images))
+        write_json(path, payload(images))
     return payload({f.stem: images[f.stem] for f in files})
 
 
@@ -246,7 +229,7 @@ def write_family_results(profile: str, dataset: str, split: str, family: str, pa
     path = results_dir(profile) / "coding" / dataset / f"{family}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {"name": family, "description": description, "dataset": dataset, "split": split, "results": results}
-    _write_json(path, body)
+    write_json(path, body)
     return path
 
 
@@ -254,7 +237,7 @@ def write_skipped(profile: str, skipped: list[str]) -> Path:
     """``results/coding/skipped.json``: the codec families that could not run here, and why."""
     path = results_dir(profile) / "coding" / "skipped.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, {"skipped": list(skipped)})
+    write_json(path, {"skipped": list(skipped)})
     return path
 
 

@@ -72,7 +72,7 @@ def write_data_yaml(path: Path, train_images: Path, val_images: Path, names: lis
     """An ultralytics data file with absolute train/val image folders (labels found beside ``images/``)."""
     import yaml
 
-    from icm_lib.data.formats import write_atomic
+    from icm_lib.io import write_atomic
 
     data = {"train": str(Path(train_images).resolve()), "val": str(Path(val_images).resolve()),
             "names": dict(enumerate(names))}
@@ -126,7 +126,7 @@ def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | Non
     if not weights.is_file():
         raise RuntimeError(f"ultralytics finished without writing {weights}")
     payload = {**wanted, "seconds": round(time.perf_counter() - start, 1), "seconds_per_epoch": round((time.perf_counter() - start) / cfg.epochs, 1)}
-    from icm_lib.data.formats import write_atomic
+    from icm_lib.io import write_atomic
 
     write_atomic(marker, json.dumps(payload, indent=2))
     return weights

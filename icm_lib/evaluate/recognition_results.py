@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from icm_lib.data.formats import write_atomic
+from icm_lib.io import write_json
 from icm_lib.evaluate.bdrate import Curve, bd_rate_table, write_table
 from icm_lib.paths import results_dir
 
@@ -32,20 +32,6 @@ def recognition_dir(profile: str, dataset: str, detector: str) -> Path:
 def codec_role(family: str) -> str:
     """``object``, ``mse`` or ``classical`` from a family name (``tcm-tiny-object``, ``tcm-tiny-mse``, ``jpeg``)."""
     return "object" if family.endswith("-object") else "mse" if family.endswith("-mse") else "classical"
-
-
-def write_json(path: Path, payload: dict) -> Path:
-    """JSON written atomically, NaN as null."""
-    write_atomic(path, json.dumps(_finite(payload), indent=1) + "\n")
-    return path
-
-
-def _finite(value):
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def write_curve(folder: Path, family: str, mode: str, detector: str, rows: list[dict], n_images: int | None) -> Path:

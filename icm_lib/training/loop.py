@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from icm_lib.data.layout import DatasetLayout
+from icm_lib.io import json_safe, write_atomic, write_json
 from icm_lib.metrics import masked_mse, psnr_from_mse
 from icm_lib.training import distributed
 from icm_lib.training.config import TrainConfig
@@ -234,16 +235,7 @@ def _log(run: Run, row: dict[str, Any]) -> None:
     path = run.cfg.out_dir / METRICS
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(_finite_or_none({"step": run.step, **row})) + "\n")
-
-
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no NaN: an undefined metric (e.g. object PSNR of a batch without objects) becomes null."""
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+        f.write(json.dumps(json_safe({"step": run.step, **row})) + "\n")
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -251,9 +243,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "".join(line + "\n" for line in keep))
 
 
 def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
@@ -269,8 +259,5 @@ def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
             "images_per_second": run.step * run.cfg.batch_size / max(run.seconds, 1e-9), "device": str(run.ctx.device), "processes": run.ctx.world, "val": val, "config": run.cfg.to_meta(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        path = run.cfg.out_dir / SUMMARY
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(_finite_or_none(summary), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_json(run.cfg.out_dir / SUMMARY, summary)
     return distributed.gather(summary, run.ctx)[0]

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from icm_lib.io import write_json
 from icm_lib.paths import results_dir
 from icm_lib.training.sweep import TrainedCodec, trained_codecs
 
@@ -55,11 +56,7 @@ def write_results(profile: str, model: str | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for family, entry in family_results(codecs).items():
-        path = folder / f"{family}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        paths.append(path)
+        paths.append(write_json(folder / f"{family}.json", entry))
     return paths
 
 
