@@ -8,6 +8,7 @@ and names it and the failing cell.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,11 @@ def pipeline_notebooks(only: list[str] | None = None) -> list[Path]:
     return books
 
 
-def run_notebook(path: Path, profile: str, out_dir: Path) -> Path:
+def run_notebook(path: Path, profile: str, out_dir: Path, stream: bool = False) -> Path:
     """Execute one notebook with its profile parameters; returns the executed copy's path.
+
+    ``stream`` echoes the kernel's stdout and stderr (progress bars, training logs) to
+    this process's, so a long run shows its progress and not only papermill's cell count.
 
     Raises:
         NotebookFailure: a cell raised; names the cell and the exception.
@@ -59,6 +63,8 @@ def run_notebook(path: Path, profile: str, out_dir: Path) -> Path:
             cwd=str(path.parent),
             kernel_name="python3",
             progress_bar=True,
+            stdout_file=sys.stdout if stream else None,
+            stderr_file=sys.stderr if stream else None,
         )
     except PapermillExecutionError as err:
         raise NotebookFailure(path.name, _code_cell_number(path, err.source), f"{err.ename}: {err.evalue}") from err
@@ -81,7 +87,7 @@ def _code_cell_number(notebook: Path, source: str) -> int | None:
     return code.index(source) + 1 if source in code else None
 
 
-def run_pipeline(profile: str, only: list[str] | None = None) -> list[Path]:
+def run_pipeline(profile: str, only: list[str] | None = None, stream: bool = False) -> list[Path]:
     """Run the notebooks in order; stops at the first failure (raises :class:`NotebookFailure`)."""
     if profile not in PROFILES:
         raise UserError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -90,7 +96,7 @@ def run_pipeline(profile: str, only: list[str] | None = None) -> list[Path]:
     for book in pipeline_notebooks(only):
         start = time.perf_counter()
         print(f"[pipeline:{profile}] {book.name} ...", flush=True)
-        done.append(run_notebook(book, profile, out_dir))
+        done.append(run_notebook(book, profile, out_dir, stream))
         print(f"[pipeline:{profile}] {book.name} done in {time.perf_counter() - start:.0f} s", flush=True)
     return done
 
@@ -98,7 +104,7 @@ def run_pipeline(profile: str, only: list[str] | None = None) -> list[Path]:
 def _cli(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
-        done = run_pipeline(args.profile, args.only)
+        done = run_pipeline(args.profile, args.only, stream=not args.quiet)
     except NotebookFailure as failure:
         raise UserError(str(failure)) from failure
     print(f"[pipeline:{args.profile}] {len(done)} notebooks in {time.perf_counter() - start:.0f} s; executed copies in {runs_dir(args.profile)}")
@@ -109,4 +115,5 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="run the numbered notebooks in order with papermill")
     p.add_argument("--profile", default="demo", choices=PROFILES)
     p.add_argument("--only", nargs="+", metavar="PREFIX", help="run only notebooks whose name starts with these (e.g. 01 02)")
+    p.add_argument("--quiet", action="store_true", help="show papermill's cell progress only, not the notebooks' own output")
     p.set_defaults(func=_cli)
