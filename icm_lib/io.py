@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def write_atomic(path: Path, data: bytes | str) -> Path:
@@ -32,14 +32,14 @@ def write_atomic(path: Path, data: bytes | str) -> Path:
     return path
 
 
-def json_safe(value: Any) -> Any:
-    """A copy that JSON can hold: NaN/inf as None, numpy scalars as Python numbers, paths as strings."""
+def json_safe(value: Any, path: Callable[[Path], str] = str) -> Any:
+    """A copy that JSON can hold: NaN/inf as None, numpy scalars as Python numbers, paths through ``path``."""
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, path) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, path) for v in value]
     if isinstance(value, Path):
-        return str(value)
+        return path(value)
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

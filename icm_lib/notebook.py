@@ -16,25 +16,19 @@ from icm_lib.io import json_safe, write_json
 from icm_lib.paths import project_root, results_dir
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe copy (:func:`icm_lib.io.json_safe`) with paths relative to the project root."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        try:
-            return str(value.resolve().relative_to(project_root()))
-        except ValueError:
-            return str(value)
-    return json_safe(value)
+def _relative(path: Path) -> str:
+    """A path relative to the project root when it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except ValueError:
+        return str(path)
 
 
 def record(stem: str, profile: str, summary: dict[str, Any]) -> Path:
     """Write a notebook's summary of what it produced; returns the JSON path."""
     path = results_dir(profile) / "notebooks" / f"{stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"notebook": stem, "profile": profile, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **_plain(summary)}
+    payload = {"notebook": stem, "profile": profile, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **json_safe(summary, _relative)}
     return write_json(path, payload)
 
 

@@ -28,3 +28,11 @@ def test_json_safe_values():
     out = json_safe({"nan": math.nan, "inf": [math.inf, 1.5], "np": np.float32(2.0), "path": Path("a/b"), 3: (1, 2)})
     assert out == {"nan": None, "inf": [None, 1.5], "np": 2.0, "path": "a/b", "3": [1, 2]}
     assert json.dumps(out, allow_nan=False)
+
+
+def test_notebook_record_writes_paths_relative_to_the_project(project_root):
+    from icm_lib.notebook import read_record, record
+
+    record("99_test", "smoke", {"figure": project_root / "figures" / "a.png", "outside": Path("/elsewhere/b"), "x": math.nan})
+    rec = read_record("99_test", "smoke")
+    assert rec["figure"] == "figures/a.png" and rec["outside"] == "/elsewhere/b" and rec["x"] is None
