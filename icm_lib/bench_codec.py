@@ -14,8 +14,17 @@ trained weights, small models first get ``--train-steps`` quick rate-distortion
 steps on crops of those photos; the output names the weights of each row.
 A ratio below 1 is a badly calibrated model, not a better coder: the estimate
 charges up to 30 bits (the likelihood bound) for a symbol the rANS coder
-escapes with fewer, and the coder's scale table (64 scales) can fit the
-residuals better than an untrained scale prediction.
+escapes with fewer, and the coder's scale table can fit the residuals better
+than an untrained scale prediction.
+
+What the ratio is made of (:mod:`icm_lib.models.entropy_tables`): the scale
+table (``scale_levels``), the rounding of pmfs to 16-bit frequencies
+(``cdf_rounding``), and a fixed 32-64 bits per rANS string (the coder's final
+state), paid twice per image (one y string, one z string). At 256x256 and
+0.1 bpp an image is about 6,500 bits, so those two strings alone cost about
+1.5 % on that image; the ratio of a batch averages over its images.
+``--scale-levels`` and ``--cdf-rounding`` code a TCM with other tables than
+its config's (same weights), to compare.
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ import numpy as np
 import torch
 
 from icm_lib.cli import UserError, group
+from icm_lib.models.entropy_tables import CDF_ROUNDINGS
 
 MODELS = ("tcm-tiny", "tcm-small")
 QUICK_TRAIN_MAX_PARAMS = 5_000_000  # larger models are too slow to pre-train here: they stay random
@@ -84,23 +94,32 @@ def quick_train(model: torch.nn.Module, steps: int, lmbda: float = 0.01, crop: i
     model.eval()
 
 
-def prepare(name: str, checkpoints: dict, train_steps: int) -> tuple[torch.nn.Module, str]:
-    """The model to measure and a description of its weights."""
+def prepare(name: str, checkpoints: dict, train_steps: int, tables: dict | None = None) -> tuple[torch.nn.Module, str]:
+    """The model to measure and a description of its weights and coding tables.
+
+    ``tables`` (e.g. ``{"scale_levels": 256}``) replaces coding-table settings of a TCM's config.
+    """
     from icm_lib.checkpoint import load_checkpoint
-    from icm_lib.models import create, parameter_count
+    from icm_lib.models import create, parameter_count, with_config
 
     if name in checkpoints:
         model, meta, _ = load_checkpoint(checkpoints[name])
-        return model, f"checkpoint {checkpoints[name]} (step {meta.get('step')})"
-    torch.manual_seed(0)
-    model = create(name)
-    if train_steps > 0 and parameter_count(model) <= QUICK_TRAIN_MAX_PARAMS:
-        quick_train(model, train_steps)
-        weights = f"random init + {train_steps} quick RD steps (lambda 0.01, 64x64 photo crops)"
+        weights = f"checkpoint {checkpoints[name]} (step {meta.get('step')})"
     else:
-        weights = "random init (untrained: rates say little)"
-    model.eval().update(force=True)
-    return model, weights
+        torch.manual_seed(0)
+        model = create(name)
+        if train_steps > 0 and parameter_count(model) <= QUICK_TRAIN_MAX_PARAMS:
+            quick_train(model, train_steps)
+            weights = f"random init + {train_steps} quick RD steps (lambda 0.01, 64x64 photo crops)"
+        else:
+            weights = "random init (untrained: rates say little)"
+        model.eval().update(force=True)
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        return model, weights
+    if tables:
+        model = with_config(model, **tables)
+    return model, f"{weights}, {model.cfg.scale_levels} scales, {model.cfg.cdf_rounding} rounding"
 
 
 def measure(model: torch.nn.Module, images: torch.Tensor) -> tuple[float, float, float]:
@@ -124,10 +143,10 @@ def file_bpp(model: torch.nn.Module, image: torch.Tensor) -> float:
     return bits_per_pixel(encode(model, image), *image.shape[-2:])
 
 
-def bench(models, sizes, batches, checkpoints: dict, train_steps: int) -> list[Row]:
+def bench(models, sizes, batches, checkpoints: dict, train_steps: int, tables: dict | None = None) -> list[Row]:
     rows = []
     for name in models:
-        model, weights = prepare(name, checkpoints, train_steps)
+        model, weights = prepare(name, checkpoints, train_steps, tables)
         for size in sizes:
             images = test_images(size, max(batches))
             for batch in batches:
@@ -162,7 +181,9 @@ def _cli(args) -> int:
         torch.set_num_threads(args.threads)
     print(f"icm bench codec: CPU, {torch.get_num_threads()} thread(s), photo crops from scikit-image")
     print(HEADER)
-    rows = bench(models, sizes, batches, checkpoints, steps)
+    tables = {key: value for key, value in (("scale_levels", args.scale_levels), ("cdf_rounding", args.cdf_rounding))
+              if value is not None}
+    rows = bench(models, sizes, batches, checkpoints, steps, tables)
     print("weights: " + "; ".join(sorted({f"{r.model}: {r.weights}" for r in rows})))
     print("bits/estimate: entropy-coded string bits over -sum log2 likelihoods; bpp: whole files, batch 1")
     return 0
@@ -177,4 +198,7 @@ def add_cli(sub) -> None:
     parser.add_argument("--train-steps", type=int, default=300, help="quick RD steps for small random models")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="tcm-tiny at 256x256 only, <= 100 training steps")
+    parser.add_argument("--scale-levels", type=int, help="code TCMs with this many scales (default: each config's)")
+    parser.add_argument("--cdf-rounding", choices=CDF_ROUNDINGS,
+                        help="code TCMs with this pmf rounding (default: each config's)")
     parser.set_defaults(func=_cli)

@@ -4,10 +4,17 @@ A checkpoint is a dict ``{"format", "version", "meta", "state_dict",
 "training_state"}`` written atomically (temporary file, then rename) and read
 with ``torch.load(..., weights_only=True)``, so a checkpoint from a stranger
 cannot run code. ``meta`` holds ``model`` (registry name), ``model_config``
-(the keyword arguments of :func:`icm_lib.models.create`), ``loss``
-("object" | "mse"), ``lmbda``, ``step`` and ``data``. ``training_state`` (optional)
-holds optimizer / scheduler / RNG state dicts: tensors, dicts, lists, numbers
-and strings only.
+(the model's complete configuration, :func:`icm_lib.models.model_config`),
+``loss`` ("object" | "mse"), ``lmbda``, ``step`` and ``data``.
+``training_state`` (optional) holds optimizer / scheduler / RNG state dicts:
+tensors, dicts, lists, numbers and strings only.
+
+Loading rebuilds the model from ``model_config`` alone
+(:func:`icm_lib.models.build`), so a checkpoint keeps loading as the very same
+model after the registry's defaults for its name change. Older checkpoints
+stored the registry's defaults of the day plus overrides; every field they lack
+took the config dataclass's default then and takes it now (e.g. the 64-scale
+table of a tcm-tiny saved before ``scale_levels`` existed).
 
 The CDF tables are computed from the weights when saving, so encoder and
 decoder use the very same tables.
@@ -46,10 +53,12 @@ def read_weights_only(path) -> Any:
 
 
 def model_meta(model: nn.Module) -> dict:
-    """``model`` and ``model_config`` of a model built by :func:`icm_lib.models.create`."""
+    """``model`` and the complete ``model_config`` of a model built by :func:`icm_lib.models.create`."""
+    from icm_lib.models import model_config
+
     if not hasattr(model, "registry_name"):
         raise ValueError("the model was not built by icm_lib.models.create: pass meta['model'] and meta['model_config']")
-    return {"model": model.registry_name, "model_config": dict(model.registry_config)}
+    return {"model": model.registry_name, "model_config": model_config(model)}
 
 
 def save_checkpoint(path, model: nn.Module, meta: dict | None = None, training_state: dict | None = None) -> Path:
@@ -58,13 +67,14 @@ def save_checkpoint(path, model: nn.Module, meta: dict | None = None, training_s
     Args:
         path: the checkpoint file to write.
         model: a CompressAI-style model from :func:`icm_lib.models.create`.
-        meta: ``loss``, ``lmbda``, ``step``, ``data`` ...; ``model``/``model_config`` are filled in.
+        meta: ``loss``, ``lmbda``, ``step``, ``data`` ...; ``model``/``model_config`` are filled in
+            from the model itself when it came from the registry (they describe what is saved).
         training_state: optimizer / scheduler / RNG state dicts for resuming (optional).
     Returns:
         The path written.
     """
     path = Path(path)
-    meta = {**model_meta(model), **(meta or {})} if hasattr(model, "registry_name") else dict(meta or {})
+    meta = {**(meta or {}), **model_meta(model)} if hasattr(model, "registry_name") else dict(meta or {})
     for key in ("model", "model_config"):
         if key not in meta:
             raise ValueError(f"checkpoint meta needs {key!r}")
@@ -90,7 +100,7 @@ def load_checkpoint(path, map_location: str = "cpu") -> tuple[nn.Module, dict, d
     Returns:
         ``(model, meta, training_state)``; ``training_state`` is None when none was saved.
     """
-    from icm_lib.models import create
+    from icm_lib.models import build
 
     payload = read_weights_only(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -98,7 +108,10 @@ def load_checkpoint(path, map_location: str = "cpu") -> tuple[nn.Module, dict, d
     if payload.get("version") != VERSION:
         raise UserError(f"{path}: checkpoint format version {payload.get('version')} is not supported")
     meta = payload["meta"]
-    model = create(meta["model"], **meta.get("model_config", {}))
+    try:
+        model = build(meta["model"], meta.get("model_config", {}))
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as err:

@@ -9,9 +9,11 @@ A file is a header followed by the entropy-coded strings of ``model.compress``
 
 Bits per pixel = 8 * file size / (H * W), header included. Images of any size
 are replicate-padded to a multiple of 64 before coding and cropped back after
-decoding. The decoder refuses a file made by other weights (fingerprint), a
-corrupted or truncated file (CRC, lengths) and absurd dimensions, before
-decoding anything.
+decoding. The decoder refuses a file made by other weights or other coding
+tables (the fingerprint hashes the whole state_dict, scale table and CDF
+tables included: a tcm-tiny with 64 scales and one with 256 never decode
+each other's files), a corrupted or truncated file (CRC, lengths) and absurd
+dimensions, before decoding anything.
 
 Determinism: the decoder must derive the very CDF indexes the encoder used
 from its own float computation of the entropy model. Coding therefore runs
@@ -214,7 +216,8 @@ def decode(model: nn.Module, data: bytes, fingerprint: str | None = None) -> tor
     model.eval().update(force=False)  # CDF tables first: they are part of the fingerprint
     expected = fingerprint or model_fingerprint(model)
     if header.fingerprint != expected:
-        raise BitstreamError(f"bitstream was made by other weights ({header.model_name} {header.fingerprint}); "
+        raise BitstreamError(f"bitstream was made by other weights or coding tables "
+                             f"({header.model_name} {header.fingerprint}); "
                              f"this checkpoint is {expected}")
     strings, pos = [], offset
     for length in header.string_lengths:

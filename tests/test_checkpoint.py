@@ -86,3 +86,50 @@ def test_bad_checkpoint_files_are_refused(tmp_path, damage):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_checkpoints_store_the_complete_config(tmp_path):
+    from dataclasses import fields
+
+    from icm_lib.models.tcm import TCMConfig
+
+    path = save_checkpoint(tmp_path / "c.pt", create("tcm-tiny"), {**META, "model_config": {"N": 99}})
+    stored = torch.load(path, weights_only=True)["meta"]["model_config"]
+    assert set(stored) == {f.name for f in fields(TCMConfig)}  # every field, whatever the caller passed
+    assert stored["N"] == 16 and stored["scale_levels"] == 256
+
+
+def test_checkpoints_outlive_changed_registry_defaults(tmp_path, monkeypatch):
+    import icm_lib.models as models
+
+    model = create("tcm-tiny")
+    path = save_checkpoint(tmp_path / "c.pt", model, META)
+    builder, defaults = models._REGISTRY["tcm-tiny"]
+    monkeypatch.setitem(models._REGISTRY, "tcm-tiny", (builder, {**defaults, "N": 24, "scale_levels": 128}))
+    loaded, _, _ = load_checkpoint(path)
+    assert loaded.cfg.N == 16 and loaded.cfg.scale_levels == 256
+    assert model_fingerprint(loaded) == model_fingerprint(model)
+
+
+def test_old_checkpoints_keep_their_coding_tables(tmp_path):
+    """A tcm-tiny saved before the table settings existed: registry defaults of the day, 64 scales."""
+    model = create("tcm-tiny", scale_levels=64, cdf_rounding="compressai")
+    path = save_checkpoint(tmp_path / "c.pt", model, META)
+    payload = torch.load(path, weights_only=True)
+    old_fields = ("N", "M", "hyper_channels", "config", "head_dim", "hyper_head_dim", "num_slices",
+                  "max_support_slices", "atten_dim", "atten_head_dim", "transform_dims")
+    payload["meta"]["model_config"] = {k: payload["meta"]["model_config"][k] for k in old_fields}
+    torch.save(payload, path)
+    loaded, _, _ = load_checkpoint(path)
+    assert (loaded.cfg.scale_levels, loaded.cfg.cdf_rounding) == (64, "compressai")
+    assert len(loaded.gaussian_conditional.scale_table) == 64
+    assert model_fingerprint(loaded) == model_fingerprint(model)  # its old bitstreams still decode
+
+
+def test_config_that_fits_no_model_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", create("tcm-tiny"), META)
+    payload = torch.load(path, weights_only=True)
+    payload["meta"]["model_config"]["window"] = 3
+    torch.save(payload, path)
+    with pytest.raises(UserError, match="config does not fit model tcm-tiny"):
+        load_checkpoint(path)

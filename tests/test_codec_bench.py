@@ -33,3 +33,12 @@ def test_bench_command_names_checkpoint_weights(tmp_path, capsys):
                  "--checkpoint", str(tmp_path / "c.pt")]) == 0
     out = capsys.readouterr().out
     assert "bits/estimate" in out and "(step 7)" in out
+
+
+def test_bench_codes_with_the_tables_asked_for():
+    from icm_lib.bench_codec import prepare
+
+    model, weights = prepare("tcm-tiny", {}, 0)
+    assert weights.endswith("256 scales, proportional rounding") and len(model.gaussian_conditional.scale_table) == 256
+    model, weights = prepare("tcm-tiny", {}, 0, {"scale_levels": 64, "cdf_rounding": "compressai"})
+    assert weights.endswith("64 scales, compressai rounding") and len(model.gaussian_conditional.scale_table) == 64

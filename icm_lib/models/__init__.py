@@ -10,12 +10,15 @@ CompressAI's interface (``forward`` -> ``{"x_hat", "likelihoods"}``,
   baselines (Balle et al. 2018, Minnen et al. 2018, Cheng et al. 2020), with
   CompressAI's low-rate channel counts as defaults.
 
-The name and the keyword arguments a model was built with are kept on the
-model (``model.registry_name``, ``model.registry_config``) so that a
-checkpoint can rebuild it.
+The name and the complete configuration a model was built with are kept on
+the model (``model.registry_name``, ``model.registry_config``: every
+:class:`TCMConfig` field for TCM, not only the registry's defaults), so that a
+checkpoint rebuilds the very model with :func:`build` even after the
+registry's defaults for that name have changed.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch.nn as nn
@@ -23,7 +26,8 @@ from compressai.models import Cheng2020Attention, MeanScaleHyperprior, ScaleHype
 
 from icm_lib.models.tcm import TCM, TCM_SIZES, TCMConfig, load_official_tcm
 
-__all__ = ["TCM", "TCMConfig", "available", "create", "load_official_tcm", "parameter_count", "register"]
+__all__ = ["TCM", "TCMConfig", "available", "build", "create", "load_official_tcm", "model_config",
+           "parameter_count", "register", "with_config"]
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
 
@@ -44,12 +48,49 @@ def create(name: str, **kwargs: Any) -> nn.Module:
 
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; available: {', '.join(available())}")
-    builder, defaults = _REGISTRY[name]
-    config = {**defaults, **kwargs}
-    model = builder(**config)
+    return build(name, {**_REGISTRY[name][1], **kwargs})
+
+
+def build(name: str, config: dict[str, Any]) -> nn.Module:
+    """The model ``name`` from exactly ``config``: keys it lacks take the builder's defaults, not the registry's.
+
+    This is how a checkpoint's stored config comes back (for TCM, missing fields take
+    :class:`TCMConfig`'s defaults, which never change meaning).
+    """
+    from icm_lib.cli import UserError
+
+    if name not in _REGISTRY:
+        raise UserError(f"unknown model {name!r}; available: {', '.join(available())}")
+    try:
+        model = _REGISTRY[name][0](**config)
+    except TypeError as err:
+        raise UserError(f"config does not fit model {name}: {err}") from None
     model.registry_name = name
-    model.registry_config = config
+    model.registry_config = model_config(model, config)
     return model
+
+
+def model_config(model: nn.Module, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The complete keyword arguments that rebuild ``model`` with :func:`build`.
+
+    A model with a dataclass ``cfg`` (TCM) gives all its fields; another gives ``config``
+    (its constructor's keyword arguments), by default ``model.registry_config``.
+    """
+    cfg = getattr(model, "cfg", None)
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.asdict(cfg)
+    return dict(model.registry_config if config is None else config)
+
+
+def with_config(model: nn.Module, **changes: Any) -> nn.Module:
+    """The same weights in a model built with ``changes`` to its config, CDF tables recomputed, in eval mode.
+
+    For settings that change no weight, e.g. ``with_config(model, scale_levels=256)``.
+    """
+    new = build(model.registry_name, {**model_config(model), **changes})
+    new.load_state_dict(model.state_dict())
+    new.update(force=True)
+    return new.eval()
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -71,8 +112,7 @@ register("cheng2020-attn", Cheng2020Attention, N=128)
 def _list_models(args) -> int:
     print(f"{'model':<22} {'parameters':>12}  config")
     for name in available():
-        model = create(name)
-        print(f"{name:<22} {parameter_count(model):>12,}  {model.registry_config}")
+        print(f"{name:<22} {parameter_count(create(name)):>12,}  {_REGISTRY[name][1]}")
     return 0
 
 
