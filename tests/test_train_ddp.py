@@ -30,3 +30,18 @@ def test_two_process_ddp_run(train_root, tmp_path):  # noqa: F811
 
     _, meta, state = load_checkpoint(run / "checkpoint.pt")
     assert meta["step"] == 4 and len(state["rng"]) == 2  # per-process random states
+
+
+def test_base_trains_data_parallel_from_python(train_root, monkeypatch):  # noqa: F811
+    """PROCESSES=2 trains the sweep's base over two gloo processes, as a notebook starts it."""
+    from icm_lib.training.sweep import sweep_configs, train_data_parallel
+
+    monkeypatch.setenv("ICM_ROOT", str(train_root))
+    params = {"PROFILE": "smoke", "MODEL": "bmshj2018-hyperprior", "DATASET": "shapes", "BASE_STEPS": 4, "BASE_LAMBDA": 0.01,
+              "STEPS": 2, "BATCH_SIZE": 4, "CROP_SIZE": 64, "CHECKPOINT_EVERY": 2, "MSE_LAMBDAS": [], "OBJECT_LAMBDAS": []}
+    base, _ = sweep_configs(params)
+    train_data_parallel(base, 2)
+    summary = json.loads((base.out_dir / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["step"] == 4
+    with pytest.raises(ValueError, match="not divisible"):
+        train_data_parallel(base, 3)

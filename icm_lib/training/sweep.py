@@ -6,9 +6,11 @@ demo's budget, a profile may set ``BASE_STEPS``: one base model is trained
 first (plain MSE at a middle lambda), and every codec of both sweeps is then
 fine-tuned from it for ``STEPS`` steps with its own loss and lambda. This is a
 deviation of the miniature only; the paper profile sets ``BASE_STEPS: 0``.
-``PROCESSES`` > 1 trains that many codecs at once, each in its own process with
-one thread: on a small CPU, small models train faster side by side than with
-all threads on one (several GPUs use torchrun instead).
+``PROCESSES`` > 1 uses that many CPU processes of one thread each: the base is
+trained data-parallel over them (gloo, as under torchrun), then that many
+codecs are fine-tuned side by side. On a small CPU a small model trains about
+as fast with one thread as with two, so this nearly doubles the throughput.
+A GPU trains everything in one process (several GPUs use torchrun instead).
 
 Codecs live in ``codecs_dir(profile)/<loss>/<model>_lambda<lmbda>/``; a run
 is finished when its ``summary.json`` records at least the steps asked for.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import socket
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,11 +128,15 @@ def train_sweeps(params: dict[str, Any], losses: tuple[str, ...] = LOSSES, ctx: 
     ctx = ctx or distributed.setup()
     base, runs = sweep_configs(params, losses)
     todo = [cfg for cfg in ([base] if base else []) + runs if not _reused(cfg, ctx)]
-    if base in todo:
-        train_codec(base, ctx)
-        todo.remove(base)
     processes = int(params.get("PROCESSES", 1))
-    if processes > 1 and ctx.world == 1 and len(todo) > 1:
+    side_by_side = processes > 1 and ctx.world == 1 and ctx.device.type == "cpu"
+    if base in todo:
+        if side_by_side:
+            train_data_parallel(base, processes)
+        else:
+            train_codec(base, ctx)
+        todo.remove(base)
+    if side_by_side and len(todo) > 1:
         with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
             for _ in pool.map(_train_single_threaded, todo):
                 pass
@@ -152,6 +160,38 @@ def _train_single_threaded(cfg: TrainConfig) -> None:
 
     torch.set_num_threads(1)
     train_codec(cfg, distributed.setup())
+
+
+def train_data_parallel(cfg: TrainConfig, processes: int) -> None:
+    """Train one run data-parallel over ``processes`` local CPU processes (gloo, one thread each).
+
+    The same as ``torchrun --nproc_per_node <processes> -m icm_lib.train`` on this
+    machine, started from Python (a notebook) instead of the shell. A failure in
+    any process is raised here with that process's traceback.
+    """
+    import torch.multiprocessing as mp
+
+    if cfg.batch_size % processes:
+        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {processes} processes")
+    mp.start_processes(_data_parallel_worker, args=(cfg, processes, _free_port()), nprocs=processes, start_method="spawn")
+
+
+def _data_parallel_worker(rank: int, cfg: TrainConfig, world: int, port: int) -> None:
+    import torch
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    ctx = distributed.setup()
+    try:
+        train_codec(cfg, ctx)
+    finally:
+        distributed.teardown()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def sweep_runs(params: dict[str, Any], losses: tuple[str, ...] = LOSSES) -> dict[str, Path]:
