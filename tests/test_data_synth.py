@@ -127,3 +127,18 @@ def test_parallel_and_serial_drawing_give_the_same_files(project_root, monkeypat
     shutil.rmtree(DatasetLayout.of("smoke", "shapes").root)
     monkeypatch.setattr(synth, "_PARALLEL_FROM", 10**9)
     assert _digest(synth.synthesize("shapes", "smoke", seed=3, sizes=sizes, verbose=False).root) == parallel
+
+
+def test_shapes_objects_are_colourful_on_grey_scenes():
+    """The miniature's objectness cue: objects carry colour, the scene behind them hardly any."""
+    from icm_lib.data import shapes
+    from icm_lib.data.masks import object_mask
+
+    inside, outside = [], []
+    for seed in range(8):
+        image, anns = shapes.render_shapes(np.random.default_rng(seed), shapes.ShapesConfig(empty_fraction=0.0))
+        mask = object_mask(anns, *image.shape[:2]).astype(bool)
+        chroma = image.max(2).astype(float) - image.min(2)  # 0 for grey pixels
+        inside.append(chroma[mask].mean())
+        outside.append(chroma[~mask].mean())
+    assert np.mean(inside) > 3 * np.mean(outside)

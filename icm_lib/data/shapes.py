@@ -6,6 +6,15 @@ Each image is a crop of a real photograph (:mod:`icm_lib.data.photos`) on which
 (small objects included), stretched and rotated, and filled with a patch cut
 from another photograph, so only its shape tells its category.
 
+Objects are colourful and scenes nearly grey: the scene photo keeps at most
+:attr:`ShapesConfig.background_saturation` of its colour, an object's texture
+has its colour boosted. This gives "things" a look of their own against
+"stuff", as COCO's objects have, but one a 2-million-parameter codec can pick
+up in minutes of CPU training (COCO's objectness is semantic and takes the
+paper's full training). Deviation of the miniature: without this cue the demo
+codec trained with Object-MSE did not learn where the objects are within its
+15-minute budget (object BD-PSNR -1.4 dB against the MSE codec).
+
 Occlusion follows COCO: later objects are drawn over earlier ones and every
 annotation is the object's *visible* region (COCO annotates what is seen, not
 amodal shape). Placements that would hide more than
@@ -36,6 +45,9 @@ class ShapesConfig:
     scale: tuple[float, float] = (0.1, 0.9)  # object diameter / short image side, drawn log-uniformly
     min_visible: float = 0.4  # an earlier object must keep this share of its area visible
     min_inside: float = 0.6  # share of an object's area that must fall inside the image
+    background_saturation: tuple[float, float] = (0.0, 0.35)  # colour kept in the scene photo (0: grey, 1: as shot)
+    background_brightness: tuple[float, float] = (0.6, 1.0)  # scene photo dimmed by this factor
+    object_saturation: tuple[float, float] = (1.3, 2.0)  # colour of an object's texture, boosted around its grey
 
 
 def _circle(n: int = 40, r: float = 1.0, cx: float = 0.0, start: float = 0.0, stop: float = 2 * np.pi) -> np.ndarray:
@@ -158,7 +170,7 @@ def render_shapes(rng: np.random.Generator, cfg: ShapesConfig = ShapesConfig()) 
     background = random_crop(load_photo(SCENE_PHOTOS[rng.integers(len(SCENE_PHOTOS))]), h, w, rng, (0.35, 1.0))
     background = background.astype(np.float32)
     grey = background.mean(2, keepdims=True)
-    image = (grey + rng.uniform(0.4, 1.0) * (background - grey)) * rng.uniform(0.6, 1.0)
+    image = (grey + rng.uniform(*cfg.background_saturation) * (background - grey)) * rng.uniform(*cfg.background_brightness)
     objects = _place_objects(rng, h, w, cfg)
     s = SUPERSAMPLE
     owner = np.zeros((h * s, w * s), np.uint8)
@@ -173,7 +185,9 @@ def render_shapes(rng: np.random.Generator, cfg: ShapesConfig = ShapesConfig()) 
         alpha = cv2.resize(visible.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)[..., None]
         photo = load_photo(SCENE_PHOTOS[rng.integers(len(SCENE_PHOTOS))])
         texture = random_crop(photo, y1 - y0, x1 - x0, rng, (0.1, 0.5)).astype(np.float32)
-        texture = np.clip(texture * rng.uniform(0.7, 1.4, 3).astype(np.float32) + rng.uniform(-30, 30), 0, 255)
+        texture = texture * rng.uniform(0.7, 1.4, 3).astype(np.float32) + rng.uniform(-30, 30)
+        texture_grey = texture.mean(2, keepdims=True)
+        texture = np.clip(texture_grey + rng.uniform(*cfg.object_saturation) * (texture - texture_grey), 0, 255)
         region = image[y0:y1, x0:x1]
         image[y0:y1, x0:x1] = region + alpha * (texture - region)
         ann = _annotation(cat, visible, x0, y0)

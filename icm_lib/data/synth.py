@@ -45,7 +45,7 @@ SIZES = {
 }
 _RENDER = {"shapes": (shapes.render_shapes, shapes.CATEGORIES), "aerial": (aerial.render_aerial, aerial.CATEGORIES)}
 _MARKER = "synth.json"  # written last inside the dataset: its presence means "complete"
-_FORMAT = 1  # bump when the generators change, so stale datasets are rebuilt
+_FORMAT = 2  # bump when the generators change, so stale datasets are rebuilt
 _PARALLEL_FROM = 100  # splits at least this large are drawn by two processes
 
 
