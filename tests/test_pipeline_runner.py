@@ -69,3 +69,17 @@ def test_malformed_profile_is_refused(toy_project):
     (toy_project / "notebooks" / "params" / "smoke.yaml").write_text("- just\n- a list\n")
     with pytest.raises(ValueError, match="mapping of notebook sections"):
         load_profile("smoke")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "demo", "paper"])
+def test_project_profiles_name_only_parameters_papermill_sees(profile):
+    """Every key of a profile is a parameter papermill parses from its notebook's cell (a key it cannot
+    parse would be injected with a warning, unchecked)."""
+    import papermill
+
+    from icm_lib.paths import project_root
+
+    for notebook in sorted((project_root() / "notebooks").glob("0*.ipynb")):
+        declared = {p["name"] for p in papermill.inspect_notebook(str(notebook)).values()}
+        given = set(notebook_params(profile, notebook.stem))
+        assert given <= declared, f"{notebook.name}: {sorted(given - declared)} not parsed from its parameters cell"
