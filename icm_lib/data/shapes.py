@@ -164,13 +164,17 @@ def _annotation(cat: int, visible: np.ndarray, x0: int, y0: int) -> dict | None:
             "area": round(float(visible.sum()) / SUPERSAMPLE**2, 2)}
 
 
+def _saturate(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` (HxWx3 float) with its colour scaled by ``factor`` around each pixel's grey (0: grey)."""
+    grey = image.mean(2, keepdims=True)
+    return grey + factor * (image - grey)
+
+
 def render_shapes(rng: np.random.Generator, cfg: ShapesConfig = ShapesConfig()) -> tuple[np.ndarray, list[dict]]:
     """One scene: ``HxWx3`` uint8 image and its annotations (``category`` index, ``segmentation``, ``bbox``, ``area``)."""
     h, w = (int(v) for v in rng.choice(cfg.sizes, 2))
     background = random_crop(load_photo(SCENE_PHOTOS[rng.integers(len(SCENE_PHOTOS))]), h, w, rng, (0.35, 1.0))
-    background = background.astype(np.float32)
-    grey = background.mean(2, keepdims=True)
-    image = (grey + rng.uniform(*cfg.background_saturation) * (background - grey)) * rng.uniform(*cfg.background_brightness)
+    image = _saturate(background.astype(np.float32), rng.uniform(*cfg.background_saturation)) * rng.uniform(*cfg.background_brightness)
     objects = _place_objects(rng, h, w, cfg)
     s = SUPERSAMPLE
     owner = np.zeros((h * s, w * s), np.uint8)
@@ -186,8 +190,7 @@ def render_shapes(rng: np.random.Generator, cfg: ShapesConfig = ShapesConfig()) 
         photo = load_photo(SCENE_PHOTOS[rng.integers(len(SCENE_PHOTOS))])
         texture = random_crop(photo, y1 - y0, x1 - x0, rng, (0.1, 0.5)).astype(np.float32)
         texture = texture * rng.uniform(0.7, 1.4, 3).astype(np.float32) + rng.uniform(-30, 30)
-        texture_grey = texture.mean(2, keepdims=True)
-        texture = np.clip(texture_grey + rng.uniform(*cfg.object_saturation) * (texture - texture_grey), 0, 255)
+        texture = np.clip(_saturate(texture, rng.uniform(*cfg.object_saturation)), 0, 255)
         region = image[y0:y1, x0:x1]
         image[y0:y1, x0:x1] = region + alpha * (texture - region)
         ann = _annotation(cat, visible, x0, y0)
