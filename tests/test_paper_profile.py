@@ -21,6 +21,7 @@ def test_paper_parameters_describe_the_paper(project_root):
     assert plan.finetune and not plan.finetune_images  # every train image
     resolved = plan.resolved("paper")
     assert "vvc" in resolved.classical  # the paper's anchor, from notebook 03's section
+    assert resolved.workers == notebook_params("paper", "03_coding_examples")["WORKERS"]  # coding the train images too
     yolo, maskrcnn = build_recognizers(plan.detectors, plan.yolo, plan.maskrcnn, plan.finetune_epochs, plan.weights)
     assert yolo.config.imgsz == 640 and maskrcnn.config.backbone == "resnet50"
     assert set(params["DATA_ROOTS"]) == {"coco", "visdrone"}

@@ -259,21 +259,11 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def coding_sweep(profile: str, dataset: str, split: str, codecs: list[ImageCodec], limit: int | None = None,
-                 skipped: list[str] = (), bitmap_limit: int | None = None, workers: int = 1) -> dict[str, Path]:
-    """Code a split with every codec (reusing finished work) and write one results file per family.
-
-    Args:
-        limit: code the first ``limit`` images (all when None).
-        skipped: messages of the codec families that could not run, written to ``skipped.json``.
-        bitmap_limit: measure the share of bits inside objects of learned codecs on the first
-            ``bitmap_limit`` images (None: as many as coded; 0: not at all).
-        workers: codecs coded at once, each in its own single-threaded process (1: here, in turn).
-    Returns:
-        ``{family: results path}``. A family's file lists exactly the codecs of this sweep.
-    """
-    n_bits = limit if bitmap_limit is None else (bitmap_limit if limit is None else min(limit, bitmap_limit))
-    args = (profile, dataset, split, limit, n_bits)
+def code_codecs(codecs: list[ImageCodec], profile: str, dataset: str, split: str, limit: int | None = None,
+                bitmap_limit: int | None = 0, workers: int = 1) -> list[dict]:
+    """:func:`sweep_codec` for each codec (``bitmap_limit`` 0: no bit shares), ``workers`` codecs at once,
+    each in its own single-threaded process (1: here, in turn). Returns the payloads in the order of ``codecs``."""
+    args = (profile, dataset, split, limit, bitmap_limit)
     bar = tqdm(total=len(codecs), desc=f"coding {dataset}/{split}", unit="codec")
     payloads = []
     if workers <= 1:
@@ -291,6 +281,24 @@ def coding_sweep(profile: str, dataset: str, split: str, codecs: list[ImageCodec
                 future.add_done_callback(lambda _: bar.update(1))
             payloads = [f.result() for f in futures]
     bar.close()
+    return payloads
+
+
+def coding_sweep(profile: str, dataset: str, split: str, codecs: list[ImageCodec], limit: int | None = None,
+                 skipped: list[str] = (), bitmap_limit: int | None = None, workers: int = 1) -> dict[str, Path]:
+    """Code a split with every codec (reusing finished work) and write one results file per family.
+
+    Args:
+        limit: code the first ``limit`` images (all when None).
+        skipped: messages of the codec families that could not run, written to ``skipped.json``.
+        bitmap_limit: measure the share of bits inside objects of learned codecs on the first
+            ``bitmap_limit`` images (None: as many as coded; 0: not at all).
+        workers: codecs coded at once, each in its own single-threaded process (1: here, in turn).
+    Returns:
+        ``{family: results path}``. A family's file lists exactly the codecs of this sweep.
+    """
+    n_bits = limit if bitmap_limit is None else (bitmap_limit if limit is None else min(limit, bitmap_limit))
+    payloads = code_codecs(codecs, profile, dataset, split, limit, n_bits, workers)
     by_family: dict[str, list[dict]] = {}
     for codec, payload in zip(codecs, payloads):
         by_family.setdefault(codec.family, []).append(payload)

@@ -55,6 +55,7 @@ class RecognitionPlan:
     finetune_detectors: list = field(default_factory=lambda: ["yolo", "maskrcnn"])  # detectors fine-tuned
     finetune_codecs: list = field(default_factory=lambda: ["learned", BEST_CLASSICAL])  # codec selectors, or best-classical
     finetune_images: int | None = None  # code and fine-tune on the first N train images (None: all)
+    workers: int | None = None  # codecs coding those train images at once (None: notebook 03's WORKERS)
     finetune_epochs: dict = field(default_factory=lambda: {"yolo": 3, "maskrcnn": 2})  # epochs per detector
     yolo: dict = field(default_factory=dict)  # YoloConfig overrides (scale, imgsz, epochs, batch, ...)
     maskrcnn: dict = field(default_factory=dict)  # SegmenterConfig overrides
@@ -79,7 +80,8 @@ class RecognitionPlan:
         limit = self.val_images if self.val_images is not None else (coding.get("LIMIT") or None)
         return replace(self, classical=self.classical if self.classical is not None else coding.get("CLASSICAL"),
                        qualities=self.qualities if self.qualities is not None else coding.get("QUALITIES"),
-                       val_images=limit or None)
+                       val_images=limit or None,
+                       workers=self.workers if self.workers is not None else coding.get("WORKERS", 1))
 
 
 def validate_paths(plan: RecognitionPlan, profile: str, data_roots: dict | None = None) -> None:
@@ -159,9 +161,11 @@ def finetune_selection(codecs: list, selectors: list[str], folder: Path, plan: R
 
 def finetuned_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout, codecs: list, plan: RecognitionPlan,
                      profile: str, cache: ScoreCache) -> dict[str, list[dict]]:
-    """Step 2: fine-tune on each codec's decoded train subset, score on its decoded val images."""
-    from icm_lib.evaluate.coding import code_split
+    """Step 2: fine-tune on each codec's decoded train subset, score on its decoded val images.
+    The train subsets are coded first, ``plan.workers`` codecs at once."""
+    from icm_lib.evaluate.coding import code_codecs, code_split
 
+    code_codecs(codecs, profile, layout.name, "train", plan.finetune_images, workers=plan.workers or 1)
     rows: dict[str, list[dict]] = {}
     for codec in tqdm(codecs, desc=f"{layout.name}/{recognizer.name} fine-tuning", unit="codec"):
         train = code_split(codec, layout, "train", profile, plan.finetune_images)
