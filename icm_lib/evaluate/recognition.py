@@ -165,10 +165,10 @@ def finetuned_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout, 
     The train subsets are coded first, ``plan.workers`` codecs at once."""
     from icm_lib.evaluate.coding import code_codecs, code_split
 
-    code_codecs(codecs, profile, layout.name, "train", plan.finetune_images, workers=plan.workers or 1)
+    trains = code_codecs(codecs, profile, layout.name, "train", plan.finetune_images, workers=plan.workers or 1)
     rows: dict[str, list[dict]] = {}
-    for codec in tqdm(codecs, desc=f"{layout.name}/{recognizer.name} fine-tuning", unit="codec"):
-        train = code_split(codec, layout, "train", profile, plan.finetune_images)
+    for codec, train in tqdm(zip(codecs, trains), total=len(codecs), desc=f"{layout.name}/{recognizer.name} fine-tuning",
+                             unit="codec"):
         tuned = recognizer.finetuned(base, layout, codec.id, _codec_images(train, profile, layout.name, "train"), profile)
         val = code_split(codec, layout, "val", profile, plan.val_images)
         scores = cache.score(recognizer, tuned, layout, _codec_images(val, profile, layout.name, "val"), plan.val_images)
