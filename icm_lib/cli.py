@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "icm_lib.models",
     "icm_lib.codec",
     "icm_lib.train",
+    "icm_lib.zoo",
     "icm_lib.evaluate.coding",
     "icm_lib.evaluate.recognition",
     "icm_lib.bench_codec",

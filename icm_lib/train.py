@@ -30,7 +30,7 @@ OPTIONS = {
     "data": "DATASET", "model": "MODEL", "steps": "STEPS", "base_steps": "BASE_STEPS", "base_lambda": "BASE_LAMBDA", "base_lr": "BASE_LR",
     "batch_size": "BATCH_SIZE", "crop_size": "CROP_SIZE", "lr": "LR", "aux_lr": "AUX_LR", "decay_at": "DECAY_AT",
     "clip_max_norm": "CLIP_MAX_NORM", "checkpoint_every": "CHECKPOINT_EVERY", "val_every": "VAL_EVERY",
-    "val_images": "VAL_IMAGES", "init": "INIT", "seed": "SEED", "workers": "WORKERS",
+    "val_images": "VAL_IMAGES", "init": "INIT", "seed": "SEED", "workers": "WORKERS", "model_kwargs": "MODEL_KWARGS",
 }
 
 
@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambdas", type=float, nargs="+", help="lambdas of the sweep (default: the profile's, per loss)")
     p.add_argument("--data", help="dataset name in data/<profile>/datasets (shapes, coco, ...)")
     p.add_argument("--model", help="icm_lib.models name (tcm-tiny ... tcm-large)")
+    p.add_argument("--model-kwargs", type=_model_kwargs, metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="overrides of the model's registry defaults, e.g. N=64,M=96")
     p.add_argument("--steps", type=int, help="steps per codec (fine-tuning steps when a base model is used)")
     p.add_argument("--base-steps", type=int, help="steps of the shared warm-start base model (0: none)")
     p.add_argument("--base-lambda", type=float, help="lambda of the base model (MSE loss)")
@@ -58,6 +60,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, help="DataLoader workers")
+
+
+def _model_kwargs(text: str) -> dict[str, Any]:
+    """``N=64,M=96`` -> ``{"N": 64, "M": 96}`` (values parsed as YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def sweep_params(args: argparse.Namespace) -> dict[str, Any]:

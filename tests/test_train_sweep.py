@@ -22,14 +22,21 @@ def fake_finished_run(profile: str, loss: str, lmbda: float, val: dict, steps: i
     (out / SUMMARY).write_text(json.dumps(summary))
 
 
-def test_demo_sweep_warm_starts_every_codec_from_one_base(project_root):
+def test_demo_sweep_trains_every_codec_from_scratch_with_its_own_loss(project_root):
     params = notebook_params("demo", "02_train_codecs")
     base, runs = sweep_configs(params)
-    assert base is not None and base.loss == "mse" and base.steps == params["BASE_STEPS"]
+    assert base is None and params["ZOO"] is True
     assert len(runs) == len(params["OBJECT_LAMBDAS"]) + len(params["MSE_LAMBDAS"]) >= 6
+    assert all(r.init is None and r.model_kwargs == params["MODEL_KWARGS"] for r in runs)
+    assert runs[0].out_dir == run_dir("demo", "object", params["MODEL"], params["OBJECT_LAMBDAS"][0])
+    assert runs[0].out_dir.name == f"{params['MODEL']}_lambda{params['OBJECT_LAMBDAS'][0]:g}"
+
+
+def test_a_base_model_warm_starts_every_codec(project_root):
+    params = {**notebook_params("demo", "02_train_codecs"), "BASE_STEPS": 100, "BASE_LAMBDA": 0.003}
+    base, runs = sweep_configs(params)
+    assert base is not None and base.loss == "mse" and base.steps == 100
     assert all(r.init == base.out_dir / CHECKPOINT for r in runs)
-    assert runs[0].out_dir == run_dir("demo", "object", "tcm-tiny", params["OBJECT_LAMBDAS"][0])
-    assert runs[0].out_dir.name == f"tcm-tiny_lambda{params['OBJECT_LAMBDAS'][0]:g}"
 
 
 def test_paper_sweep_is_the_papers(project_root):

@@ -111,12 +111,28 @@ def _clear_stale_partials(root: Path) -> None:
             pass  # a live process of another user
 
 
-def _is_complete(root: Path, spec: dict) -> bool:
+def _is_complete(root: Path, wanted: dict) -> bool:
     marker = root / _MARKER
     try:
-        return json.loads(marker.read_text(encoding="utf-8")) == spec
+        return json.loads(marker.read_text(encoding="utf-8")) == wanted
     except (OSError, ValueError):
         return False
+
+
+def spec(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] | None = None) -> dict:
+    """What identifies a generated dataset: name, seed, images per split and generator format.
+
+    It is written to the dataset's ``synth.json`` and fingerprints the data a codec of the
+    zoo was trained on (:mod:`icm_lib.zoo`).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown embedded dataset {name!r}; expected one of {DATASETS}")
+    if sizes is None:
+        if profile not in SIZES:
+            raise ValueError(f"profile {profile!r} has no generated data (the paper profile uses COCO2017 and VisDrone: "
+                             "see 'icm data coco' and 'icm data visdrone')")
+        sizes = SIZES[profile][name]
+    return {"dataset": name, "seed": seed, "sizes": dict(sizes), "format": _FORMAT}
 
 
 def synthesize(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] | None = None, verbose: bool = True) -> DatasetLayout:
@@ -131,16 +147,10 @@ def synthesize(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] 
     Returns:
         The dataset's layout under ``data/<profile>/datasets/<name>``.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown embedded dataset {name!r}; expected one of {DATASETS}")
-    if sizes is None:
-        if profile not in SIZES:
-            raise ValueError(f"profile {profile!r} has no generated data (the paper profile uses COCO2017 and VisDrone: "
-                             "see 'icm data coco' and 'icm data visdrone')")
-        sizes = SIZES[profile][name]
+    wanted = spec(name, profile, seed, sizes)
+    sizes = wanted["sizes"]
     root = dataset_dir(profile, name)
-    spec = {"dataset": name, "seed": seed, "sizes": dict(sizes), "format": _FORMAT}
-    if _is_complete(root, spec):
+    if _is_complete(root, wanted):
         return DatasetLayout(root)
     start = time.perf_counter()
     _clear_stale_partials(root)
@@ -150,8 +160,8 @@ def synthesize(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] 
     for split, count in sizes.items():
         coco = _write_split(name, tmp, split, count, seed, verbose)
     write_yolo_yaml(tmp, coco["categories"], splits=tuple(sizes), final_root=root)
-    write_atomic(tmp / _MARKER, json.dumps(spec, sort_keys=True))
-    if _is_complete(root, spec):  # another process finished the same dataset meanwhile
+    write_atomic(tmp / _MARKER, json.dumps(wanted, sort_keys=True))
+    if _is_complete(root, wanted):  # another process finished the same dataset meanwhile
         shutil.rmtree(tmp)
         return DatasetLayout(root)
     shutil.rmtree(root, ignore_errors=True)

@@ -72,3 +72,41 @@ def plot_region_rate_distortion(profile: str, model: str, bd_psnr: dict[str, flo
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_validation_curves(runs: dict[str, Path]):
+    """Where the bits go as training proceeds: each run's validations against step.
+
+    Real bpp (solid; dotted: on the val images with no object), PSNR inside the objects
+    and over the background, and the share of the bits spent inside the objects (the
+    grey line: the objects' share of the pixels). A codec that has learned where the
+    objects are shows the share rising well above the pixel share; flat curves at the
+    right say that training has converged.
+    """
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    pixel_share = []
+    for i, (label, folder) in enumerate(runs.items()):
+        cols = read_metrics(folder, "val") if (Path(folder) / METRICS).is_file() else {}
+        if not cols:
+            continue
+        style = LOSS_STYLE.get(label.split("@")[0].rsplit("-", 1)[-1], ":")
+        color = f"C{i % 10}"
+        axes[0].plot(cols["step"], cols["bpp"], style, color=color, label=label, lw=1.2)
+        if "empty_bpp" in cols:
+            axes[0].plot(cols["step"], cols["empty_bpp"], ":", color=color, lw=1.0)
+        for ax, key in zip(axes[1:], ("object_psnr", "background_psnr", "object_bit_share")):
+            if key in cols:
+                ax.plot(cols["step"], cols[key], style, color=color, lw=1.2)
+        pixel_share += [s for s in cols.get("object_pixel_share", []) if s is not None]
+    if pixel_share:
+        axes[3].axhline(float(np.mean(pixel_share)), color="grey", lw=1, label="objects' share of the pixels")
+        axes[3].legend(fontsize=7)
+    titles = ("bpp (real; dotted: images without objects)", "PSNR inside the objects (dB)", "PSNR on the background (dB)",
+              "share of the bits inside the objects")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -26,6 +26,7 @@ class TrainConfig:
     lmbda: float = 0.01  # rate-distortion trade-off lambda
     object_average: str = "image"  # Object-MSE normalisation, see icm_lib.losses
     steps: int = 1000  # optimisation steps of this run
+    stop_at: int = 0  # pause at this step (checkpointed, resumable; 0: run to `steps`); the schedule stays that of `steps`
     batch_size: int = 8  # images per step over all processes
     crop_size: int = 256  # square random crop, mask-aware (ObjectMaskDataset)
     lr: float = 1e-4  # Adam on the network's parameters
@@ -37,6 +38,7 @@ class TrainConfig:
     val_every: int = 0  # steps between validations (0: only at the end)
     val_images: int = 8  # val images coded at intermediate validations (0: all)
     final_val_images: int = 0  # val images coded at the end (0: all)
+    empty_val_images: int = 8  # object-free val images also coded at each validation (their bpp: empty_bpp)
     init: Path | None = None  # checkpoint to start from (ours, or an official TCM one)
     init_official: bool = False  # `init` is an official TCM release checkpoint
     resume: bool = True  # continue from out_dir's checkpoint (False: refuse to touch it)

@@ -72,8 +72,9 @@ def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dic
     dataset = _dataset(layout, cfg)
     per_rank = _per_rank_batch(cfg, ctx, len(dataset))
     steps_per_epoch = len(epoch_indices(len(dataset), cfg.seed, 0, ctx.rank, ctx.world)) // per_rank
-    bar = tqdm(total=cfg.steps, initial=run.step, desc=f"{cfg.loss} lambda={cfg.lmbda:g}", disable=not ctx.is_main, dynamic_ncols=True)
-    while run.step < cfg.steps:
+    stop = min(cfg.stop_at, cfg.steps) if cfg.stop_at > 0 else cfg.steps
+    bar = tqdm(total=stop, initial=min(run.step, stop), desc=f"{cfg.loss} lambda={cfg.lmbda:g}", disable=not ctx.is_main, dynamic_ncols=True)
+    while run.step < stop:
         epoch, skip = divmod(run.step, steps_per_epoch)
         indices = epoch_indices(len(dataset), cfg.seed, epoch, ctx.rank, ctx.world)[skip * per_rank:]
         # A private generator: creating the loader must not draw from the global stream the crops use.
@@ -82,12 +83,14 @@ def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dic
         for x, mask in loader:
             _step(run, x.to(ctx.device), mask.to(ctx.device), bar)
             if cfg.val_every and run.step % cfg.val_every == 0 and run.step < cfg.steps and ctx.is_main:
-                _log(run, {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images)})
-            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+                _log(run, {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images, cfg.empty_val_images)})
+            if run.step % cfg.checkpoint_every == 0 or run.step == stop:
                 save(run)
-            if run.step >= cfg.steps:
+            if run.step >= stop:
                 break
     bar.close()
+    if run.step < cfg.steps:  # paused at stop_at: the next call resumes from the checkpoint just written
+        return {"model": cfg.model, "loss": cfg.loss, "lmbda": cfg.lmbda, "step": run.step, "paused": True}
     return _finish(run, layout)
 
 
@@ -119,12 +122,15 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     criterion = ObjectRateDistortionLoss(cfg.lmbda, average=cfg.object_average) if cfg.loss == "object" else RateDistortionLoss(cfg.lmbda)
     run = Run(cfg, ctx, model, distributed.wrap(model, ctx, aux_parameter_names(model)), optimizer, aux_optimizer, scheduler, criterion)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        aux_optimizer.load_state_dict(state["aux_optimizer"])
-        scheduler.load_state_dict(state["lr_scheduler"])
-        scheduler.milestones = Counter(cfg.milestones())  # a run extended to more steps decays at its new points
         run.step, run.seconds, run.cpu_seconds = int(state["step"]), float(state["seconds"]), float(state.get("cpu_seconds", 0.0))
-        rngs = state["rng"]
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            aux_optimizer.load_state_dict(state["aux_optimizer"])
+            scheduler.load_state_dict(state["lr_scheduler"])
+        else:  # weights alone (a zoo file): fresh Adam moments, the schedule placed at the step
+            _place_schedule(scheduler, run.step)
+        scheduler.milestones = Counter(cfg.milestones())  # a run extended to more steps decays at its new points
+        rngs = state.get("rng", [])
         if len(rngs) == ctx.world:
             set_rng_state(rngs[ctx.rank])
         else:  # resumed with another number of processes: weights and step hold, data order and crops differ
@@ -134,6 +140,15 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     elif ctx.world > 1:
         seed_everything(cfg.seed + ctx.rank)  # different crops on each process
     return run
+
+
+def _place_schedule(scheduler: torch.optim.lr_scheduler.MultiStepLR, step: int) -> None:
+    """Set a fresh MultiStepLR to where it would be after ``step`` steps (the decays already passed applied)."""
+    passed = sum(count for milestone, count in scheduler.milestones.items() if milestone <= step)
+    for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base_lr * scheduler.gamma ** passed
+    scheduler.last_epoch = step
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
 def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]:
@@ -251,7 +266,7 @@ def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
     summary = None
     if run.ctx.is_main:
         started = time.perf_counter()
-        val = evaluate_codec(run.model, layout, "val", run.cfg.final_val_images) | {"seconds": time.perf_counter() - started}
+        val = evaluate_codec(run.model, layout, "val", run.cfg.final_val_images, run.cfg.empty_val_images) | {"seconds": time.perf_counter() - started}
         _log(run, {"split": "val", **val})
         summary = {
             "model": run.cfg.model, "loss": run.cfg.loss, "lmbda": run.cfg.lmbda, "step": run.step,

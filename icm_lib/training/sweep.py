@@ -37,7 +37,8 @@ SHARED_PARAMS = {
     "DATASET": "dataset", "MODEL": "model", "BATCH_SIZE": "batch_size", "CROP_SIZE": "crop_size",
     "LR": "lr", "AUX_LR": "aux_lr", "DECAY_AT": "decay_at", "CLIP_MAX_NORM": "clip_max_norm",
     "CHECKPOINT_EVERY": "checkpoint_every", "VAL_EVERY": "val_every", "VAL_IMAGES": "val_images",
-    "SEED": "seed", "WORKERS": "workers", "OBJECT_AVERAGE": "object_average",
+    "SEED": "seed", "WORKERS": "workers", "OBJECT_AVERAGE": "object_average", "MODEL_KWARGS": "model_kwargs",
+    "FINAL_VAL_IMAGES": "final_val_images", "EMPTY_VAL_IMAGES": "empty_val_images",
 }
 
 
@@ -98,7 +99,6 @@ def sweep_configs(params: dict[str, Any], losses: tuple[str, ...] = LOSSES) -> t
     """The base run (None without ``BASE_STEPS``) and one run per (loss, lambda) from notebook parameters."""
     profile = params["PROFILE"]
     shared = {field: params[key] for key, field in SHARED_PARAMS.items() if key in params}
-    shared["final_val_images"] = params.get("FINAL_VAL_IMAGES", 0)
     shared["resume"] = params.get("RESUME", True)
     base = None
     if params.get("BASE_STEPS", 0) > 0:
@@ -139,7 +139,7 @@ def train_sweeps(params: dict[str, Any], losses: tuple[str, ...] = LOSSES, ctx: 
         todo.remove(base)
     if side_by_side and len(todo) > 1:
         with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for _ in pool.map(_train_single_threaded, todo):
+            for _ in pool.map(train_one_thread, todo):
                 pass
     else:
         for cfg in todo:
@@ -155,7 +155,7 @@ def _reused(cfg: TrainConfig, ctx: distributed.Context) -> bool:
     return True
 
 
-def _train_single_threaded(cfg: TrainConfig) -> None:
+def train_one_thread(cfg: TrainConfig) -> None:
     """One run in a worker process of :func:`train_sweeps`, with one thread."""
     import torch
 

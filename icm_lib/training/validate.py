@@ -31,8 +31,9 @@ def load_pair(layout: DatasetLayout, split: str, image_path) -> tuple[torch.Tens
 
 
 @torch.no_grad()
-def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", max_images: int = 0) -> dict[str, float]:
-    """Mean real bpp and mean PSNR (whole, object, background) over a split's images.
+def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", max_images: int = 0,
+                   empty_images: int = 8) -> dict[str, float]:
+    """Mean real bpp and mean PSNR (whole, object, background) over a split's images, and where the bits go.
 
     The model is copied before its entropy tables are built (``update``), so a
     model in training is left as it was. PSNR is that of the decoded image rounded
@@ -41,25 +42,55 @@ def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", 
     Args:
         model: a CompressAI-interface codec (not wrapped in DDP).
         max_images: code only the first images of the split (0: all).
+        empty_images: also code up to this many of the split's images without any object
+            (those among the first ``max_images`` count), for ``empty_bpp``.
     Returns:
-        ``bpp``, ``psnr``, ``object_psnr``, ``background_psnr`` (means over images; object and
-        background over the images where that region is not empty) and ``images``.
+        ``bpp``, ``psnr``, ``object_psnr``, ``background_psnr`` (means over the first
+        ``max_images`` images; object and background over the images where that region is not
+        empty), ``images``; ``object_bit_share`` (bits inside the objects over all bits, entropy
+        estimate, pooled over those images that hold objects) with ``object_pixel_share`` (the
+        objects' share of their pixels, for comparison); ``empty_bpp`` and ``empty_images`` (mean
+        real bpp over the object-free images coded; NaN when the split has none).
     """
-    from icm_lib.codec import decode, encode
+    from icm_lib.evaluate.bitmaps import bit_allocation_map
 
     codec = copy.deepcopy(model).cpu().eval()  # icm_lib.codec codes on the CPU, for bit-exact decoding
     codec.update(force=True)
-    files = layout.image_files(split)
-    files = files[:max_images] if max_images else files
+    all_files = layout.image_files(split)
+    files = all_files[:max_images] if max_images else all_files
     if not files:
         raise FileNotFoundError(f"no images in {layout.images(split)}")
-    rows = []
+    rows, object_bits, total_bits, object_pixels, pixels = [], 0.0, 0.0, 0, 0
     for path in files:
         x, mask = load_pair(layout, split, path)
-        data = encode(codec, x)
-        x_hat = _as_tensor(decode(codec, data)).mul(255).round().div(255)  # as saved to an 8-bit PNG
-        rows.append({"bpp": 8.0 * len(data) / (x.shape[-2] * x.shape[-1]), **region_psnr(x, x_hat, mask)})
-    return {key: _mean(r[key] for r in rows) for key in ("bpp", "psnr", "object_psnr", "background_psnr")} | {"images": len(rows)}
+        rows.append(_code(codec, x, mask))
+        if mask.any():
+            bit_map = bit_allocation_map(codec, x)
+            object_bits += float(bit_map.bits[mask[0].numpy() > 0].sum())
+            total_bits += bit_map.total_bits
+            object_pixels, pixels = object_pixels + int(mask.sum()), pixels + mask.numel()
+    empty = [r["bpp"] for r in rows if math.isnan(r["object_psnr"])]
+    for path in all_files[len(files):]:
+        if len(empty) >= empty_images:
+            break
+        x, mask = load_pair(layout, split, path)
+        if not mask.any():
+            empty.append(_code(codec, x, mask)["bpp"])
+    return {key: _mean(r[key] for r in rows) for key in ("bpp", "psnr", "object_psnr", "background_psnr")} | {
+        "images": len(rows),
+        "object_bit_share": object_bits / total_bits if total_bits > 0 else math.nan,
+        "object_pixel_share": object_pixels / pixels if pixels else math.nan,
+        "empty_bpp": _mean(empty), "empty_images": len(empty),
+    }
+
+
+def _code(codec: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """Real bpp and region PSNR of one image through the bitstream."""
+    from icm_lib.codec import decode, encode
+
+    data = encode(codec, x)
+    x_hat = _as_tensor(decode(codec, data)).mul(255).round().div(255)  # as saved to an 8-bit PNG
+    return {"bpp": 8.0 * len(data) / (x.shape[-2] * x.shape[-1]), **region_psnr(x, x_hat, mask)}
 
 
 def _as_tensor(image) -> torch.Tensor:

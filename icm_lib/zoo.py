@@ -1,0 +1,462 @@
+"""The zoo: trained codecs shipped in the repository, with the recipe that made them.
+
+The way CompressAI ships its pretrained models and LIC_TCM its checkpoints: one
+weights-only file per codec (safetensors; no code can run on load) and a
+manifest, ``zoo/<profile>/manifest.json``, that says for each codec its model
+and config, loss and lambda, the steps, wall-clock time and hardware it took,
+the fingerprint of the data it was trained on, the file's sha256 and its last
+validation numbers. Each codec's validation log (``logs/<name>.jsonl``, the
+run's ``metrics.jsonl``) ships beside it, so the training curves can be drawn
+without the run.
+
+The codecs are trained by this project's own command, ``icm zoo train``
+(:func:`train`): the profile's ``02_train_codecs`` sweeps, every codec from
+scratch with its own loss, in rounds of ``chunk`` steps so that all of them
+progress together across sessions, resumable from a run's checkpoint or, on a
+machine that has nothing else, from the zoo's weights alone (the Adam moments
+then restart). ``icm zoo export`` writes the runs' current weights into the
+zoo; :func:`install` turns the zoo into the run folders that notebooks 03 and
+04 read, so the pipeline uses the zoo instead of training.
+
+Deviation: the paper trains on COCO for days on GPUs; the demo zoo is trained
+on the embedded ``shapes`` data (see the README for the recipe and compute).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from icm_lib.cli import UserError
+from icm_lib.io import write_atomic, write_json
+from icm_lib.paths import PACKAGE_DIR, dataset_dir
+
+MANIFEST = "manifest.json"
+FORMAT = "icm-zoo"
+VERSION = 1
+
+
+def zoo_dir(profile: str) -> Path:
+    """``zoo/<profile>/`` in the checkout (``ICM_ZOO`` overrides the ``zoo`` folder)."""
+    root = Path(os.environ["ICM_ZOO"]) if os.environ.get("ICM_ZOO") else PACKAGE_DIR.parent / "zoo"
+    return root / profile
+
+
+def manifest(profile: str) -> dict[str, Any]:
+    """The zoo's manifest of a profile.
+
+    Raises:
+        UserError: the profile has no zoo, or its manifest is not one.
+    """
+    path = zoo_dir(profile) / MANIFEST
+    if not path.is_file():
+        raise UserError(f"profile {profile!r} has no zoo ({path} not found): train one with 'icm zoo train --profile {profile}'")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise UserError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("codecs"), list):
+        raise UserError(f"{path} is not an icm zoo manifest")
+    return data
+
+
+def entries(profile: str) -> list[dict[str, Any]]:
+    """The zoo's codecs as dicts: ``name``, ``loss`` ("object" | "mse"), ``lmbda``, ``model``, ``steps`` ..."""
+    return [dict(entry) for entry in manifest(profile)["codecs"]]
+
+
+def entry(profile: str, name: str) -> dict[str, Any]:
+    """One codec's manifest entry by name."""
+    found = [e for e in entries(profile) if e["name"] == name]
+    if not found:
+        raise UserError(f"no codec {name!r} in the {profile} zoo; it has: {', '.join(e['name'] for e in entries(profile))}")
+    return found[0]
+
+
+def codec_name(model: str, loss: str, lmbda: float) -> str:
+    """The zoo's name of a codec, e.g. ``mbt2018-mean-object-0.05``."""
+    return f"{model}-{loss}-{lmbda:g}"
+
+
+def data_fingerprint(spec: dict[str, Any]) -> str:
+    """SHA-256 of a dataset's identifying spec (for generated data: :func:`icm_lib.data.synth.spec`)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def dataset_spec(profile: str, dataset: str) -> dict[str, Any]:
+    """The spec of the user's dataset: its ``synth.json`` when generated, else what this code would generate."""
+    from icm_lib.data import synth
+
+    marker = dataset_dir(profile, dataset) / "synth.json"
+    if marker.is_file():
+        return json.loads(marker.read_text(encoding="utf-8"))
+    return synth.spec(dataset, profile)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(profile: str, item: dict[str, Any]) -> Path:
+    """The codec's weights file, after checking that it exists and matches the manifest's sha256."""
+    path = zoo_dir(profile) / item["file"]
+    if not path.is_file():
+        raise UserError(f"zoo file {path} is missing")
+    actual = file_sha256(path)
+    if actual != item["sha256"]:
+        raise UserError(f"zoo file {path} does not match its manifest (sha256 {actual[:16]}..., expected "
+                        f"{item['sha256'][:16]}...): it was modified or corrupted; restore it with git checkout")
+    return path
+
+
+def check_data(profile: str, item: dict[str, Any]) -> None:
+    """Refuse a codec trained on other data than the user's dataset of the same name."""
+    data = item["data"]
+    mine = data_fingerprint(dataset_spec(profile, data["dataset"]))
+    if mine != data["fingerprint"]:
+        raise UserError(f"zoo codec {item['name']} was trained on other data ({data['spec']}) than "
+                        f"{dataset_dir(profile, data['dataset'])} ({dataset_spec(profile, data['dataset'])}): "
+                        f"retrain it with 'icm zoo train --profile {profile}'")
+
+
+def load(profile: str, name: str, verify_data: bool = True) -> nn.Module:
+    """A zoo codec in eval mode, its entropy tables built, ready to code.
+
+    Verifies the file against the manifest's sha256 and, unless ``verify_data`` is false,
+    that the user's dataset is the one the codec was trained on.
+
+    Raises:
+        UserError: unknown name, missing or modified file, or data fingerprint mismatch.
+    """
+    from safetensors.torch import load_file
+
+    from icm_lib.models import build
+
+    item = entry(profile, name)
+    path = check_file(profile, item)
+    if verify_data:
+        check_data(profile, item)
+    model = build(item["model"], item["model_config"])
+    model.load_state_dict(load_file(str(path)))
+    model.update(force=False)  # the tables shipped in the file
+    return model.eval()
+
+
+def verify(profile: str) -> list[tuple[str, str]]:
+    """``(name, problem)`` for every codec whose file or data does not check out (empty: all good)."""
+    problems = []
+    for item in entries(profile):
+        try:
+            check_file(profile, item)
+            check_data(profile, item)
+        except UserError as err:
+            problems.append((item["name"], str(err)))
+    return problems
+
+
+def hardware() -> str:
+    """The machine that trained, in words (GPU name, or CPU and core count)."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
+    """Write the current weights of ``runs`` (TrainConfigs of the sweeps) into the zoo, with logs and manifest.
+
+    Runs that have no checkpoint yet are left out; unfinished ones are exported with
+    ``finished: false`` and the steps they have. Earlier entries of other codecs are kept.
+    """
+    from safetensors.torch import save_file
+
+    from icm_lib.checkpoint import load_checkpoint
+    from icm_lib.training.loop import CHECKPOINT, METRICS
+
+    folder = zoo_dir(profile)
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    try:
+        kept = {e["name"]: e for e in entries(profile)}
+    except UserError:
+        kept = {}
+    for cfg in runs:
+        if not (cfg.out_dir / CHECKPOINT).is_file():
+            continue
+        model, meta, state = load_checkpoint(cfg.out_dir / CHECKPOINT)
+        name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
+        weights = folder / f"{name}.safetensors"
+        tmp = weights.with_name(f".{weights.name}.tmp")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, weights)
+        log = folder / "logs" / f"{name}.jsonl"
+        if (cfg.out_dir / METRICS).is_file():
+            write_atomic(log, _log_rows(cfg.out_dir / METRICS))
+        previous = kept.get(name, {})
+        spec = dataset_spec(profile, cfg.dataset)
+        kept[name] = {
+            "name": name, "model": cfg.model, "model_config": meta["model_config"], "loss": cfg.loss,
+            "loss_kwargs": {"lmbda": cfg.lmbda, "average": cfg.object_average} if cfg.loss == "object" else {"lmbda": cfg.lmbda},
+            "lmbda": cfg.lmbda, "steps": int(meta["step"]), "target_steps": cfg.steps, "finished": int(meta["step"]) >= cfg.steps,
+            "train_seconds": float(state["seconds"]) if state else previous.get("train_seconds"),
+            "train_cpu_seconds": float(state.get("cpu_seconds", 0.0)) if state else previous.get("train_cpu_seconds"),
+            "hardware": _hardware_log(previous.get("hardware", []), state),
+            "train_config": {k: v for k, v in cfg.to_meta().items() if k not in ("out_dir", "resume", "init", "stop_at")},
+            "data": {"profile": profile, "dataset": cfg.dataset, "spec": spec, "fingerprint": data_fingerprint(spec)},
+            "file": weights.name, "sha256": file_sha256(weights), "bytes": weights.stat().st_size,
+            "log": f"logs/{log.name}", "val": _last_validation(log),
+        }
+    data = {"format": FORMAT, "version": VERSION, "profile": profile, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "recipe": {k: v for k, v in params.items() if k not in ("RESUME", "INIT", "INIT_OFFICIAL")},
+            "codecs": sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"]))}
+    write_json(folder / MANIFEST, data)
+    return data
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _log_rows(metrics: Path) -> str:
+    """The validation lines of a run's ``metrics.jsonl`` and every 100th training line: the curves' data, small."""
+    rows = []
+    for line in metrics.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row.get("split") == "val" or row["step"] % 100 == 0:
+                rows.append(line + "\n")
+    return "".join(rows)
+
+
+def _last_validation(log: Path) -> dict[str, Any]:
+    if not log.is_file():
+        return {}
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    vals = [r for r in rows if r.get("split") == "val"]
+    return vals[-1] if vals else {}
+
+
+def _hardware_log(previous: list, state: dict | None) -> list:
+    """Hardware this codec was trained on, one entry per machine kind."""
+    here = hardware()
+    return previous if here in previous else [*previous, here]
+
+
+def seed_runs(profile: str, runs: list) -> list[str]:
+    """Start every run that has no checkpoint from the zoo's weights of the same codec, when the zoo has them.
+
+    The run's checkpoint then holds the zoo's weights and step, with no optimizer state
+    (Adam restarts; the learning-rate schedule is placed at the step). Returns the names seeded.
+    """
+    from icm_lib.checkpoint import save_checkpoint
+    from icm_lib.training.loop import CHECKPOINT, METRICS
+
+    try:
+        known = {e["name"]: e for e in entries(profile)}
+    except UserError:
+        return []
+    seeded = []
+    for cfg in runs:
+        name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
+        if (cfg.out_dir / CHECKPOINT).is_file() or name not in known:
+            continue
+        item = known[name]
+        model = load(profile, name)
+        state = {"step": item["steps"], "seconds": item.get("train_seconds") or 0.0,
+                 "cpu_seconds": item.get("train_cpu_seconds") or 0.0, "rng": []}
+        meta = {"loss": cfg.loss, "lmbda": cfg.lmbda, "step": item["steps"], "zoo": {"profile": profile, "name": name},
+                "data": {"profile": profile, "dataset": cfg.dataset, "split": "train"}, "train_config": cfg.to_meta()}
+        save_checkpoint(cfg.out_dir / CHECKPOINT, model, meta, training_state=state)
+        log = zoo_dir(profile) / item["log"]
+        if log.is_file():
+            shutil.copyfile(log, cfg.out_dir / METRICS)
+        seeded.append(name)
+    return seeded
+
+
+def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
+    """Train the profile's sweeps for the zoo: every codec from scratch with its own loss, in rounds.
+
+    Each round advances every unfinished codec by ``chunk`` steps (``PROCESSES`` at a time on
+    the CPU, one thread each; one after the other on a GPU), then exports all of them to the
+    zoo, so a session that ends between rounds leaves every codec checkpointed and exported.
+    Runs without a checkpoint start from the zoo's weights when it has them.
+
+    Args:
+        params: the ``02_train_codecs`` parameters of the profile (the recipe).
+        chunk: steps per codec per round.
+        rounds: stop after this many rounds (0: until every codec is finished).
+    Returns:
+        The runs' TrainConfigs.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from icm_lib.checkpoint import read_weights_only
+    from icm_lib.training import distributed
+    from icm_lib.training.loop import CHECKPOINT, train_codec
+    from icm_lib.training.sweep import train_one_thread, is_finished, sweep_configs
+
+    profile = params["PROFILE"]
+    base, runs = sweep_configs(params)
+    if base is not None:
+        raise UserError("the zoo trains every codec from scratch with its own loss: set BASE_STEPS to 0")
+    for name in seed_runs(profile, runs):
+        print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
+    ctx = distributed.setup()
+    processes = int(params.get("PROCESSES", 1)) if ctx.device.type == "cpu" else 1
+    done_rounds = 0
+    while True:
+        todo = [cfg for cfg in runs if not is_finished(cfg.out_dir, cfg.steps)]
+        if not todo or (rounds and done_rounds >= rounds):
+            break
+        for cfg in todo:
+            own = cfg.out_dir / CHECKPOINT
+            step = int(read_weights_only(own)["meta"]["step"]) if own.is_file() else 0
+            cfg.stop_at = min(cfg.steps, step + chunk)
+        started = time.perf_counter()
+        if processes > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+                list(pool.map(train_one_thread, todo))
+        else:
+            for cfg in todo:
+                train_codec(cfg, ctx)
+        export(profile, params, runs)
+        done_rounds += 1
+        print(f"[zoo] round {done_rounds}: {len(todo)} codecs to step <= {max(c.stop_at for c in todo)} "
+              f"in {time.perf_counter() - started:.0f} s; exported to {zoo_dir(profile)}", flush=True)
+    return runs
+
+
+def install(profile: str, params: dict[str, Any]) -> list[str]:
+    """Put the zoo's codecs where notebooks 03 and 04 find trained codecs (the sweeps' run folders).
+
+    Each codec of the recipe that the zoo holds gets ``checkpoint.pt`` (weights, no optimizer
+    state), ``metrics.jsonl`` (its log) and ``summary.json`` (its manifest entry's validation).
+    A run folder holding a codec trained here (not installed from the zoo) is left as it is.
+    Returns the names of the codecs in place (installed, or trained here).
+    """
+    from icm_lib.training.loop import CHECKPOINT, SUMMARY
+    from icm_lib.training.sweep import sweep_configs
+
+    _, runs = sweep_configs(params)
+    known = {e["name"]: e for e in entries(profile)}
+    placed = []
+    for cfg in runs:
+        name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
+        if name not in known:
+            raise UserError(f"the {profile} zoo has no codec {name} of the recipe: train it with 'icm zoo train --profile {profile}'")
+        item = known[name]
+        summary_path = cfg.out_dir / SUMMARY
+        previous = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else None
+        if previous and previous.get("zoo", {}).get("sha256") == item["sha256"]:
+            placed.append(name)
+            continue
+        if (cfg.out_dir / CHECKPOINT).is_file() and not (previous or {}).get("zoo"):
+            print(f"[zoo] {cfg.out_dir} holds a codec trained here: used instead of the zoo's {name} "
+                  "(delete the folder to use the zoo's)", flush=True)
+            placed.append(name)
+            continue
+        for stale in (CHECKPOINT, SUMMARY):
+            (cfg.out_dir / stale).unlink(missing_ok=True)
+        seed_runs(profile, [cfg])
+        write_json(summary_path, {
+            "model": cfg.model, "loss": cfg.loss, "lmbda": cfg.lmbda, "step": item["steps"],
+            "train_seconds": item.get("train_seconds"), "train_cpu_seconds": item.get("train_cpu_seconds"),
+            "device": ", ".join(item.get("hardware", [])), "val": item["val"], "config": item["train_config"],
+            "zoo": {"profile": profile, "name": name, "sha256": item["sha256"], "finished": item["finished"]},
+        })
+        placed.append(name)
+    return placed
+
+
+def _recipe(args) -> dict[str, Any]:
+    from icm_lib.config import notebook_params
+
+    params = notebook_params(args.profile, "02_train_codecs")
+    params["RESUME"] = True
+    return params
+
+
+def _list(args) -> int:
+    print(f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}")
+    for e in entries(args.profile):
+        val = e.get("val", {})
+        steps = f"{e['steps']}/{e['target_steps']}"
+        print(f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
+              f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
+              f"{val.get('object_bit_share', float('nan')):>10.1%}")
+    return 0
+
+
+def _verify(args) -> int:
+    problems = verify(args.profile)
+    for name, problem in problems:
+        print(f"{name}: {problem}")
+    if problems:
+        raise UserError(f"{len(problems)} of {len(entries(args.profile))} zoo codecs failed verification")
+    print(f"{len(entries(args.profile))} codecs verified: files match the manifest, trained on this data")
+    return 0
+
+
+def _train(args) -> int:
+    params = _recipe(args)
+    if args.processes:
+        params["PROCESSES"] = args.processes
+    train(params, chunk=args.chunk, rounds=args.rounds)
+    return _list(args)
+
+
+def _export(args) -> int:
+    from icm_lib.training.sweep import sweep_configs
+
+    params = _recipe(args)
+    export(args.profile, params, sweep_configs(params)[1])
+    return _list(args)
+
+
+def add_cli(sub) -> None:
+    from icm_lib.cli import group
+    from icm_lib.config import PROFILES
+
+    zoo = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
+    for name, func, help in (("list", _list, "the zoo's codecs with their last validation"),
+                             ("verify", _verify, "check every file's sha256 and the data fingerprint"),
+                             ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
+                             ("export", _export, "write the runs' current weights, logs and manifest into the zoo")):
+        p = zoo.add_parser(name, help=help)
+        p.add_argument("--profile", default="demo", choices=PROFILES)
+        p.set_defaults(func=func)
+        if name == "train":
+            p.add_argument("--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)")
+            p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: until finished)")
+            p.add_argument("--processes", type=int, help="codecs trained side by side on the CPU (default: the profile's PROCESSES)")
+
+
+def obtain_codecs(params: dict[str, Any]) -> list:
+    """Notebook 02's codecs: the zoo's (``ZOO`` true: installed, no training) or trained here with the recipe.
+
+    Returns:
+        The profile's trained codecs of the recipe's model (:class:`icm_lib.training.sweep.TrainedCodec`).
+    """
+    from icm_lib.training.sweep import train_sweeps, trained_codecs
+
+    if not params.get("ZOO"):
+        return train_sweeps(params)
+    placed = install(params["PROFILE"], params)
+    print(f"[zoo] {len(placed)} codecs from {zoo_dir(params['PROFILE'])} (no training; ZOO: false retrains them here)", flush=True)
+    return [c for c in trained_codecs(params["PROFILE"]) if c.model == params["MODEL"]]

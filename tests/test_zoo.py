@@ -1,0 +1,183 @@
+"""The zoo: export, verified loading, refusal of modified files and foreign data, resuming from the zoo alone."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+PARAMS = {"MODEL": "mbt2018-mean", "MODEL_KWARGS": {"N": 8, "M": 16}, "DATASET": "shapes", "OBJECT_LAMBDAS": [0.05],
+          "MSE_LAMBDAS": [0.01], "BASE_STEPS": 0, "STEPS": 2, "BATCH_SIZE": 2, "CROP_SIZE": 64, "LR": 1e-4,
+          "CHECKPOINT_EVERY": 1, "VAL_EVERY": 1, "VAL_IMAGES": 2, "FINAL_VAL_IMAGES": 2, "PROCESSES": 1, "PROFILE": "smoke"}
+
+
+@pytest.fixture(scope="module")
+def half_zoo(smoke_root, tmp_path_factory, one_thread):
+    """A smoke project and a zoo of two codecs exported after 1 of their 2 steps; (root, zoo root)."""
+    from icm_lib import zoo
+
+    root = tmp_path_factory.mktemp("zoo-project")
+    shutil.copytree(smoke_root, root / "project", symlinks=True)
+    env = {"ICM_ROOT": str(root / "project"), "ICM_ZOO": str(root / "zoo")}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        zoo.train(dict(PARAMS), chunk=1, rounds=1)
+    return root / "project", root / "zoo"
+
+
+@pytest.fixture
+def zoo_env(half_zoo, tmp_path, monkeypatch):
+    """A private copy of the project and its half-trained zoo, for tests that change them."""
+    project, zoo_root = tmp_path / "project", tmp_path / "zoo"
+    shutil.copytree(half_zoo[0], project, symlinks=True)
+    shutil.copytree(half_zoo[1], zoo_root)
+    monkeypatch.setenv("ICM_ROOT", str(project))
+    monkeypatch.setenv("ICM_ZOO", str(zoo_root))
+    return project, zoo_root / "smoke"
+
+
+def test_export_writes_weights_manifest_and_logs(zoo_env):
+    from icm_lib import zoo
+
+    _, folder = zoo_env
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    assert set(items) == {"mbt2018-mean-object-0.05", "mbt2018-mean-mse-0.01"}
+    for item in items.values():
+        assert item["loss"] in ("object", "mse") and item["lmbda"] in (0.05, 0.01)
+        assert (item["steps"], item["target_steps"], item["finished"]) == (1, 2, False)
+        assert item["sha256"] == zoo.file_sha256(folder / item["file"])
+        assert item["model_config"] == {"N": 8, "M": 16}
+        assert item["data"]["spec"]["dataset"] == "shapes" and item["data"]["fingerprint"]
+        rows = [json.loads(line) for line in (folder / item["log"]).read_text().splitlines()]
+        val = [r for r in rows if r["split"] == "val"]
+        assert val and {"object_bit_share", "empty_bpp", "object_psnr", "background_psnr"} <= set(val[-1])
+        assert item["val"] == val[-1]
+    assert zoo.verify("smoke") == []
+
+
+def test_load_gives_an_eval_codec_that_codes(zoo_env):
+    import torch
+
+    from icm_lib import zoo
+    from icm_lib.codec import decode, encode
+
+    model = zoo.load("smoke", "mbt2018-mean-object-0.05")
+    assert not model.training
+    x = torch.rand(3, 64, 96)
+    x_hat = decode(model, encode(model, x))
+    assert tuple(x_hat.shape[-2:]) == (64, 96)
+
+
+def test_load_refuses_a_modified_file(zoo_env):
+    from icm_lib import zoo
+    from icm_lib.cli import UserError
+
+    _, folder = zoo_env
+    item = zoo.entry("smoke", "mbt2018-mean-mse-0.01")
+    path = folder / item["file"]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="does not match its manifest"):
+        zoo.load("smoke", item["name"])
+    assert [name for name, _ in zoo.verify("smoke")] == [item["name"]]
+    path.unlink()
+    with pytest.raises(UserError, match="is missing"):
+        zoo.load("smoke", item["name"])
+
+
+def test_load_refuses_a_codec_trained_on_other_data(zoo_env):
+    from icm_lib import zoo
+    from icm_lib.cli import UserError
+    from icm_lib.paths import dataset_dir
+
+    marker = dataset_dir("smoke", "shapes") / "synth.json"
+    spec = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**spec, "seed": spec["seed"] + 1}))
+    with pytest.raises(UserError, match="trained on other data"):
+        zoo.load("smoke", "mbt2018-mean-object-0.05")
+    assert zoo.load("smoke", "mbt2018-mean-object-0.05", verify_data=False) is not None
+
+
+def test_unknown_profile_and_codec_are_one_line_errors(zoo_env):
+    from icm_lib import zoo
+    from icm_lib.cli import UserError
+
+    with pytest.raises(UserError, match="has no zoo"):
+        zoo.entries("demo-missing")
+    with pytest.raises(UserError, match="no codec 'nope'"):
+        zoo.load("smoke", "nope")
+
+
+def test_training_resumes_from_the_zoo_weights_alone(zoo_env):
+    """A new machine has the committed zoo and nothing else: training continues from its weights and step."""
+    from icm_lib import zoo
+    from icm_lib.checkpoint import load_checkpoint
+    from icm_lib.paths import codecs_dir
+    from icm_lib.training.sweep import sweep_configs
+
+    shutil.rmtree(codecs_dir("smoke"), ignore_errors=True)
+    before = zoo.load("smoke", "mbt2018-mean-object-0.05")
+    runs = sweep_configs(dict(PARAMS))[1]
+    assert zoo.seed_runs("smoke", runs) == ["mbt2018-mean-object-0.05", "mbt2018-mean-mse-0.01"]
+    seeded, meta, state = load_checkpoint(runs[0].out_dir / "checkpoint.pt")
+    assert state["step"] == 1 and "optimizer" not in state
+    assert all((a == b).all() for a, b in zip(before.state_dict().values(), seeded.state_dict().values()))
+    zoo.train(dict(PARAMS), chunk=1)
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    assert all(e["steps"] == 2 and e["finished"] for e in items.values())
+    steps = [json.loads(line)["step"] for line in (zoo.zoo_dir("smoke") / items["mbt2018-mean-object-0.05"]["log"]).read_text().splitlines()
+             if json.loads(line)["split"] == "val"]
+    assert steps[0] == 1 and steps[-1] == 2  # the zoo's log continued, not restarted
+
+
+def test_install_places_the_zoo_codecs_for_notebooks_03_and_04(zoo_env):
+    from icm_lib import zoo
+    from icm_lib.paths import codecs_dir
+    from icm_lib.training.sweep import trained_codecs
+
+    shutil.rmtree(codecs_dir("smoke"), ignore_errors=True)
+    params = {**PARAMS, "ZOO": True}
+    codecs = zoo.obtain_codecs(params)
+    assert {c.codec_id for c in codecs} == {"mbt2018-mean-object@0.05", "mbt2018-mean-mse@0.01"}
+    summary = codecs[0].summary()
+    assert summary["zoo"]["name"].startswith("mbt2018-mean-") and summary["val"]["bpp"] > 0
+    assert zoo.install("smoke", params) == ["mbt2018-mean-object-0.05", "mbt2018-mean-mse-0.01"]  # in place already
+    assert len(trained_codecs("smoke")) == 2
+
+
+def test_cli_list_and_verify(zoo_env, capsys):
+    from icm_lib.cli import main
+
+    _, folder = zoo_env
+    assert main(["zoo", "list", "--profile", "smoke"]) == 0
+    listed = capsys.readouterr().out
+    assert "mbt2018-mean-object-0.05" in listed and "1/2" in listed
+    assert main(["zoo", "verify", "--profile", "smoke"]) == 0
+    (folder / "mbt2018-mean-mse-0.01.safetensors").write_bytes(b"not weights")
+    assert main(["zoo", "verify", "--profile", "smoke"]) == 2
+    assert "1 of 2 zoo codecs failed verification" in capsys.readouterr().err
+
+
+def test_the_committed_zoo_matches_its_manifest():
+    """Every file of the repository's demo zoo has its manifest's hash; it was trained on the demo's data."""
+    from icm_lib import zoo
+    from icm_lib.data import synth
+
+    folder = REPO / "zoo" / "demo"
+    if not (folder / zoo.MANIFEST).is_file():
+        pytest.skip("no demo zoo in this checkout")
+    data = json.loads((folder / zoo.MANIFEST).read_text())
+    assert data["codecs"], "the demo zoo lists no codec"
+    total = 0
+    for item in data["codecs"]:
+        path = folder / item["file"]
+        assert zoo.file_sha256(path) == item["sha256"], item["name"]
+        assert item["data"]["fingerprint"] == zoo.data_fingerprint(synth.spec(item["data"]["dataset"], "demo"))
+        assert (folder / item["log"]).is_file()
+        total += path.stat().st_size
+    assert total <= 60 * 2**20
