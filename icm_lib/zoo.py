@@ -291,10 +291,11 @@ def seed_runs(profile: str, runs: list) -> list[str]:
 def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     """Train the profile's sweeps for the zoo: every codec from scratch with its own loss, in rounds.
 
-    Each round advances every unfinished codec by ``chunk`` steps (``PROCESSES`` at a time on
-    the CPU, one thread each; one after the other on a GPU), then exports all of them to the
-    zoo, so a session that ends between rounds leaves every codec checkpointed and exported.
-    Runs without a checkpoint start from the zoo's weights when it has them.
+    Each round advances every unfinished codec by ``chunk`` steps (``PROCESSES`` processes at a
+    time, one thread each, on the CPU or sharing one GPU), then exports all of them to the zoo,
+    so a session that ends between rounds leaves every codec checkpointed and exported. Runs
+    without a checkpoint start from the zoo's weights when it has them. Generated data that is
+    missing is generated first (with its masks).
 
     Args:
         params: the ``02_train_codecs`` parameters of the profile (the recipe).
@@ -315,10 +316,11 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     base, runs = sweep_configs(params)
     if base is not None:
         raise UserError("the zoo trains every codec from scratch with its own loss: set BASE_STEPS to 0")
+    ensure_data(profile, params["DATASET"])
     for name in seed_runs(profile, runs):
         print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
     ctx = distributed.setup()
-    processes = int(params.get("PROCESSES", 1)) if ctx.device.type == "cpu" else 1
+    processes = int(params.get("PROCESSES", 1))  # on a GPU too: small codecs side by side share it well
     done_rounds = 0
     while True:
         todo = [cfg for cfg in runs if not is_finished(cfg.out_dir, cfg.steps)]
@@ -340,6 +342,19 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         print(f"[zoo] round {done_rounds}: {len(todo)} codecs to step <= {max(c.stop_at for c in todo)} "
               f"in {time.perf_counter() - started:.0f} s; exported to {zoo_dir(profile)}", flush=True)
     return runs
+
+
+def ensure_data(profile: str, dataset: str) -> None:
+    """Generate an embedded dataset and its masks when they are missing (a fresh machine); real data must exist."""
+    from icm_lib.data import synth
+    from icm_lib.data.masks import build_masks
+
+    if dataset in synth.DATASETS and profile in synth.SIZES:
+        layout = synth.synthesize(dataset, profile)
+        for split in ("train", "val"):
+            build_masks(layout, split, verbose=False)
+    elif not dataset_dir(profile, dataset).is_dir():
+        raise UserError(f"no dataset {dataset_dir(profile, dataset)}: bring it into the layout first (icm data ...)")
 
 
 def install(profile: str, params: dict[str, Any]) -> list[str]:
@@ -430,6 +445,7 @@ def _export(args) -> int:
 
 
 def add_cli(sub) -> None:
+    """``icm zoo list|verify|train|export``."""
     from icm_lib.cli import group
     from icm_lib.config import PROFILES
 
@@ -460,3 +476,23 @@ def obtain_codecs(params: dict[str, Any]) -> list:
     placed = install(params["PROFILE"], params)
     print(f"[zoo] {len(placed)} codecs from {zoo_dir(params['PROFILE'])} (no training; ZOO: false retrains them here)", flush=True)
     return [c for c in trained_codecs(params["PROFILE"]) if c.model == params["MODEL"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m icm_lib.zoo``: the ``icm zoo`` commands without the rest of the CLI (whose other commands
+    import packages a bare GPU machine lacks)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m icm_lib.zoo", description=__doc__.splitlines()[0])
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["zoo", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"icm zoo: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

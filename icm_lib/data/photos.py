@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +29,14 @@ _FOLDERS = {"skimage": "data", "matplotlib": "mpl-data/sample_data", "ultralytic
 
 
 def photo_path(ref: str) -> Path:
-    """File of a ``package:file`` reference."""
+    """File of a ``package:file`` reference: ``$ICM_PHOTOS/<package>/<file>`` when that exists (a machine
+    without the package, e.g. a bare GPU machine given copies), else the file inside the installed package."""
     package, name = ref.split(":", 1)
     if package not in _FOLDERS:
         raise ValueError(f"unknown photo package {package!r}")
+    copies = os.environ.get("ICM_PHOTOS")
+    if copies and (Path(copies) / package / name).is_file():
+        return Path(copies) / package / name
     # find_spec locates the package without importing it (ultralytics takes seconds to import).
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -65,3 +71,15 @@ def random_crop(photo: np.ndarray, height: int, width: int, rng: np.random.Gener
     window = np.ascontiguousarray(photo[y:y + src_h, x:x + src_w])
     interp = cv2.INTER_AREA if src_h >= height else cv2.INTER_LINEAR
     return cv2.resize(window, (width, height), interpolation=interp)
+
+
+def copy_photos(out_dir) -> list[Path]:
+    """Copy every photo the generators use to ``out_dir/<package>/<file>`` (for ``ICM_PHOTOS``); returns the copies."""
+    copies = []
+    for ref in SCENE_PHOTOS + GROUND_TEXTURES:
+        package, name = ref.split(":", 1)
+        target = Path(out_dir) / package / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(photo_path(ref), target)
+        copies.append(target)
+    return copies

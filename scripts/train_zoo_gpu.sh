@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Train (or continue) the demo zoo on one GPU, on a machine that has Python 3.12 with torch,
+# torchvision, numpy, Pillow, opencv-python-headless, PyYAML, tqdm and safetensors, but not
+# this project's other dependencies and no internet (e.g. a lent H200).
+#
+#   bash scripts/train_zoo_gpu.sh prepare   # here, with internet to the package index: wheels and photos
+#   bash scripts/train_zoo_gpu.sh run       # there: data, training, zoo export (about 10 minutes)
+#
+# `prepare` writes .gpu/wheels (compressai, pycocotools, pytorch-msssim for CPython 3.12, 1 MB) and
+# .gpu/photos (the photographs the data generator cuts from, for the packages that machine
+# lacks: ultralytics' bus.jpg and zidane.jpg, and the others, so the data is the same); carry
+# .gpu with the checkout. `run` installs the wheels into /tmp/site, generates the demo's
+# shapes data with its masks, trains every codec of the demo recipe (notebooks/params/demo.yaml,
+# PROCESSES codecs side by side on the GPU), exports them into zoo/demo and, when OUT is set,
+# packs zoo/demo into $OUT/zoo-demo.tar.part-* (15 MB pieces) to bring back.
+# Settings: STEPS (per codec, default the recipe's), CHUNK (steps per round, default STEPS),
+# PROCESSES (default 6), VAL_EVERY (default 5000: validation codes on the CPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GPU_DIR=.gpu
+
+prepare() {
+    mkdir -p "$GPU_DIR/wheels"
+    grep -qxF "/$GPU_DIR/" .git/info/exclude 2>/dev/null || echo "/$GPU_DIR/" >> .git/info/exclude
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d "$GPU_DIR/wheels" compressai==1.2.8 pycocotools==2.0.11 pytorch-msssim==1.0.0
+    python3 -c "import sys; from icm_lib.data.photos import copy_photos; print(len(copy_photos(sys.argv[1])), 'photos')" "$GPU_DIR/photos"
+    du -sh "$GPU_DIR"
+}
+
+run() {
+    if ! python3 -c "import compressai, pycocotools, pytorch_msssim" 2>/dev/null; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$GPU_DIR"/wheels/*.whl
+    fi
+    export PYTHONPATH="/tmp/site:$PWD" ICM_PHOTOS="$PWD/$GPU_DIR/photos" PYTHONUNBUFFERED=1
+    python3 - <<'PY'
+import time, torch, compressai, cv2, numpy
+print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-'}; "
+      f"compressai {compressai.__version__}, numpy {numpy.__version__}, cv2 {cv2.__version__}", flush=True)
+PY
+    local started=$SECONDS
+    python3 - "${STEPS:-}" "${CHUNK:-}" "${PROCESSES:-6}" "${VAL_EVERY:-5000}" <<'PY'
+import sys, time
+from icm_lib import zoo
+from icm_lib.config import notebook_params
+steps, chunk, processes, val_every = sys.argv[1:5]
+params = notebook_params("demo", "02_train_codecs")
+params.update(RESUME=True, PROCESSES=int(processes), VAL_EVERY=int(val_every))
+if steps:
+    params["STEPS"] = int(steps)
+started = time.perf_counter()
+zoo.ensure_data("demo", params["DATASET"])
+print(f"[gpu] data ready in {time.perf_counter() - started:.0f} s", flush=True)
+zoo.train(params, chunk=int(chunk) if chunk else params["STEPS"])
+print(f"[gpu] zoo trained in {time.perf_counter() - started:.0f} s", flush=True)
+PY
+    python3 -m icm_lib.zoo list --profile demo
+    echo "[gpu] total $((SECONDS - started)) s"
+    if [ -n "${OUT:-}" ]; then
+        tar -cf - zoo/demo | split -b 15M - "$OUT/zoo-demo.tar.part-"
+        ls -l "$OUT"
+    fi
+}
+
+case "${1:-}" in
+    prepare) prepare ;;
+    run) run ;;
+    *) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+esac
