@@ -430,8 +430,9 @@ def _verify(args) -> int:
 
 def _train(args) -> int:
     params = _recipe(args)
-    if args.processes:
-        params["PROCESSES"] = args.processes
+    for key, value in (("PROCESSES", args.processes), ("STEPS", args.steps), ("VAL_EVERY", args.val_every)):
+        if value is not None:
+            params[key] = value
     train(params, chunk=args.chunk, rounds=args.rounds)
     return _list(args)
 
@@ -460,7 +461,9 @@ def add_cli(sub) -> None:
         if name == "train":
             p.add_argument("--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)")
             p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: until finished)")
-            p.add_argument("--processes", type=int, help="codecs trained side by side on the CPU (default: the profile's PROCESSES)")
+            p.add_argument("--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)")
+            p.add_argument("--steps", type=int, help="steps per codec (default: the recipe's STEPS)")
+            p.add_argument("--val-every", type=int, help="steps between validations (default: the recipe's VAL_EVERY)")
 
 
 def obtain_codecs(params: dict[str, Any]) -> list:

@@ -40,21 +40,8 @@ print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}: {torch.cuda
       f"compressai {compressai.__version__}, numpy {numpy.__version__}, cv2 {cv2.__version__}", flush=True)
 PY
     local started=$SECONDS
-    python3 - "${STEPS:-}" "${CHUNK:-}" "${PROCESSES:-6}" "${VAL_EVERY:-5000}" <<'PY'
-import sys, time
-from icm_lib import zoo
-from icm_lib.config import notebook_params
-steps, chunk, processes, val_every = sys.argv[1:5]
-params = notebook_params("demo", "02_train_codecs")
-params.update(RESUME=True, PROCESSES=int(processes), VAL_EVERY=int(val_every))
-if steps:
-    params["STEPS"] = int(steps)
-started = time.perf_counter()
-zoo.ensure_data("demo", params["DATASET"])
-print(f"[gpu] data ready in {time.perf_counter() - started:.0f} s", flush=True)
-zoo.train(params, chunk=int(chunk) if chunk else params["STEPS"])
-print(f"[gpu] zoo trained in {time.perf_counter() - started:.0f} s", flush=True)
-PY
+    python3 -m icm_lib.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
+        ${STEPS:+--steps "$STEPS"} --chunk "${CHUNK:-1000000}"
     python3 -m icm_lib.zoo list --profile demo
     echo "[gpu] total $((SECONDS - started)) s"
     if [ -n "${OUT:-}" ]; then

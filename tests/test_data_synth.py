@@ -142,3 +142,15 @@ def test_shapes_objects_are_colourful_on_grey_scenes():
         inside.append(chroma[mask].mean())
         outside.append(chroma[~mask].mean())
     assert np.mean(inside) > 3 * np.mean(outside)
+
+
+def test_photos_can_come_from_copies(tmp_path, monkeypatch):
+    """A machine without scikit-image or ultralytics generates the same data from copies of the photos."""
+    from icm_lib.data.photos import GROUND_TEXTURES, SCENE_PHOTOS, copy_photos, photo_path
+
+    copies = copy_photos(tmp_path / "photos")
+    assert len(copies) == len(SCENE_PHOTOS + GROUND_TEXTURES)
+    original = photo_path("ultralytics:bus.jpg")
+    monkeypatch.setenv("ICM_PHOTOS", str(tmp_path / "photos"))
+    copy = photo_path("ultralytics:bus.jpg")
+    assert copy == tmp_path / "photos" / "ultralytics" / "bus.jpg" and copy.read_bytes() == original.read_bytes()

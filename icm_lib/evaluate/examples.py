@@ -71,6 +71,7 @@ class ExamplePanels:
     inputs: list  # HxWx3 uint8 originals
     masks: list  # HxW object masks
     rows: dict = field(default_factory=dict)  # row title -> list of (HxWx3 image or HxW bit map, panel label)
+    gate_rows: set = field(default_factory=set)  # titles of rows holding HxW gate maps in [0, 1], not bits
 
 
 def example_stems(layout: DatasetLayout, split: str, count: int, min_object_area: float = 0.05) -> list[str]:
@@ -103,7 +104,30 @@ def example_panels(profile: str, layout: DatasetLayout, split: str, stems: list[
         name = f"{codec.family}\nlambda={codec.setting}"
         panels.rows[name] = decoded
         panels.rows[f"{name}: bits"] = maps
+        gates = [gate_map(codec.model, image) for image in panels.inputs]
+        if gates[0] is not None:
+            panels.rows[f"{name}: gate"] = [(g, f"gate open on {100 * (g > 0.5).mean():.0f}% of the image") for g in gates]
+            panels.gate_rows.add(f"{name}: gate")
     return panels
+
+
+def gate_map(model, image: np.ndarray) -> np.ndarray | None:
+    """The encoder's gate (:mod:`icm_lib.models.gated`) at the image's size, in [0, 1]; None for an ungated codec.
+
+    It is what the codec learned of where the objects are: it was never given a mask.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    gate = getattr(getattr(model, "g_a", None), "gate_map", None)
+    if gate is None:
+        return None
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    h, w = x.shape[-2:]
+    with torch.no_grad():
+        padded = F.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+        g = gate(padded.to(next(model.parameters()).device)).cpu()
+    return F.interpolate(g, scale_factor=16, mode="nearest")[0, 0, :h, :w].numpy()
 
 
 def _name(layout: DatasetLayout, split: str, stem: str) -> str:

@@ -57,11 +57,15 @@ def coding_examples_figure(panels, title: str = "", horizontal: bool = False):
     shape = (n_cols, n_rows) if horizontal else (n_rows, n_cols)
     fig, grid = plt.subplots(*shape, figsize=(2.6 * shape[1], 2.5 * shape[0]), squeeze=False)
     axes = grid.T if horizontal else grid
-    vmax = [_bits_vmax([row[j][0] for _, row in rows]) for j in range(n_cols)]
+    gate_rows = getattr(panels, "gate_rows", set())
+    vmax = [_bits_vmax([row[j][0] for name, row in rows if name not in gate_rows]) for j in range(n_cols)]
     for i, (name, row) in enumerate(rows):
         for j, (image, label) in enumerate(row):
             ax = axes[i, j]
-            if image.ndim == 2:  # a bit map, same colour scale for every codec of a column
+            if name in gate_rows:  # the encoder's learned gate: white = coded, black = switched off
+                ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+                ax.contour(panels.masks[j] > 0, levels=[0.5], colors="cyan", linewidths=0.6)
+            elif image.ndim == 2:  # a bit map, same colour scale for every codec of a column
                 ax.imshow(image, cmap="magma", vmin=0, vmax=vmax[j])
                 ax.contour(panels.masks[j] > 0, levels=[0.5], colors="cyan", linewidths=0.6)
             else:
