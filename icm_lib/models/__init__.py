@@ -10,7 +10,7 @@ CompressAI's interface (``forward`` -> ``{"x_hat", "likelihoods"}``,
   baselines (Balle et al. 2018, Minnen et al. 2018, Cheng et al. 2020), with
   CompressAI's low-rate channel counts as defaults.
 - ``mbt2018-mean-gated``: the mean-scale hyperprior with a learned spatial gate
-  on its latent (:mod:`icm_lib.models.gated`), the demo zoo's small codec.
+  on its latent (:mod:`icm_lib.models.gated`), an experiment towards the demo zoo (not yet stable).
 
 The name and the complete configuration a model was built with are kept on
 the model (``model.registry_name``, ``model.registry_config``: every
@@ -109,7 +109,7 @@ for _size, _config in TCM_SIZES.items():
     register(f"tcm-{_size}", _tcm, **_config)
 register("bmshj2018-hyperprior", ScaleHyperprior, N=128, M=192)
 register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
-register("mbt2018-mean-gated", GatedMeanScaleHyperprior, N=128, M=192, gate_channels=32, gate_bias=4.0, gate_warmup=2000)
+register("mbt2018-mean-gated", GatedMeanScaleHyperprior, N=128, M=192, gate_channels=32, gate_bias=1.5)
 register("cheng2020-attn", Cheng2020Attention, N=128)
 
 

@@ -1,14 +1,15 @@
-"""A mean-scale hyperprior codec whose encoder can switch regions off: the demo zoo's small codec.
+"""A mean-scale hyperprior codec whose encoder can switch regions off (an experiment, not the zoo's codec).
 
 Minnen, Balle and Toderici's mean-scale hyperprior (NeurIPS 2018; CompressAI's
 ``MeanScaleHyperprior``, registered here as ``mbt2018-mean``) with one change
 in the analysis transform: its latent is multiplied by a spatial gate that the
 encoder computes from the image itself,
 
-    y = g_a(x) * sigmoid(g_gate(x)),
+    y = g_a(x) * clamp(g_gate(x), 0, 1),
 
 ``g_gate`` a small strided convolution network giving one value per latent
-position. No mask is given to the codec, at training or at coding time: what
+position, clamped to [0, 1] (with a straight-through gradient, see
+:class:`GatedAnalysis`). No mask is given to the codec, at training or at coding time: what
 the gate learns comes from the loss alone. Under Object-MSE (Eq. 4 of Shindo
 et al.) the background carries no distortion weight, so closing the gate there
 saves its bits at no cost and the gate becomes the codec's own map of where
@@ -22,6 +23,18 @@ that the paper's TCM backbone also builds on, reduced to one spatial map. It is
 a deviation of the demo's miniature; the paper profile keeps TCM-large.
 The bitstream is that of ``MeanScaleHyperprior``: the gate acts before
 quantization and is not transmitted, so the decoder is unchanged.
+
+Status (measured 2026-11-29 on the demo data, N=64, M=96, 128x128 crops, batch 4,
+Adam 1e-3): not yet a working recipe, so the demo zoo uses ``mbt2018-mean``.
+A sigmoid gate was shut everywhere by the rate within 500 steps and never
+reopened (also behind a 2,000-step warm-up that held it open: its logits went
+to minus infinity meanwhile). The straight-through clamp below trained
+normally for 900 steps with the gate open, but then the gate's map moved as a
+whole: it shut on every position of the MSE codec (1,000-1,300 steps; bpp
+0.31 to 0.09, object MSE 0.004 to 0.023) and stayed shut, while the Object-MSE
+codec's opened fully. What is left to try: a gate whose scale Adam cannot move
+as one (no bias, a normalised map), a slower learning rate for it, or the gate
+on the mean (``y = mu + g * (y - mu)``).
 """
 from __future__ import annotations
 
@@ -34,15 +47,16 @@ from compressai.models.utils import conv
 class GatedAnalysis(nn.Module):
     """``g_a(x) * gate(x)``: the analysis transform with a learned spatial gate (one map for all channels).
 
-    ``gate(x) = 1 - s * (1 - sigmoid(g_gate(x)))`` with a warm-up strength ``s`` that rises
-    linearly from 0 to 1 over the first ``warmup`` training forwards (counted in a buffer, so
-    a resumed run and a checkpoint keep it). Without the warm-up the rate term closes the
-    gate everywhere within a few hundred steps, before the decoder has learned to use the
-    latent, and a closed sigmoid gate does not reopen (measured: a gate of 0.0000 on every
-    val image after 500 steps, object PSNR stuck at 10 dB).
+    ``gate(x) = clamp(g_gate(x), 0, 1)`` with a straight-through gradient: the backward pass
+    treats the clamp as the identity, so a closed gate still learns what opening it would gain
+    in distortion and can reopen. A sigmoid gate does not: measured here, the rate term shut a
+    sigmoid gate on every position within a few hundred steps (with or without a warm-up that
+    held it open meanwhile), where its gradient vanishes, and the codec never recovered
+    (object PSNR stuck at 10 dB). At a closed gate the latent is 0, where the Gaussian's rate
+    gradient is about 0, so nothing holds the gate shut but the lack of distortion gain.
     """
 
-    def __init__(self, analysis: nn.Module, gate_channels: int, open_bias: float = 4.0, warmup: int = 2000):
+    def __init__(self, analysis: nn.Module, gate_channels: int, open_bias: float = 1.5):
         super().__init__()
         self.analysis = analysis
         self.gate = nn.Sequential(
@@ -51,30 +65,21 @@ class GatedAnalysis(nn.Module):
             conv(gate_channels, gate_channels), nn.LeakyReLU(inplace=True),
             conv(gate_channels, 1),
         )
-        nn.init.constant_(self.gate[-1].bias, open_bias)  # sigmoid(4) = 0.98: open when the warm-up ends
-        self.warmup = int(warmup)
-        self.register_buffer("trained_steps", torch.zeros(1, dtype=torch.long))
-
-    def strength(self) -> torch.Tensor:
-        """How far the gate acts, from 0 (always open) to 1 (after the warm-up)."""
-        if self.warmup <= 0:
-            return torch.ones(())
-        return (self.trained_steps[0].float() / self.warmup).clamp(max=1.0)
+        nn.init.constant_(self.gate[-1].bias, open_bias)  # starts open everywhere: the codec first learns to code
 
     def gate_map(self, x: torch.Tensor) -> torch.Tensor:
         """The gate in [0, 1], one value per latent position: (B, 1, H/16, W/16)."""
-        return 1 - self.strength() * (1 - torch.sigmoid(self.gate(x)))
+        logits = self.gate(x)
+        return logits + (logits.clamp(0.0, 1.0) - logits).detach()  # clamp forward, identity backward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            self.trained_steps += 1
         return self.analysis(x) * self.gate_map(x)
 
 
 class GatedMeanScaleHyperprior(MeanScaleHyperprior):
     """``MeanScaleHyperprior(N, M)`` whose ``g_a`` is gated (:class:`GatedAnalysis`: ``gate_channels`` wide,
-    last bias ``gate_bias``, ``gate_warmup`` training steps before it acts fully)."""
+    its last bias ``gate_bias``)."""
 
-    def __init__(self, N: int, M: int, gate_channels: int = 32, gate_bias: float = 4.0, gate_warmup: int = 2000, **kwargs):
+    def __init__(self, N: int, M: int, gate_channels: int = 32, gate_bias: float = 1.5, **kwargs):
         super().__init__(N=N, M=M, **kwargs)
-        self.g_a = GatedAnalysis(self.g_a, gate_channels, gate_bias, gate_warmup)
+        self.g_a = GatedAnalysis(self.g_a, gate_channels, gate_bias)
