@@ -32,9 +32,8 @@ to minus infinity meanwhile). The straight-through clamp below trained
 normally for 900 steps with the gate open, but then the gate's map moved as a
 whole: it shut on every position of the MSE codec (1,000-1,300 steps; bpp
 0.31 to 0.09, object MSE 0.004 to 0.023) and stayed shut, while the Object-MSE
-codec's opened fully. What is left to try: a gate whose scale Adam cannot move
-as one (no bias, a normalised map), a slower learning rate for it, or the gate
-on the mean (``y = mu + g * (y - mu)``).
+codec's opened fully. What is left to try: a gate whose level Adam cannot move
+as one (no bias, a normalised map), or a slower learning rate for it.
 """
 from __future__ import annotations
 
