@@ -310,12 +310,10 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     from icm_lib.checkpoint import read_weights_only
     from icm_lib.training import distributed
     from icm_lib.training.loop import CHECKPOINT, train_codec
-    from icm_lib.training.sweep import train_one_thread, is_finished, sweep_configs
+    from icm_lib.training.sweep import is_finished, train_one_thread
 
     profile = params["PROFILE"]
-    base, runs = sweep_configs(params)
-    if base is not None:
-        raise UserError("the zoo trains every codec from scratch with its own loss: set BASE_STEPS to 0")
+    runs = zoo_runs(params)
     ensure_data(profile, params["DATASET"])
     for name in seed_runs(profile, runs):
         print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
@@ -342,6 +340,21 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         print(f"[zoo] round {done_rounds}: {len(todo)} codecs to step <= {max(c.stop_at for c in todo)} "
               f"in {time.perf_counter() - started:.0f} s; exported to {zoo_dir(profile)}", flush=True)
     return runs
+
+
+def zoo_runs(params: dict[str, Any]) -> list:
+    """The recipe's runs as the zoo trains them: in ``data/<profile>/zoo-runs/<loss>/<model>_lambda<l>``,
+    apart from the run folders of the pipeline (``codecs/``), which :func:`install` fills from the zoo."""
+    import dataclasses
+
+    from icm_lib.paths import data_dir
+    from icm_lib.training.sweep import sweep_configs
+
+    base, runs = sweep_configs(params)
+    if base is not None:
+        raise UserError("the zoo trains every codec from scratch with its own loss: set BASE_STEPS to 0")
+    root = data_dir(params["PROFILE"]) / "zoo-runs"
+    return [dataclasses.replace(cfg, out_dir=root / cfg.out_dir.relative_to(cfg.out_dir.parents[1])) for cfg in runs]
 
 
 def ensure_data(profile: str, dataset: str) -> None:
@@ -438,10 +451,8 @@ def _train(args) -> int:
 
 
 def _export(args) -> int:
-    from icm_lib.training.sweep import sweep_configs
-
     params = _recipe(args)
-    export(args.profile, params, sweep_configs(params)[1])
+    export(args.profile, params, zoo_runs(params))
     return _list(args)
 
 

@@ -117,12 +117,12 @@ def test_training_resumes_from_the_zoo_weights_alone(zoo_env):
     """A new machine has the committed zoo and nothing else: training continues from its weights and step."""
     from icm_lib import zoo
     from icm_lib.checkpoint import load_checkpoint
-    from icm_lib.paths import codecs_dir
-    from icm_lib.training.sweep import sweep_configs
+    from icm_lib.paths import data_dir
 
-    shutil.rmtree(codecs_dir("smoke"), ignore_errors=True)
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")
     before = zoo.load("smoke", "mbt2018-mean-object-0.05")
-    runs = sweep_configs(dict(PARAMS))[1]
+    runs = zoo.zoo_runs(dict(PARAMS))
+    assert all(r.out_dir.parent.parent == data_dir("smoke") / "zoo-runs" for r in runs)
     assert zoo.seed_runs("smoke", runs) == ["mbt2018-mean-object-0.05", "mbt2018-mean-mse-0.01"]
     seeded, meta, state = load_checkpoint(runs[0].out_dir / "checkpoint.pt")
     assert state["step"] == 1 and "optimizer" not in state
@@ -137,11 +137,10 @@ def test_training_resumes_from_the_zoo_weights_alone(zoo_env):
 
 def test_install_places_the_zoo_codecs_for_notebooks_03_and_04(zoo_env):
     from icm_lib import zoo
-    from icm_lib.paths import codecs_dir
     from icm_lib.training.sweep import trained_codecs
 
-    shutil.rmtree(codecs_dir("smoke"), ignore_errors=True)
     params = {**PARAMS, "ZOO": True}
+    assert trained_codecs("smoke") == []  # the zoo trains in zoo-runs/, not in the pipeline's codecs/
     codecs = zoo.obtain_codecs(params)
     assert {c.codec_id for c in codecs} == {"mbt2018-mean-object@0.05", "mbt2018-mean-mse@0.01"}
     summary = codecs[0].summary()
