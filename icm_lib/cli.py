@@ -28,12 +28,11 @@ class UserError(Exception):
     """A problem with the user's input: printed as ``icm: error: <message>``, exit status 2."""
 
 
-_groups: dict[int, dict[str, argparse._SubParsersAction]] = {}
-
-
 def group(subparsers: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
     """The nested sub-parsers of a command group (``icm bench codec``), shared between modules."""
-    known = _groups.setdefault(id(subparsers), {})
+    # Kept on the parser itself: a table keyed by id() handed a new parser the groups of a
+    # collected one whose id it reused ("conflicting subparser" after some main() calls).
+    known = vars(subparsers).setdefault("_icm_groups", {})
     if name not in known:
         parser = subparsers.add_parser(name, help=help)
         known[name] = parser.add_subparsers(dest=f"{name}_command", required=True)
@@ -61,4 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m icm_lib.cli` runs this file as __main__: call the imported module's main, whose
+    # UserError is the one the library raises (this file's copy would let it through as a traceback).
+    from icm_lib.cli import main as _main
+
+    sys.exit(_main())
