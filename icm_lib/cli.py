@@ -48,9 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from icm_lib import limits
+
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with limits.overridden(args):
+            return int(args.func(args) or 0)
     except UserError as err:
         print(f"icm: error: {err}", file=sys.stderr)
         return 2
