@@ -14,7 +14,7 @@ import sys
 COMMAND_MODULES = (
     "icm_lib.data.cli",
     "icm_lib.models",
-    "icm_lib.codec",
+    "icm_lib.codec_cli",
     "icm_lib.train",
     "icm_lib.evaluate.coding",
     "icm_lib.evaluate.recognition",
