@@ -11,9 +11,10 @@ Both refuse what would harm before doing it:
   unless ``--force``.
 
 An image that is not 8-bit RGB is converted and the conversion said: grayscale
-and palette images become RGB, alpha is dropped, 16-bit samples are scaled to
-8 bits (``round(v * 255 / 65535)``, not clipped); 32-bit integer and float
-images are refused.
+and palette images become RGB, alpha is dropped, 16-bit grayscale samples are
+scaled to 8 bits (``round(v * 255 / 65535)``, not clipped to white), 16-bit
+colour samples keep their high byte (PIL's reading, within one level of that);
+32-bit integer and float images are refused.
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def is_image(path: Path) -> bool:
 def to_rgb8(img, name: str) -> tuple[np.ndarray, str | None]:
     """HxWx3 uint8 RGB of an opened image (its pixels are read now), and a note of what was converted."""
     mode = img.mode
+    sixteen_bit_colour = mode not in _SIXTEEN_BIT and any(";16" in str(tile.args) for tile in img.tile)
     try:
         with _pil_bomb_check_off():
             img.load()
@@ -83,11 +85,11 @@ def to_rgb8(img, name: str) -> tuple[np.ndarray, str | None]:
             rgb = img.convert("RGB")
     except (OSError, ValueError, SyntaxError) as err:
         raise UserError(f"cannot read image {name}: {str(err).splitlines()[0][:120]}") from None
-    note = None
+    notes = [f"{name} is a 16-bit {mode} image: reduced to 8 bits (the high byte of each sample)"] if sixteen_bit_colour else []
     if mode != "RGB":
         alpha = "A" in mode or "transparency" in img.info
-        note = f"{name} is a {mode} image: coded as RGB" + (", alpha dropped" if alpha else "")
-    return np.asarray(rgb), note
+        notes.append(f"{name} is a {mode} image: coded as RGB" + (", alpha dropped" if alpha else ""))
+    return np.asarray(rgb), "; ".join(notes) or None
 
 
 def read_image(path: Path) -> tuple[np.ndarray, str | None]:

@@ -125,6 +125,18 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(codec, tmp_path, capsys):
     assert status == 0 and "16-bit grayscale image (I;16): scaled to 8 bits" in capsys.readouterr().err
 
 
+def test_sixteen_bit_colour_says_so(tmp_path):
+    import cv2
+
+    from icm_lib.codec_cli import read_image
+
+    colour = np.zeros((8, 8, 3), np.uint16)
+    colour[..., 0], colour[..., 1], colour[..., 2] = 65535, 32896, 300  # written as BGR
+    cv2.imwrite(str(tmp_path / "c16.png"), colour)
+    rgb, note = read_image(tmp_path / "c16.png")
+    assert tuple(rgb[0, 0]) == (1, 128, 255) and note == "c16.png is a 16-bit RGB image: reduced to 8 bits (the high byte of each sample)"
+
+
 def test_float_images_are_refused(codec, tmp_path, capsys):
     root, _ = codec
     Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "f.tif")
