@@ -51,7 +51,7 @@ VERSION = 1
 def _rejected(err: Exception) -> str:
     """What a weights-only unpickler refused, from PyTorch's long message (e.g. ``torch.nn.modules.linear.Linear``)."""
     text = str(err)
-    match = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"Unsupported operand (\S+)", text)
+    match = re.search(r"GLOBAL ([\w.]+)", text)
     if match:
         return f"it pickles {match[1]}, which is not plain weights"
     match = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
