@@ -21,42 +21,15 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from icm_lib import limits
 from icm_lib.cli import UserError
-from icm_lib.io import check_output, write_output
+from icm_lib.io import check_output, open_image, pil_bomb_check_off, write_output
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-@contextmanager
-def _pil_bomb_check_off():
-    """PIL's own decompression-bomb limit off while :mod:`icm_lib.limits` decides, in one message."""
-    from PIL import Image
-
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-
-
-def open_image(path: Path):
-    """A PIL image opened but not decoded: its size is known, its pixels not yet read."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise UserError(f"image not found: {path}")
-    try:
-        with _pil_bomb_check_off():
-            return Image.open(path)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UserError(f"cannot read image {path}: {str(err).splitlines()[0][:120]}") from None
 
 
 def is_image(path: Path) -> bool:
@@ -73,7 +46,7 @@ def to_rgb8(img, name: str) -> tuple[np.ndarray, str | None]:
     mode = img.mode
     sixteen_bit_colour = mode not in _SIXTEEN_BIT and any(";16" in str(tile.args) for tile in img.tile)
     try:
-        with _pil_bomb_check_off():
+        with pil_bomb_check_off():
             img.load()
             if mode in _SIXTEEN_BIT:
                 gray = (np.asarray(img).astype(np.uint32) * 255 + 32767) // 65535

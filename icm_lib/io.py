@@ -12,7 +12,8 @@ into that folder (each process lists a folder once), i.e. on the next run.
 
 :func:`check_output` is what the command line asks before it writes a user's
 output path: never the input itself, never a folder, never an existing file
-of another kind unless forced.
+of another kind unless forced. :func:`open_image` opens a user's image without
+decoding it, so that its size can be checked first.
 """
 from __future__ import annotations
 
@@ -130,6 +131,34 @@ def json_safe(value: Any, path: Callable[[Path], str] = str) -> Any:
 def write_json(path: Path, payload: Any, indent: int = 2) -> Path:
     """:func:`json_safe` ``payload`` written atomically as indented JSON; returns ``path``."""
     return write_atomic(path, json.dumps(json_safe(payload), indent=indent) + "\n")
+
+
+@contextmanager
+def pil_bomb_check_off() -> Iterator[None]:
+    """PIL's own decompression-bomb limit off, while :mod:`icm_lib.limits` decides (one limit, one message)."""
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def open_image(path: Path):
+    """A PIL image opened but not decoded (its size known, its pixels not read); a one-line UserError if it is none."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    try:
+        with pil_bomb_check_off():
+            return Image.open(path)
+    # ImportError: ultralytics patches Image.open to try a HEIF plugin on files PIL cannot identify
+    except (UnidentifiedImageError, OSError, ValueError, ImportError) as err:
+        raise UserError(f"cannot read image {path}: {str(err).splitlines()[0][:120]}") from None
 
 
 def read_json(path: Path) -> Any:

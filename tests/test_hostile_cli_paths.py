@@ -87,6 +87,25 @@ def test_force_and_outputs_of_the_same_kind(work, capsys):
     capsys.readouterr()
 
 
+def test_non_image_output_refused_under_a_patched_image_open(work, capsys, monkeypatch):
+    """ultralytics, once imported, makes PIL's Image.open raise ImportError on files it cannot identify."""
+    from PIL import Image, UnidentifiedImageError
+
+    original = Image.open
+
+    def patched(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        except UnidentifiedImageError:
+            raise ModuleNotFoundError("No module named 'pi_heif'") from None
+
+    monkeypatch.setattr(Image, "open", patched)
+    (work / "y.png").write_bytes((work / "x.icm").read_bytes())
+    before = snapshot(work)
+    assert_error_line(_decode(work, "x.icm", "y.png"), capsys.readouterr().err, "exists and is not an image")
+    assert snapshot(work) == before
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_written_files_get_the_umask(work, umask):
     old = os.umask(umask)

@@ -40,7 +40,7 @@ from pycocotools import mask as mask_utils
 from icm_lib import limits
 from icm_lib.cli import UserError
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.io import write_atomic
+from icm_lib.io import open_image, write_atomic
 
 _STAMP = ".masks.json"  # beside the masks: which annotations (size, mtime) and mode built them, and how fast
 
@@ -109,18 +109,10 @@ def check_images_exist(coco: dict, images_dir: Path) -> None:
 
 def check_image_sizes(coco: dict, images_dir: Path) -> None:
     """Raise a one-line :class:`UserError` unless every image file has the size its entry gives."""
-    from PIL import Image, UnidentifiedImageError
-
     for img in coco["images"]:
         path = Path(images_dir) / Path(img["file_name"]).name
-        try:
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # limits.MAX_PIXELS checked the entry
-            with Image.open(path) as image:
-                size = image.size
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise UserError(f"cannot read image {path}: {str(err).splitlines()[0][:100]}") from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
+        with open_image(path) as image:  # the header only
+            size = image.size
         if size != (img["width"], img["height"]):
             raise UserError(f"image {path} is {size[0]}x{size[1]} pixels but its annotation entry says "
                             f"{img['width']}x{img['height']}")
