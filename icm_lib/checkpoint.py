@@ -184,8 +184,8 @@ def _registration_budget(max_bytes: int, what: str) -> Iterator[None]:
         if tensor is not None:
             total += tensor.numel() * tensor.element_size()
             if total > max_bytes:
-                raise UserError(f"{what} (its parameters pass {max_bytes / 2**20:.1f} MiB, "
-                                f"the size of the stored weights): config and weights do not match")
+                raise UserError(f"{what} (its parameters pass {max_bytes / 2**20:.1f} MiB, more than "
+                                f"the stored weights can fill): config and weights do not match")
 
     hooks = [module.register_module_parameter_registration_hook(count),
              module.register_module_buffer_registration_hook(count)]
