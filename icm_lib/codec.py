@@ -42,7 +42,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves
 
 from icm_lib import limits
 from icm_lib.cli import UserError
@@ -52,9 +51,10 @@ FORMAT_VERSION = 1
 PAD_MULTIPLE = 64
 FORMAT_MAX_SIDE = 65535  # the header's u16; limits.MAX_SIDE is lower by default
 PROBE_SIDE = 128  # working_memory's probe image: TCM's 8x8 windows fit whole at every scale
-# Measured peak RSS growth over the probe's largest op (its tensors in and out, per pixel), at
-# 512-2048 pixels a side: tcm-tiny 1.2-1.5, bmshj2018-hyperprior 1.0-1.4, tcm-small 2.3-2.7,
-# tcm-large 2.3-2.4. The estimate multiplies by 3, so it errs on the side of refusing.
+# Measured peak RSS growth of one encode or decode over the probe's largest op (its tensors in
+# and out) times the padded pixels: tcm-tiny 1.2-2.0 (512-2048 pixels a side), bmshj2018-
+# hyperprior 1.0-1.1 (1024), tcm-small 1.8-2.8 (512-1024), tcm-large 1.8-2.6 (384-768).
+# The estimate multiplies by 3, so it errs on the side of refusing.
 MEMORY_SAFETY = 3
 
 
@@ -103,10 +103,20 @@ class _LargestOp(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        size = sum(t.numel() * t.element_size() for t in tree_leaves((args, kwargs, out))
-                   if torch.is_tensor(t) and not isinstance(t, nn.Parameter))
-        self.bytes = max(self.bytes, size)
+        if isinstance(out, torch.Tensor):  # skips .size(), .dim() and the like: most calls, and cheap
+            size = out.nbytes + sum(_tensor_bytes(a) for a in args)
+            if size > self.bytes:
+                self.bytes = size
         return out
+
+
+def _tensor_bytes(value) -> int:
+    """Bytes of a tensor argument, or of the tensors in a list or tuple argument (torch.cat); weights excluded."""
+    if isinstance(value, torch.Tensor):
+        return 0 if isinstance(value, nn.Parameter) else value.nbytes
+    if isinstance(value, (list, tuple)):
+        return sum(v.nbytes for v in value if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter))
+    return 0
 
 
 _bytes_per_pixel: dict[str, float] = {}  # by model name and config: the probe's result
