@@ -17,7 +17,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CAP = 3 * 2**30 // 2  # 1.5 GiB: torch and a tiny codec take about 0.9 GiB here
-ICM = [sys.executable, "-c", "import sys; from icm_lib.cli import main; sys.exit(main())"]
+# `icm` with only the command modules these tests use: main() and the commands are the real ones,
+# without the 5 s of imports (ultralytics, torchvision, ...) that the other commands bring.
+ICM = [sys.executable, "-c", "import sys; from icm_lib import cli; "
+       "cli.COMMAND_MODULES = ('icm_lib.codec_cli', 'icm_lib.data.cli'); sys.exit(cli.main())"]
 
 
 @dataclass

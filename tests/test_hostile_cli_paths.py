@@ -6,6 +6,7 @@ then the files' permissions (the umask, not 0600) and the temporary files a kill
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,11 +20,19 @@ from icm_lib.io import remove_stale_temporaries, write_atomic
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """hostile.codec_files (a 40x24 image) and the image's bitstream ``x.icm``, made once."""
+    root = codec_files(tmp_path_factory.mktemp("made"), 24, 40)
+    assert _icm("encode", root / "a.png", root / "x.icm", "--checkpoint", root / "ckpt.pt") == 0
+    return root
+
+
 @pytest.fixture
-def work(tmp_path):
-    """hostile.codec_files (a 40x24 image) and the image's bitstream ``x.icm``."""
-    codec_files(tmp_path, 24, 40)
-    assert _icm("encode", tmp_path / "a.png", tmp_path / "x.icm", "--checkpoint", tmp_path / "ckpt.pt") == 0
+def work(made, tmp_path):
+    """A fresh copy of ``made``'s files for one test."""
+    for name in ("ckpt.pt", "a.png", "x.icm"):
+        shutil.copy(made / name, tmp_path / name)
     return tmp_path
 
 
