@@ -18,37 +18,67 @@ table of a tcm-tiny saved before ``scale_levels`` existed).
 
 The CDF tables are computed from the weights when saving, so encoder and
 decoder use the very same tables.
+
+Loading trusts nothing in the file (see :func:`verify_checkpoint`): the zip
+entries' CRC-32s must hold (a truncated file or a flipped byte is refused);
+``weights_sha256``, the SHA-256 of the state_dict that
+:func:`model_fingerprint` abbreviates, must match the weights (checkpoints
+written before it existed load without it); every weight must be finite (NaN
+weights would hang CompressAI's rANS coder); and the stored config must fit
+the stored weights before the model is built: a 12 MB file whose config asks
+for ``N=1024`` is refused instead of allocating gigabytes.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
+import re
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
 
 from icm_lib.cli import UserError
+from icm_lib.io import atomic_writer
 
 FORMAT = "icm-codec-checkpoint"
 VERSION = 1
 
 
+def _rejected(err: Exception) -> str:
+    """What a weights-only unpickler refused, from PyTorch's long message (e.g. ``torch.nn.modules.linear.Linear``)."""
+    text = str(err)
+    match = re.search(r"GLOBAL ([\w.]+)", text)
+    if match:
+        return f"it pickles {match[1]}, which is not plain weights"
+    match = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    first = match[1] if match else (text.strip().splitlines() or ["unpickling failed"])[0]
+    return f"not a plain weights file ({first[:120]})"
+
+
 def read_weights_only(path) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU, with a one-line :class:`UserError` for a bad file."""
+    """``torch.load(path, weights_only=True)`` on CPU, with a one-line :class:`UserError` for a bad file.
+
+    A zip checkpoint (what ``torch.save`` writes) must first pass the CRC-32 of every entry, so a
+    truncated file or one flipped byte is refused rather than loaded.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    unreadable = (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile)
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                raise UserError(f"checkpoint {path} is corrupted: entry {bad} fails its CRC-32 check")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling failed"
-        raise UserError(f"refusing to load {path}: not a plain weights file ({first[:120]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise UserError(f"refusing to load {path}: {_rejected(err)}") from None
+    except unreadable as err:
         raise UserError(f"cannot read checkpoint {path}: corrupted or truncated ({type(err).__name__})") from None
 
 
@@ -79,19 +109,111 @@ def save_checkpoint(path, model: nn.Module, meta: dict | None = None, training_s
         if key not in meta:
             raise ValueError(f"checkpoint meta needs {key!r}")
     model.update(force=True)
-    payload = {"format": FORMAT, "version": VERSION, "meta": meta,
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "training_state": training_state}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "version": VERSION, "meta": meta, "state_dict": state_dict,
+               "weights_sha256": weights_digest(state_dict), "training_state": training_state}
+    with atomic_writer(path) as fh:
+        torch.save(payload, fh)
     return path
+
+
+def _read_payload(path) -> dict:
+    """The checked contents of a checkpoint file (everything :func:`verify_checkpoint` promises)."""
+    payload = read_weights_only(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"{path} is not an icm codec checkpoint (for an official TCM file use load_official_tcm)")
+    if payload.get("version") != VERSION:
+        raise UserError(f"{path}: checkpoint format version {payload.get('version')} is not supported")
+    meta, state_dict = payload.get("meta"), payload.get("state_dict")
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
+        raise UserError(f"{path}: its meta is not a dict naming the model (meta['model'])")
+    if not isinstance(meta.get("model_config", {}), dict):
+        raise UserError(f"{path}: its meta['model_config'] is not a dict")
+    if not isinstance(state_dict, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state_dict.items()):
+        raise UserError(f"{path}: its state_dict is not a dict of tensors")
+    stored = payload.get("weights_sha256")
+    if stored is not None and stored != weights_digest(state_dict):
+        raise UserError(f"{path}: the weights do not match the hash stored with them (altered or corrupted file)")
+    broken = first_non_finite(state_dict)
+    if broken:
+        raise UserError(f"{path}: weight {broken} holds NaN or infinite values: refused (a diverged or damaged run)")
+    return payload
+
+
+def first_non_finite(state_dict: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or infinity, or None."""
+    return next((name for name, t in state_dict.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+
+
+def verify_checkpoint(path) -> None:
+    """Raise a one-line :class:`UserError` unless ``path`` is an intact codec checkpoint.
+
+    Checks what loading checks short of building the model: readable with ``weights_only``,
+    zip CRC-32s, format and version, ``meta``, the stored weights hash, finite weights.
+    For reusing a finished run without trusting that its file survived.
+    """
+    _read_payload(path)
+
+
+def _ints(value) -> Iterator[int]:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _ints(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _ints(item)
+
+
+@contextmanager
+def _registration_budget(max_bytes: int, what: str) -> Iterator[None]:
+    """Stop building a model as soon as its registered parameters and buffers pass ``max_bytes``.
+
+    ``nn.Module`` registers a parameter right after allocating it (still untouched memory) and
+    before initialising it, so a too-large model is stopped before it costs real memory.
+    """
+    from torch.nn.modules import module
+
+    total = 0
+
+    def count(_module, _name, tensor):
+        nonlocal total
+        if tensor is not None:
+            total += tensor.numel() * tensor.element_size()
+            if total > max_bytes:
+                raise UserError(f"{what} (its parameters pass {max_bytes / 2**20:.1f} MiB, more than "
+                                f"the stored weights can fill): config and weights do not match")
+
+    hooks = [module.register_module_parameter_registration_hook(count),
+             module.register_module_buffer_registration_hook(count)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _build_checked(path, meta: dict, state_dict: dict) -> nn.Module:
+    """The model of ``meta``, refused before it is allocated when its config does not fit ``state_dict``."""
+    from icm_lib.models import build
+
+    config = meta.get("model_config", {})
+    largest = max((t.numel() for t in state_dict.values()), default=0)
+    too_big = [n for n in _ints(config) if abs(n) > max(largest, 1)]
+    if too_big:
+        raise UserError(f"{path}: its model config holds {too_big[0]}, more than any stored weight tensor has "
+                        f"elements ({largest}): config and weights do not match")
+    stored_bytes = sum(t.numel() * t.element_size() for t in state_dict.values())
+    try:
+        with _registration_budget(stored_bytes + stored_bytes // 10 + 2**20, f"{path}: its config asks for a larger {meta['model']}"):
+            return build(meta["model"], config)
+    except UserError as err:
+        raise UserError(str(err) if str(err).startswith(str(path)) else f"{path}: {err}") from None
+    except (RuntimeError, MemoryError, ValueError, OverflowError) as err:
+        raise UserError(f"{path}: its config does not build a {meta['model']} ({str(err).splitlines()[0][:120]})") from None
 
 
 def load_checkpoint(path, map_location: str = "cpu") -> tuple[nn.Module, dict, dict | None]:
@@ -100,18 +222,9 @@ def load_checkpoint(path, map_location: str = "cpu") -> tuple[nn.Module, dict, d
     Returns:
         ``(model, meta, training_state)``; ``training_state`` is None when none was saved.
     """
-    from icm_lib.models import build
-
-    payload = read_weights_only(path)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"{path} is not an icm codec checkpoint (for an official TCM file use load_official_tcm)")
-    if payload.get("version") != VERSION:
-        raise UserError(f"{path}: checkpoint format version {payload.get('version')} is not supported")
+    payload = _read_payload(path)
     meta = payload["meta"]
-    try:
-        model = build(meta["model"], meta.get("model_config", {}))
-    except UserError as err:
-        raise UserError(f"{path}: {err}") from None
+    model = _build_checked(path, meta, payload["state_dict"])
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as err:
@@ -120,15 +233,20 @@ def load_checkpoint(path, map_location: str = "cpu") -> tuple[nn.Module, dict, d
     return model.to(map_location).eval(), meta, payload.get("training_state")
 
 
+def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """Hex SHA-256 over a state_dict: names, dtypes, shapes and values (CDF tables included), in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state_dict.items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def model_fingerprint(model: nn.Module, length: int = 16) -> str:
-    """Hex SHA-256 prefix over the model's state_dict (names, shapes, values, CDF tables included).
+    """The first ``length`` hex digits of :func:`weights_digest` of the model's state_dict.
 
     Two models fingerprint alike only if they code alike, so a bitstream records which
     weights made it.
     """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()[:length]
+    return weights_digest(model.state_dict())[:length]

@@ -14,7 +14,7 @@ import sys
 COMMAND_MODULES = (
     "icm_lib.data.cli",
     "icm_lib.models",
-    "icm_lib.codec",
+    "icm_lib.codec_cli",
     "icm_lib.train",
     "icm_lib.zoo",
     "icm_lib.evaluate.coding",
@@ -29,12 +29,11 @@ class UserError(Exception):
     """A problem with the user's input: printed as ``icm: error: <message>``, exit status 2."""
 
 
-_groups: dict[int, dict[str, argparse._SubParsersAction]] = {}
-
-
 def group(subparsers: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
     """The nested sub-parsers of a command group (``icm bench codec``), shared between modules."""
-    known = _groups.setdefault(id(subparsers), {})
+    # Kept on the parser itself: a table keyed by id() handed a new parser the groups of a
+    # collected one whose id it reused ("conflicting subparser" after some main() calls).
+    known = vars(subparsers).setdefault("_icm_groups", {})
     if name not in known:
         parser = subparsers.add_parser(name, help=help)
         known[name] = parser.add_subparsers(dest=f"{name}_command", required=True)
@@ -50,9 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from icm_lib import limits
+
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with limits.overridden(args):
+            return int(args.func(args) or 0)
     except UserError as err:
         print(f"icm: error: {err}", file=sys.stderr)
         return 2
@@ -62,4 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m icm_lib.cli` runs this file as __main__: call the imported module's main, whose
+    # UserError is the one the library raises (this file's copy would let it through as a traceback).
+    from icm_lib.cli import main as _main
+
+    sys.exit(_main())

@@ -12,8 +12,13 @@ are replicate-padded to a multiple of 64 before coding and cropped back after
 decoding. The decoder refuses a file made by other weights or other coding
 tables (the fingerprint hashes the whole state_dict, scale table and CDF
 tables included: a tcm-tiny with 64 scales and one with 256 never decode
-each other's files), a corrupted or truncated file (CRC, lengths) and absurd
-dimensions, before decoding anything.
+each other's files), a corrupted or truncated file (CRC, lengths), and
+dimensions over :mod:`icm_lib.limits` or whose coding would need more
+memory than ``max-memory`` allows (:func:`working_memory`), before decoding
+anything. A few bytes can claim 16384x4096 pixels, which tcm-tiny would need
+some 50 GB to decode. Encoding checks the same limits, and refuses weights
+or latents that are NaN or infinite before the rANS coder sees them (it
+never returns on such symbols).
 
 Determinism: the decoder must derive the very CDF indexes the encoder used
 from its own float computation of the entropy model. Coding therefore runs
@@ -28,25 +33,29 @@ detect a machine whose float kernels round differently.
 from __future__ import annotations
 
 import struct
-import sys
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
+from icm_lib import limits
 from icm_lib.cli import UserError
-from icm_lib.io import write_atomic
 
 MAGIC = b"ICMB"
 FORMAT_VERSION = 1
 PAD_MULTIPLE = 64
-MAX_SIDE = 16384  # larger headers are refused before any allocation
-MAX_PIXELS = 64 * 2**20
+FORMAT_MAX_SIDE = 65535  # the header's u16; limits.MAX_SIDE is lower by default
+PROBE_SIDE = 128  # working_memory's probe image: TCM's 8x8 windows fit whole at every scale
+# Measured peak RSS growth of one encode or decode over the probe's largest op (its tensors in
+# and out) times the padded pixels: tcm-tiny 1.2-2.0 (512-2048 pixels a side), bmshj2018-
+# hyperprior 1.0-1.1 (1024), tcm-small 1.8-2.8 (512-1024), tcm-large 1.8-2.6 (384-768).
+# The estimate multiplies by 3, so it errs on the side of refusing.
+MEMORY_SAFETY = 3
 
 
 class BitstreamError(UserError):
@@ -65,15 +74,123 @@ class Header:
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """:func:`icm_lib.checkpoint.model_fingerprint`, cached until a weight changes in place."""
+    """:func:`icm_lib.checkpoint.model_fingerprint`, cached until a weight changes in place.
+
+    Raises:
+        UserError: a weight is NaN or infinite (checked with each new fingerprint).
+    """
+    from icm_lib.checkpoint import first_non_finite
     from icm_lib.checkpoint import model_fingerprint as compute
 
-    signature = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in model.state_dict().values())
+    state = model.state_dict()
+    signature = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in state.values())
     cached = getattr(model, "_icm_fingerprint", None)
     if cached is None or cached[0] != signature:
+        broken = first_non_finite(state)
+        if broken:
+            raise UserError(f"weight {broken} of the codec is NaN or infinite: refusing to code with it")
         cached = (signature, compute(model))
         model._icm_fingerprint = cached
     return cached[1]
+
+
+class _LargestOp(TorchFunctionMode):
+    """Records the largest tensor op run under it: the bytes of its tensor inputs and outputs together."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor):  # skips .size(), .dim() and the like: most calls, and cheap
+            size = out.nbytes + sum(_tensor_bytes(a) for a in args)
+            if size > self.bytes:
+                self.bytes = size
+        return out
+
+
+def _tensor_bytes(value) -> int:
+    """Bytes of a tensor argument, or of the tensors in a list or tuple argument (torch.cat); weights excluded."""
+    if isinstance(value, torch.Tensor):
+        return 0 if isinstance(value, nn.Parameter) else value.nbytes
+    if isinstance(value, (list, tuple)):
+        return sum(v.nbytes for v in value if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter))
+    return 0
+
+
+_bytes_per_pixel: dict[str, float] = {}  # by model name and config: the probe's result
+
+
+def working_memory(model: nn.Module, height: int, width: int) -> int:
+    """Estimated bytes that encoding or decoding one HxW image allocates, the model aside.
+
+    The model codes a PROBE_SIDE x PROBE_SIDE image once (cached per model name and config)
+    while the largest op's tensors are measured; the estimate scales that per padded pixel and
+    multiplies by MEMORY_SAFETY. Activations grow with the pixels, not with the coded bits,
+    so this holds for any content.
+    """
+    key = f"{getattr(model, 'registry_name', type(model).__name__)}:{sorted(getattr(model, 'registry_config', {}).items())}"
+    per_pixel = _bytes_per_pixel.get(key) if hasattr(model, "registry_name") else getattr(model, "_icm_bytes_per_pixel", None)
+    if per_pixel is None:
+        side = torch.linspace(0, 1, PROBE_SIDE)
+        probe = torch.stack([side[:, None] * side, side[:, None].expand(-1, PROBE_SIDE), side.expand(PROBE_SIDE, -1)])[None]
+        with _coding(model), _LargestOp() as largest:
+            out = model.compress(probe)
+            model.decompress(out["strings"], out["shape"])
+        per_pixel = largest.bytes / PROBE_SIDE**2
+        _bytes_per_pixel[key] = model._icm_bytes_per_pixel = per_pixel
+    padded = (height + (-height) % PAD_MULTIPLE) * (width + (-width) % PAD_MULTIPLE)
+    return int(MEMORY_SAFETY * per_pixel * padded)
+
+
+def check_size(model: nn.Module, height: int, width: int, doing: str) -> None:
+    """Refuse (one-line :class:`UserError`) an image over the limits of :mod:`icm_lib.limits`.
+
+    Images no larger than the probe are not estimated: the probe would cost as much as the work.
+    """
+    limits.check_image_size(height, width, f"{doing} an image")
+    if height > FORMAT_MAX_SIDE or width > FORMAT_MAX_SIDE:
+        raise UserError(f"{doing} an image of {width}x{height} pixels: the format's sides end at {FORMAT_MAX_SIDE}")
+    if height * width > PROBE_SIDE**2:
+        name = getattr(model, "registry_name", type(model).__name__)
+        limits.MAX_MEMORY.check(working_memory(model, height, width), f"{doing} a {width}x{height} image with {name}",
+                                "an estimated ")
+
+
+@contextmanager
+def _finite_outputs(model: nn.Module, error: type[UserError], cause: str):
+    """Raise ``error`` on NaN or infinite outputs of the model's transforms (g_a, h_s, ..., ModuleList items).
+
+    Encoding: the rANS coder never returns on the symbols such values make, so they must stop
+    before it. Decoding: a hostile bitstream's huge symbols overflow the synthesis.
+    """
+    def check(name):
+        def hook(_module, _inputs, output):
+            if torch.is_tensor(output) and output.is_floating_point() and not bool(torch.isfinite(output).all()):
+                raise error(f"the codec's {name} produced NaN or infinite values ({cause}): refused")
+        return hook
+
+    parts = [(n, m) for n, m in model.named_children() if not isinstance(m, nn.ModuleList)]
+    parts += [(f"{n}.{i}", item) for n, m in model.named_children() if isinstance(m, nn.ModuleList) for i, item in enumerate(m)]
+    hooks = [module.register_forward_hook(check(name)) for name, module in parts]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+@contextmanager
+def _coding(model: nn.Module):
+    """Eval mode with CDF tables, no autograd, one intra-op thread; the training mode is restored after."""
+    was_training = model.training
+    model.eval().update(force=False)
+    try:
+        with torch.no_grad(), _one_thread():
+            yield
+    finally:
+        model.train(was_training)
 
 
 @contextmanager
@@ -85,6 +202,15 @@ def _one_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def is_bitstream(path) -> bool:
+    """Whether the file at ``path`` starts like a bitstream of this module."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 def bits_per_pixel(data: bytes, height: int, width: int) -> float:
@@ -131,19 +257,17 @@ def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: 
     """
     x = to_tensor(image)
     height, width = x.shape[-2:]
-    if not (0 < height <= min(MAX_SIDE, 65535) and 0 < width <= min(MAX_SIDE, 65535)):
-        raise UserError(f"image of {height}x{width} pixels: sides must be 1..{MAX_SIDE}")
-    was_training = model.training
-    model.eval().update(force=False)
-    x = F.pad(x, (0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE), mode="replicate")
-    with torch.no_grad(), _one_thread():
-        out = model.compress(x)
-    model.train(was_training)
+    with _coding(model):
+        fingerprint = fingerprint or model_fingerprint(model)
+        check_size(model, height, width, "encoding")
+        x = F.pad(x, (0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE), mode="replicate")
+        with _finite_outputs(model, UserError, "broken weights or an image they overflow on"):
+            out = model.compress(x)
     if tuple(out["shape"]) != _z_shape(height, width):
         raise RuntimeError(f"{type(model).__name__}: unexpected hyper-latent shape {tuple(out['shape'])}")
     strings = [s[0] for s in out["strings"]]
     header = Header(model_name or getattr(model, "registry_name", type(model).__name__),
-                    fingerprint or model_fingerprint(model), height, width, [len(s) for s in strings])
+                    fingerprint, height, width, [len(s) for s in strings])
     body = _pack_header(header) + b"".join(strings)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -185,8 +309,10 @@ def read_header(data: bytes) -> tuple[Header, int]:
         raise BitstreamError("corrupted bitstream: model name is not text") from None
     fingerprint = r.take(8).hex()
     height, width, count = r.unpack("<HHB")
-    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and height * width <= MAX_PIXELS):
-        raise BitstreamError(f"bitstream claims an image of {height}x{width} pixels: refused")
+    try:
+        limits.check_image_size(height, width, "bitstream claims an image")
+    except UserError as err:
+        raise BitstreamError(str(err)) from None
     lengths = list(r.unpack(f"<{count}I"))
     return Header(name, fingerprint, height, width, lengths), r.pos
 
@@ -212,96 +338,20 @@ def decode(model: nn.Module, data: bytes, fingerprint: str | None = None) -> tor
     data = bytes(data)
     header, offset = read_header(data)
     _check_file(data, header, offset)
-    was_training = model.training
-    model.eval().update(force=False)  # CDF tables first: they are part of the fingerprint
-    expected = fingerprint or model_fingerprint(model)
-    if header.fingerprint != expected:
-        raise BitstreamError(f"bitstream was made by other weights or coding tables "
-                             f"({header.model_name} {header.fingerprint}); "
-                             f"this checkpoint is {expected}")
-    strings, pos = [], offset
-    for length in header.string_lengths:
-        strings.append([data[pos : pos + length]])
-        pos += length
-    try:
-        with torch.no_grad(), _one_thread():
-            x_hat = model.decompress(strings, _z_shape(header.height, header.width))["x_hat"]
-    except (RuntimeError, ValueError, IndexError) as err:
-        raise BitstreamError(f"bitstream does not fit model {header.model_name}: {str(err).splitlines()[0][:120]}") from None
-    finally:
-        model.train(was_training)
+    with _coding(model):  # CDF tables first: they are part of the fingerprint
+        expected = fingerprint or model_fingerprint(model)
+        if header.fingerprint != expected:
+            raise BitstreamError(f"bitstream was made by other weights or coding tables "
+                                 f"({header.model_name} {header.fingerprint}); "
+                                 f"this checkpoint is {expected}")
+        check_size(model, header.height, header.width, "decoding")
+        strings, pos = [], offset
+        for length in header.string_lengths:
+            strings.append([data[pos : pos + length]])
+            pos += length
+        try:
+            with _finite_outputs(model, BitstreamError, "a corrupted or hostile bitstream"):
+                x_hat = model.decompress(strings, _z_shape(header.height, header.width))["x_hat"]
+        except (RuntimeError, ValueError, IndexError) as err:
+            raise BitstreamError(f"bitstream does not fit model {header.model_name}: {str(err).splitlines()[0][:120]}") from None
     return x_hat[0, :, : header.height, : header.width].clamp(0, 1)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def read_image(path: Path) -> tuple[np.ndarray, str | None]:
-    """HxWx3 uint8 RGB of an image file, and a note when it had to be converted."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise UserError(f"image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UserError(f"cannot read image {path}: {str(err).splitlines()[0][:120]}") from None
-    note = None
-    if mode != "RGB":
-        alpha = "A" in mode or "transparency" in rgb.info
-        note = f"{path.name} is a {mode} image: coded as RGB" + (", alpha dropped" if alpha else "")
-    return np.asarray(rgb), note
-
-
-def _encode_cli(args) -> int:
-    from icm_lib.checkpoint import load_checkpoint
-
-    image, note = read_image(Path(args.input))
-    model, meta, _ = load_checkpoint(args.checkpoint)
-    if note:
-        print(f"icm: note: {note}", file=sys.stderr)
-    data = encode(model, image, model_name=meta["model"])
-    write_atomic(Path(args.output), data)
-    h, w = image.shape[:2]
-    print(f"{args.output}: {w}x{h}, {len(data)} bytes, {bits_per_pixel(data, h, w):.4f} bpp ({meta['model']})")
-    return 0
-
-
-def _decode_cli(args) -> int:
-    import io
-
-    from PIL import Image
-
-    from icm_lib.checkpoint import load_checkpoint
-
-    path = Path(args.input)
-    if not path.is_file():
-        raise UserError(f"bitstream not found: {path}")
-    data = path.read_bytes()
-    read_header(data)  # a bad file is refused before the checkpoint is even loaded
-    model, _, _ = load_checkpoint(args.checkpoint)
-    image = to_uint8(decode(model, data))
-    fmt = Image.registered_extensions().get(Path(args.output).suffix.lower())
-    if fmt is None:
-        raise UserError(f"unknown image format for {args.output} (use .png)")
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt)
-    write_atomic(Path(args.output), buffer.getvalue())
-    print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
-    return 0
-
-
-def add_cli(sub) -> None:
-    enc = sub.add_parser("encode", help="code an image into a bitstream file with a trained codec")
-    enc.add_argument("input", help="image file (any size; grayscale and RGBA are coded as RGB)")
-    enc.add_argument("output", help="bitstream file to write (.icm)")
-    enc.add_argument("--checkpoint", required=True, help="codec checkpoint (icm train output)")
-    enc.set_defaults(func=_encode_cli)
-    dec = sub.add_parser("decode", help="decode a bitstream file into an image")
-    dec.add_argument("input", help="bitstream file (.icm)")
-    dec.add_argument("output", help="image file to write (.png)")
-    dec.add_argument("--checkpoint", required=True, help="the checkpoint that encoded it")
-    dec.set_defaults(func=_decode_cli)

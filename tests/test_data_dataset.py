@@ -26,8 +26,8 @@ def mirror_layout(tmp_path):
         layout.annotations(split).parent.mkdir(parents=True, exist_ok=True)
         layout.annotations(split).write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "x"}]}))
         layout.images(split).mkdir(parents=True)
-        for img in images:
-            (layout.images(split) / img["file_name"]).write_bytes(b"")
+        for img in images:  # black images of the listed size (their headers are checked against the entries)
+            cv2.imwrite(str(layout.images(split) / img["file_name"]), np.zeros((img["height"], img["width"]), np.uint8))
         build_masks(layout, split, verbose=False)
         for img in images:  # now make each image a copy of its mask (grey, 0/255)
             mask = cv2.imread(str(layout.masks(split) / img["file_name"]), cv2.IMREAD_GRAYSCALE)

@@ -6,6 +6,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from icm_lib.cli import UserError, main
@@ -16,8 +17,8 @@ from icm_lib.data.masks import build_masks, mask_statistics, object_mask, write_
 def _coco(tmp_path, images, annotations, name="instances.json"):
     folder = tmp_path / "images"
     folder.mkdir(exist_ok=True)
-    for img in images:
-        (folder / img["file_name"]).write_bytes(b"")  # only existence is checked, never decoded
+    for img in images:  # black images of the listed size: their headers are checked against the entries
+        Image.new("L", (img["width"], img["height"])).save(folder / img["file_name"])
     path = tmp_path / name
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]}))
     return path, folder

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from icm_lib import limits
 from icm_lib.cli import UserError, group
 
 
@@ -77,4 +78,5 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder for <image stem>.png masks")
     p.add_argument("--from", dest="from_", choices=("segmentation", "boxes"), default="segmentation",
                    help="fill instance segmentations (default) or boxes")
+    limits.add_arguments(p, limits.MAX_PIXELS, limits.MAX_SIDE)
     p.set_defaults(func=_masks)
