@@ -13,10 +13,12 @@ from icm_lib.training.sweep import is_finished, run_dir, sweep_configs, trained_
 
 
 def fake_finished_run(profile: str, loss: str, lmbda: float, val: dict, steps: int = 10) -> None:
-    """A finished run's files (the checkpoint's content is not read by the listing)."""
+    """A finished run's files (a small real checkpoint: reusing a run verifies it)."""
+    from icm_lib.checkpoint import save_checkpoint
+    from icm_lib.models import create
+
     out = run_dir(profile, loss, "tcm-tiny", lmbda)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CHECKPOINT).write_bytes(b"weights")
+    save_checkpoint(out / CHECKPOINT, create("bmshj2018-hyperprior", N=8, M=8), {"loss": loss, "lmbda": lmbda, "step": steps})
     summary = {"model": "tcm-tiny", "loss": loss, "lmbda": lmbda, "step": steps, "train_seconds": 1.5,
                "val": val, "config": {"dataset": "shapes"}}
     (out / SUMMARY).write_text(json.dumps(summary))
@@ -85,6 +87,6 @@ def test_cli_rejects_bad_settings(project_root, capsys):
     from icm_lib.cli import main
 
     assert main(["train", "--profile", "smoke", "--loss", "mse", "--lambdas", "-1"]) == 2
-    assert "lambda must be positive" in capsys.readouterr().err
+    assert "lambda must be a positive finite number" in capsys.readouterr().err
     assert main(["train", "--profile", "smoke", "--init", "/no/such/checkpoint.pt", "--loss", "mse"]) == 2
     assert "no checkpoint /no/such/checkpoint.pt" in capsys.readouterr().err

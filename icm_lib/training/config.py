@@ -7,6 +7,7 @@ that one setting serves the seconds-long smoke runs and the paper's long ones.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "crop_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lmbda > 0:
-            raise ValueError(f"lambda must be positive, got {self.lmbda}")
+        if not 0 < self.lmbda < math.inf:
+            raise ValueError(f"lambda must be a positive finite number, got {self.lmbda}")
 
     def milestones(self) -> list[int]:
         """Absolute MultiStepLR milestones."""

@@ -186,9 +186,11 @@ def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
     losses["loss"].backward()
     stats = distributed.average(_batch_stats(losses, out["x_hat"].detach(), x, mask), run.ctx)
     if not torch.isfinite(stats[0]):
+        own = run.cfg.out_dir / CHECKPOINT
+        kept = f"the last good checkpoint is {own}" if own.is_file() else "no checkpoint was written yet"
         raise TrainingDiverged(
             f"loss is {stats[0].item()} at step {run.step + 1} ({run.cfg.loss}, lambda={run.cfg.lmbda:g}): "
-            f"stopped without saving; the last good checkpoint is {run.cfg.out_dir / CHECKPOINT} (try a lower --lr)"
+            f"stopped without saving; {kept} (try a lower --lr)"
         )
     if run.cfg.clip_max_norm > 0:
         torch.nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], run.cfg.clip_max_norm)

@@ -18,7 +18,6 @@ is finished when its ``summary.json`` records at least the steps asked for.
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import socket
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from icm_lib.checkpoint import verify_checkpoint
+from icm_lib.io import read_json
 from icm_lib.paths import codecs_dir
 from icm_lib.training import distributed
 from icm_lib.training.config import LOSSES, TrainConfig
@@ -63,7 +64,7 @@ class TrainedCodec:
 
     def summary(self) -> dict[str, Any]:
         """The run's ``summary.json`` (training time, final validation)."""
-        return json.loads((self.path.parent / SUMMARY).read_text(encoding="utf-8"))
+        return read_json(self.path.parent / SUMMARY)
 
 
 def run_dir(profile: str, loss: str, model: str, lmbda: float) -> Path:
@@ -81,7 +82,10 @@ def is_finished(out_dir: Path, steps: int) -> bool:
     summary = Path(out_dir) / SUMMARY
     if not summary.is_file() or not (Path(out_dir) / CHECKPOINT).is_file():
         return False
-    return json.loads(summary.read_text(encoding="utf-8")).get("step", 0) >= steps
+    if read_json(summary).get("step", 0) < steps:
+        return False
+    verify_checkpoint(Path(out_dir) / CHECKPOINT)  # a truncated or altered checkpoint is an error, not a finished run
+    return True
 
 
 def trained_codecs(profile: str) -> list[TrainedCodec]:
@@ -89,7 +93,7 @@ def trained_codecs(profile: str) -> list[TrainedCodec]:
     found = []
     for loss in LOSSES:
         for summary in sorted((codecs_dir(profile) / loss).glob(f"*/{SUMMARY}")):
-            data = json.loads(summary.read_text(encoding="utf-8"))
+            data = read_json(summary)
             if (summary.parent / CHECKPOINT).is_file():
                 found.append(TrainedCodec(data["model"], loss, float(data["lmbda"]), summary.parent / CHECKPOINT))
     return sorted(found, key=lambda c: (LOSSES.index(c.loss), -c.lmbda))
