@@ -86,7 +86,26 @@ def test_bd_psnr_needs_two_points():
 def test_cli_rejects_bad_settings(project_root, capsys):
     from icm_lib.cli import main
 
-    assert main(["train", "--profile", "smoke", "--loss", "mse", "--lambdas", "-1"]) == 2
-    assert "lambda must be a positive finite number" in capsys.readouterr().err
+    for bad in ("-1", "inf", "nan"):
+        assert main(["train", "--profile", "smoke", "--loss", "mse", "--lambdas", bad]) == 2
+        err = capsys.readouterr().err
+        assert "lambda must be a positive finite number" in err and "checkpoint" not in err
     assert main(["train", "--profile", "smoke", "--init", "/no/such/checkpoint.pt", "--loss", "mse"]) == 2
     assert "no checkpoint /no/such/checkpoint.pt" in capsys.readouterr().err
+
+
+def test_a_damaged_finished_run_is_an_error_not_a_reuse(project_root):
+    """A truncated checkpoint or a malformed summary.json is named in one line, never taken as a finished codec."""
+    from icm_lib.cli import UserError
+
+    val = {"bpp": 0.2, "psnr": 30.0, "object_psnr": 31.0, "background_psnr": 29.0}
+    fake_finished_run("smoke", "mse", 0.01, val)
+    out = run_dir("smoke", "mse", "tcm-tiny", 0.01)
+    assert is_finished(out, 10)
+    data = (out / CHECKPOINT).read_bytes()
+    (out / CHECKPOINT).write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="checkpoint"):
+        is_finished(out, 10)
+    (out / SUMMARY).write_text("{not json")
+    with pytest.raises(UserError, match="summary.json: malformed JSON"):
+        trained_codecs("smoke")
