@@ -91,12 +91,12 @@ def plot_validation_curves(runs: dict[str, Path]):
             continue
         style = LOSS_STYLE.get(label.split("@")[0].rsplit("-", 1)[-1], ":")
         color = f"C{i % 10}"
-        axes[0].plot(cols["step"], cols["bpp"], style, color=color, label=label, lw=1.2)
+        axes[0].plot(cols["step"], cols["bpp"], style, color=color, label=label, lw=1.2, marker="o", ms=3)
         if "empty_bpp" in cols:
-            axes[0].plot(cols["step"], cols["empty_bpp"], ":", color=color, lw=1.0)
+            axes[0].plot(cols["step"], cols["empty_bpp"], ":", color=color, lw=1.0, marker=".", ms=3)
         for ax, key in zip(axes[1:], ("object_psnr", "background_psnr", "object_bit_share")):
             if key in cols:
-                ax.plot(cols["step"], cols[key], style, color=color, lw=1.2)
+                ax.plot(cols["step"], cols[key], style, color=color, lw=1.2, marker="o", ms=3)
         pixel_share += [s for s in cols.get("object_pixel_share", []) if s is not None]
     if pixel_share:
         axes[3].axhline(float(np.mean(pixel_share)), color="grey", lw=1, label="objects' share of the pixels")
