@@ -291,8 +291,9 @@ def seed_runs(profile: str, runs: list) -> list[str]:
 def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     """Train the profile's sweeps for the zoo: every codec from scratch with its own loss, in rounds.
 
-    Each round advances every unfinished codec by ``chunk`` steps (``PROCESSES`` processes at a
-    time, one thread each, on the CPU or sharing one GPU), then exports all of them to the zoo,
+    Each round brings every unfinished codec to ``chunk`` steps past the one furthest behind
+    (codecs already there wait, so the exported codecs stay comparable; ``PROCESSES`` processes at
+    a time, one thread each, on the CPU or sharing one GPU), then exports all of them to the zoo,
     so a session that ends between rounds leaves every codec checkpointed and exported. Runs
     without a checkpoint start from the zoo's weights when it has them. Generated data that is
     missing is generated first (with its masks).
@@ -307,7 +308,6 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from icm_lib.checkpoint import read_weights_only
     from icm_lib.training import distributed
     from icm_lib.training.loop import CHECKPOINT, train_codec
     from icm_lib.training.sweep import is_finished, train_one_thread
@@ -324,10 +324,11 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         todo = [cfg for cfg in runs if not is_finished(cfg.out_dir, cfg.steps)]
         if not todo or (rounds and done_rounds >= rounds):
             break
+        done = {id(cfg): _step_of(cfg.out_dir / CHECKPOINT) for cfg in todo}
+        target = min(done.values()) + chunk  # the codecs furthest behind catch up first: comparable at every export
+        todo = [cfg for cfg in todo if done[id(cfg)] < target]
         for cfg in todo:
-            own = cfg.out_dir / CHECKPOINT
-            step = int(read_weights_only(own)["meta"]["step"]) if own.is_file() else 0
-            cfg.stop_at = min(cfg.steps, step + chunk)
+            cfg.stop_at = min(cfg.steps, target)
         started = time.perf_counter()
         if processes > 1 and len(todo) > 1:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -340,6 +341,13 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         print(f"[zoo] round {done_rounds}: {len(todo)} codecs to step <= {max(c.stop_at for c in todo)} "
               f"in {time.perf_counter() - started:.0f} s; exported to {zoo_dir(profile)}", flush=True)
     return runs
+
+
+def _step_of(checkpoint: Path) -> int:
+    """The step a run's checkpoint has reached (0 without one)."""
+    from icm_lib.checkpoint import read_weights_only
+
+    return int(read_weights_only(checkpoint)["meta"]["step"]) if checkpoint.is_file() else 0
 
 
 def zoo_runs(params: dict[str, Any]) -> list:

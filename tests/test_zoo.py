@@ -180,3 +180,18 @@ def test_the_committed_zoo_matches_its_manifest():
         assert (folder / item["log"]).is_file()
         total += path.stat().st_size
     assert total <= 60 * 2**20
+
+
+def test_rounds_bring_the_codecs_furthest_behind_up_first(zoo_env):
+    """A codec ahead waits while the others catch up, so every export compares codecs of equal training."""
+    import dataclasses
+
+    from icm_lib import zoo
+    from icm_lib.training.loop import train_codec
+
+    params = {**PARAMS, "STEPS": 3}
+    runs = zoo.zoo_runs(params)
+    train_codec(dataclasses.replace(runs[0], steps=3, stop_at=2))  # the object codec: 1 -> 2
+    zoo.train(params, chunk=1, rounds=1)
+    steps = {e["name"]: e["steps"] for e in zoo.entries("smoke")}
+    assert steps == {"mbt2018-mean-object-0.05": 2, "mbt2018-mean-mse-0.01": 2}
