@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from icm_lib.cli import UserError
-from icm_lib.io import write_atomic, write_json
+from icm_lib.io import read_json, write_atomic, write_json
 from icm_lib.paths import PACKAGE_DIR, dataset_dir
 
 MANIFEST = "manifest.json"
@@ -212,7 +212,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             "lmbda": cfg.lmbda, "steps": int(meta["step"]), "target_steps": cfg.steps, "finished": int(meta["step"]) >= cfg.steps,
             "train_seconds": float(state["seconds"]) if state else previous.get("train_seconds"),
             "train_cpu_seconds": float(state.get("cpu_seconds", 0.0)) if state else previous.get("train_cpu_seconds"),
-            "hardware": _hardware_log(previous.get("hardware", []), state),
+            "hardware": _hardware_log(previous.get("hardware", [])),
             "train_config": {k: v for k, v in cfg.to_meta().items() if k not in ("out_dir", "resume", "init", "stop_at")},
             "data": {"profile": profile, "dataset": cfg.dataset, "spec": spec, "fingerprint": data_fingerprint(spec)},
             "file": weights.name, "sha256": file_sha256(weights), "bytes": weights.stat().st_size,
@@ -250,7 +250,7 @@ def _last_validation(log: Path) -> dict[str, Any]:
     return vals[-1] if vals else {}
 
 
-def _hardware_log(previous: list, state: dict | None) -> list:
+def _hardware_log(previous: list) -> list:
     """Hardware this codec was trained on, one entry per machine kind."""
     here = hardware()
     return previous if here in previous else [*previous, here]
@@ -398,7 +398,7 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
             raise UserError(f"the {profile} zoo has no codec {name} of the recipe: train it with 'icm zoo train --profile {profile}'")
         item = known[name]
         summary_path = cfg.out_dir / SUMMARY
-        previous = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else None
+        previous = read_json(summary_path) if summary_path.is_file() else None
         if previous and previous.get("zoo", {}).get("sha256") == item["sha256"]:
             placed.append(name)
             continue
