@@ -196,6 +196,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             continue
         model, meta, state = load_checkpoint(cfg.out_dir / CHECKPOINT)
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
+        trained = meta.get("train_config") or cfg.to_meta()  # the run's own settings (a time budget fixes its steps)
         weights = folder / f"{name}.safetensors"
         tmp = weights.with_name(f".{weights.name}.tmp")
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
@@ -209,11 +210,12 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         kept[name] = {
             "name": name, "model": cfg.model, "model_config": meta["model_config"], "loss": cfg.loss,
             "loss_kwargs": {"lmbda": cfg.lmbda, "average": cfg.object_average} if cfg.loss == "object" else {"lmbda": cfg.lmbda},
-            "lmbda": cfg.lmbda, "steps": int(meta["step"]), "target_steps": cfg.steps, "finished": int(meta["step"]) >= cfg.steps,
+            "lmbda": cfg.lmbda, "steps": int(meta["step"]), "target_steps": int(trained["steps"]),
+            "finished": int(meta["step"]) >= int(trained["steps"]),
             "train_seconds": float(state["seconds"]) if state else previous.get("train_seconds"),
             "train_cpu_seconds": float(state.get("cpu_seconds", 0.0)) if state else previous.get("train_cpu_seconds"),
             "hardware": _hardware_log(previous.get("hardware", [])),
-            "train_config": {k: v for k, v in cfg.to_meta().items() if k not in ("out_dir", "resume", "init", "stop_at")},
+            "train_config": {k: v for k, v in trained.items() if k not in ("out_dir", "resume", "init", "stop_at")},
             "data": {"profile": profile, "dataset": cfg.dataset, "spec": spec, "fingerprint": data_fingerprint(spec)},
             "file": weights.name, "sha256": file_sha256(weights), "bytes": weights.stat().st_size,
             "log": f"logs/{log.name}", "val": _last_validation(log),
@@ -319,6 +321,8 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
     ctx = distributed.setup()
     processes = int(params.get("PROCESSES", 1))  # on a GPU too: small codecs side by side share it well
+    if params.get("TIME_BUDGET"):  # one round in which each run fixes its own steps to the budget
+        chunk, rounds = 10**9, 1
     done_rounds = 0
     while True:
         todo = [cfg for cfg in runs if not is_finished(cfg.out_dir, cfg.steps)]
@@ -328,7 +332,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         target = min(done.values()) + chunk  # the codecs furthest behind catch up first: comparable at every export
         todo = [cfg for cfg in todo if done[id(cfg)] < target]
         for cfg in todo:
-            cfg.stop_at = min(cfg.steps, target)
+            cfg.stop_at = 0 if cfg.time_budget else min(cfg.steps, target)
         started = time.perf_counter()
         if processes > 1 and len(todo) > 1:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -451,7 +455,8 @@ def _verify(args) -> int:
 
 def _train(args) -> int:
     params = _recipe(args)
-    for key, value in (("PROCESSES", args.processes), ("STEPS", args.steps), ("VAL_EVERY", args.val_every)):
+    for key, value in (("PROCESSES", args.processes), ("STEPS", args.steps), ("VAL_EVERY", args.val_every),
+                       ("BATCH_SIZE", args.batch_size), ("TIME_BUDGET", args.time_budget), ("CACHE_IMAGES", args.cache_images or None)):
         if value is not None:
             params[key] = value
     train(params, chunk=args.chunk, rounds=args.rounds)
@@ -483,6 +488,11 @@ def add_cli(sub) -> None:
             p.add_argument("--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)")
             p.add_argument("--steps", type=int, help="steps per codec (default: the recipe's STEPS)")
             p.add_argument("--val-every", type=int, help="steps between validations (default: the recipe's VAL_EVERY)")
+            p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's BATCH_SIZE)")
+            p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                           help="train every codec for this long from now, in one round: each fixes its steps from its "
+                                "measured speed, the lr decay placed at the recipe's fractions of them")
+            p.add_argument("--cache-images", action="store_true", help="keep the decoded training images in memory")
 
 
 def obtain_codecs(params: dict[str, Any]) -> list:

@@ -14,7 +14,10 @@
 # PROCESSES codecs side by side on the GPU), exports them into zoo/demo and, when OUT is set,
 # packs zoo/demo into $OUT/zoo-demo.tar.part-* (15 MB pieces) to bring back.
 # Settings: STEPS (per codec, default the recipe's), CHUNK (steps per round, default STEPS),
-# PROCESSES (default 6), VAL_EVERY (default 5000: validation codes on the CPU).
+# PROCESSES (default 6), VAL_EVERY (default 5000: validation codes on the CPU), BATCH (images per
+# step, default the recipe's), BUDGET (seconds: train every codec this long in one round, each
+# fixing its steps from its measured speed; the images are then cached in memory), FRESH (non-empty:
+# start every codec from scratch into .gpu/zoo instead of continuing zoo/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=.gpu
@@ -33,21 +36,30 @@ run() {
     if ! python3 -c "import compressai, pycocotools, pytorch_msssim" 2>/dev/null; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$GPU_DIR"/wheels/*.whl
     fi
-    export PYTHONPATH="/tmp/site:$PWD" ICM_PHOTOS="$PWD/$GPU_DIR/photos" PYTHONUNBUFFERED=1
+    export PYTHONPATH="/tmp/site:$PWD" ICM_PHOTOS="$PWD/$GPU_DIR/photos" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+    [ -n "${FRESH:-}" ] && export ICM_ZOO="$PWD/$GPU_DIR/zoo"  # an empty zoo: every codec from scratch
     python3 - <<'PY'
-import time, torch, compressai, cv2, numpy
+import torch, compressai, cv2, numpy
 print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-'}; "
       f"compressai {compressai.__version__}, numpy {numpy.__version__}, cv2 {cv2.__version__}", flush=True)
 PY
-    local started=$SECONDS
-    python3 -m icm_lib.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
-        ${STEPS:+--steps "$STEPS"} --chunk "${CHUNK:-1000000}"
-    python3 -m icm_lib.zoo list --profile demo
+    local started=$SECONDS status=0
+    python3 -c "from icm_lib.zoo import ensure_data; ensure_data('demo', 'shapes')"
+    echo "[gpu] data in $((SECONDS - started)) s; fingerprints of what was generated:"
+    (cd data/demo/datasets/shapes && sha256sum annotations/*.json synth.json | sed 's/^/[gpu]   /')
+    local log="${OUT:-/tmp}/train.log"  # progress bars and all; the lines that matter are echoed
+    TQDM_MININTERVAL=20 python3 -m icm_lib.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
+        ${STEPS:+--steps "$STEPS"} ${BATCH:+--batch-size "$BATCH"} --chunk "${CHUNK:-1000000}" \
+        ${BUDGET:+--time-budget "$BUDGET" --cache-images} > "$log" 2>&1 || status=$?
+    tr '\r' '\n' < "$log" | grep -v 'it/s\|?it\|Warning\|warnings.warn' | tail -40
+    [ "$status" = 0 ] || { echo "[gpu] training failed ($status): exporting what the checkpoints hold"; python3 -m icm_lib.zoo export --profile demo || true; }
     echo "[gpu] total $((SECONDS - started)) s"
     if [ -n "${OUT:-}" ]; then
-        tar -cf - zoo/demo | split -b 15M - "$OUT/zoo-demo.tar.part-"
+        local zoo="${ICM_ZOO:-zoo}"
+        tar -C "$zoo" -cf - demo | split -b 15M - "$OUT/zoo-demo.tar.part-"
         ls -l "$OUT"
     fi
+    return "$status"
 }
 
 case "${1:-}" in

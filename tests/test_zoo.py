@@ -195,3 +195,27 @@ def test_rounds_bring_the_codecs_furthest_behind_up_first(zoo_env):
     zoo.train(params, chunk=1, rounds=1)
     steps = {e["name"]: e["steps"] for e in zoo.entries("smoke")}
     assert steps == {"mbt2018-mean-object-0.05": 2, "mbt2018-mean-mse-0.01": 2}
+
+
+def test_a_time_budget_fixes_each_codecs_steps_and_schedule_in_one_round(zoo_env, monkeypatch):
+    """`--time-budget`: each run times its steps, fixes `steps` to fit (the decay at its fractions of them),
+    and the zoo records the steps reached as the target, finished."""
+    from icm_lib import zoo
+    from icm_lib.checkpoint import read_weights_only
+    from icm_lib.training.loop import CHECKPOINT, Budget
+
+    monkeypatch.setattr(Budget, "WARMUP", 1)
+    monkeypatch.setattr(Budget, "TIMED", 2)
+    params = {**PARAMS, "STEPS": 10**6, "TIME_BUDGET": 3.0, "CACHE_IMAGES": True, "DECAY_AT": [0.5]}
+    runs = zoo.train(params, chunk=1, rounds=5)
+    for cfg in runs:
+        meta = read_weights_only(cfg.out_dir / CHECKPOINT)["meta"]
+        steps = meta["train_config"]["steps"]
+        assert 1 + 1 + 2 <= steps < 10**6 and meta["step"] == steps  # past the timed stretch, far below STEPS
+        assert meta["train_config"]["val_every"] >= 1
+        rows = [json.loads(line) for line in (cfg.out_dir / "metrics.jsonl").read_text().splitlines()]
+        lrs = {r["step"]: r["lr"] for r in rows if r["split"] == "train"}  # the decay at half the fitted steps
+        assert lrs[2] == pytest.approx(1e-4) and lrs[steps] == pytest.approx(1e-5)
+    for item in zoo.entries("smoke"):
+        assert item["finished"] and item["steps"] == item["target_steps"] == item["train_config"]["steps"]
+        assert item["train_config"]["time_budget"] == 3.0 and item["train_config"]["cache_images"]

@@ -45,6 +45,8 @@ class TrainConfig:
     resume: bool = True  # continue from out_dir's checkpoint (False: refuse to touch it)
     seed: int = 0  # seeds the weights, the data order and the crops
     workers: int = 0  # DataLoader workers (0 keeps resumption bit-exact)
+    cache_images: bool = False  # keep the decoded training images and masks in memory (small datasets)
+    time_budget: float = 0.0  # seconds this call may train (0: off): `steps` is then fixed from measured speed
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # overrides of the registry's defaults
 
     def __post_init__(self) -> None:
@@ -56,6 +58,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "crop_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.time_budget < math.inf:
+            raise ValueError(f"time_budget must be a finite number of seconds >= 0, got {self.time_budget}")
         if not 0 < self.lmbda < math.inf:
             raise ValueError(f"lambda must be a positive finite number, got {self.lmbda}")
 

@@ -73,6 +73,7 @@ def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dic
     per_rank = _per_rank_batch(cfg, ctx, len(dataset))
     steps_per_epoch = len(epoch_indices(len(dataset), cfg.seed, 0, ctx.rank, ctx.world)) // per_rank
     stop = min(cfg.stop_at, cfg.steps) if cfg.stop_at > 0 else cfg.steps
+    budget = Budget(cfg.time_budget, run.step) if cfg.time_budget > 0 else None
     bar = tqdm(total=stop, initial=min(run.step, stop), desc=f"{cfg.loss} lambda={cfg.lmbda:g}", disable=not ctx.is_main, dynamic_ncols=True)
     while run.step < stop:
         epoch, skip = divmod(run.step, steps_per_epoch)
@@ -82,6 +83,8 @@ def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dic
         loader = DataLoader(dataset, batch_size=per_rank, sampler=indices, drop_last=True, num_workers=cfg.workers, generator=generator)
         for x, mask in loader:
             _step(run, x.to(ctx.device), mask.to(ctx.device), bar)
+            if budget is not None and budget.due(run.step):
+                stop = bar.total = budget.fit(run, layout)
             if cfg.val_every and run.step % cfg.val_every == 0 and run.step < cfg.steps and ctx.is_main:
                 _log(run, {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images, cfg.empty_val_images)})
             if run.step % cfg.checkpoint_every == 0 or run.step == stop:
@@ -94,10 +97,63 @@ def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dic
     return _finish(run, layout)
 
 
+class Budget:
+    """Fits a run into ``cfg.time_budget`` seconds of wall-clock time from its measured speed.
+
+    After :data:`WARMUP` steps (allocator, cuDNN autotuning, the first pass over
+    the images filling the cache) the next :data:`TIMED` steps are timed; one
+    validation is then run and timed when the run validates at intervals. From
+    these the run's ``steps`` are fixed (rounded down to ``checkpoint_every``) so
+    that training, :data:`VALIDATIONS` validations spread evenly and the final one
+    end by the deadline. The learning-rate decay is placed at its fractions of
+    the new ``steps``, and the checkpoints record them, so the run reads as one
+    of that many steps. Several processes sharing a device each time their own
+    steps under the same contention. Data-parallel ranks adopt rank 0's choice.
+    """
+
+    WARMUP, TIMED, VALIDATIONS = 100, 300, 8
+
+    def __init__(self, seconds: float, step: int):
+        self.deadline = time.perf_counter() + seconds
+        self.seconds, self.first = seconds, step
+        self.timed_from: float | None = None
+
+    def due(self, step: int) -> bool:
+        """Call after every step; true once, when the timed stretch ends."""
+        if step == self.first + self.WARMUP:
+            self.timed_from = time.perf_counter()
+        return self.timed_from is not None and step == self.first + self.WARMUP + self.TIMED
+
+    def fit(self, run: Run, layout: DatasetLayout) -> int:
+        """Fix ``run.cfg.steps`` (and ``val_every``) to the budget; returns the new last step."""
+        cfg = run.cfg
+        per_step = (time.perf_counter() - self.timed_from) / self.TIMED
+        val_seconds, validations = 0.0, self.VALIDATIONS if cfg.val_every else 0
+        if run.ctx.is_main and validations:
+            started = time.perf_counter()
+            _log(run, {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images, cfg.empty_val_images)})
+            val_seconds = time.perf_counter() - started
+        final_share = (cfg.final_val_images or 10**9) / max(cfg.val_images or 10**9, 1)
+        left = self.deadline - time.perf_counter() - val_seconds * (validations + max(1.0, final_share)) - 0.02 * self.seconds
+        steps = run.step + max(0, int(left / per_step))
+        steps = max(run.step + 1, steps // cfg.checkpoint_every * cfg.checkpoint_every)
+        steps = int(distributed.gather(steps, run.ctx)[0])  # rank 0 decides
+        cfg.steps = steps
+        if validations:
+            cfg.val_every = max(cfg.checkpoint_every, steps // (validations + 1) // cfg.checkpoint_every * cfg.checkpoint_every)
+        run.scheduler.milestones = Counter(cfg.milestones())
+        _place_schedule(run.scheduler, run.step)  # a decay point already passed applies now
+        if run.ctx.is_main:
+            print(f"[train] {cfg.out_dir.name}: {per_step * 1000:.1f} ms/step, validation {val_seconds:.1f} s: "
+                  f"{steps} steps fit the {self.seconds:.0f} s budget (lr decay at {cfg.milestones()}, "
+                  f"validation every {cfg.val_every})", flush=True)
+        return steps
+
+
 def _dataset(layout: DatasetLayout, cfg: TrainConfig):
     from icm_lib.data.dataset import ObjectMaskDataset
 
-    return ObjectMaskDataset(layout, "train", cfg.crop_size, train=True)
+    return ObjectMaskDataset(layout, "train", cfg.crop_size, train=True, cache=cfg.cache_images)
 
 
 def _per_rank_batch(cfg: TrainConfig, ctx: distributed.Context, n_images: int) -> int:
@@ -117,6 +173,8 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     seed_everything(cfg.seed)
     model, state = _initial_model(cfg, own)
     model.to(ctx.device)
+    if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest convolutions
     optimizer, aux_optimizer = configure_optimizers(model, cfg.lr, cfg.aux_lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones(), gamma=cfg.gamma)
     criterion = ObjectRateDistortionLoss(cfg.lmbda, average=cfg.object_average) if cfg.loss == "object" else RateDistortionLoss(cfg.lmbda)

@@ -40,6 +40,7 @@ SHARED_PARAMS = {
     "CHECKPOINT_EVERY": "checkpoint_every", "VAL_EVERY": "val_every", "VAL_IMAGES": "val_images",
     "SEED": "seed", "WORKERS": "workers", "OBJECT_AVERAGE": "object_average", "MODEL_KWARGS": "model_kwargs",
     "FINAL_VAL_IMAGES": "final_val_images", "EMPTY_VAL_IMAGES": "empty_val_images",
+    "CACHE_IMAGES": "cache_images", "TIME_BUDGET": "time_budget",
 }
 
 
