@@ -17,7 +17,8 @@
 # PROCESSES (default 6), VAL_EVERY (default 5000: validation codes on the CPU), BATCH (images per
 # step, default the recipe's), BUDGET (seconds: train every codec this long in one round, each
 # fixing its steps from its measured speed; the images are then cached in memory), FRESH (non-empty:
-# start every codec from scratch into .gpu/zoo instead of continuing zoo/demo).
+# start every codec from scratch into .gpu/zoo instead of continuing zoo/demo), WALL (seconds the
+# whole run may take: training is stopped in time to export what the checkpoints hold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=.gpu
@@ -48,7 +49,9 @@ PY
     echo "[gpu] data in $((SECONDS - started)) s; fingerprints of what was generated:"
     (cd data/demo/datasets/shapes && sha256sum annotations/*.json synth.json | sed 's/^/[gpu]   /')
     local log="${OUT:-/tmp}/train.log"  # progress bars and all; the lines that matter are echoed
-    TQDM_MININTERVAL=20 python3 -m icm_lib.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
+    local guard=()  # WALL: seconds the whole run may take; training is stopped in time to export what it has
+    [ -n "${WALL:-}" ] && guard=(timeout --signal=TERM --kill-after=10 $((WALL - SECONDS - 45)))
+    TQDM_MININTERVAL=20 "${guard[@]}" python3 -m icm_lib.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
         ${STEPS:+--steps "$STEPS"} ${BATCH:+--batch-size "$BATCH"} --chunk "${CHUNK:-1000000}" \
         ${BUDGET:+--time-budget "$BUDGET" --cache-images} > "$log" 2>&1 || status=$?
     tr '\r' '\n' < "$log" | grep -v 'it/s\|?it\|Warning\|warnings.warn' | tail -40
