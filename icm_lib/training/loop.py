@@ -139,8 +139,8 @@ class Budget:
         steps = max(run.step + 1, steps // cfg.checkpoint_every * cfg.checkpoint_every)
         steps = int(distributed.gather(steps, run.ctx)[0])  # rank 0 decides
         cfg.steps = steps
-        if validations:
-            cfg.val_every = max(cfg.checkpoint_every, steps // (validations + 1) // cfg.checkpoint_every * cfg.checkpoint_every)
+        if validations:  # spread over the steps this call trains
+            cfg.val_every = max(cfg.checkpoint_every, (steps - self.first) // (validations + 1) // cfg.checkpoint_every * cfg.checkpoint_every)
         run.scheduler.milestones = Counter(cfg.milestones())
         _place_schedule(run.scheduler, run.step)  # a decay point already passed applies now
         if run.ctx.is_main:
