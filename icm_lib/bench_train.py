@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+from icm_lib.cli_groups import group
+from icm_lib.config import PROFILES, notebook_params
 from icm_lib.paths import results_dir
 
 MODELS = ("tcm-tiny", "tcm-small")
@@ -76,8 +78,6 @@ def bench(models: tuple[str, ...], crop_size: int, batch_size: int, steps: int) 
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from icm_lib.config import notebook_params
-
     params = notebook_params(args.profile, "02_train_codecs")
     crop = args.crop_size or params.get("CROP_SIZE", 256)
     batch = args.batch_size or params.get("BATCH_SIZE", 8)
@@ -91,9 +91,6 @@ def _cli(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from icm_lib.cli import group
-    from icm_lib.config import PROFILES
-
     p = group(sub, "bench", "benchmarks").add_parser("train", help="training images/s and peak memory of tcm-tiny and tcm-small")
     p.add_argument("--profile", default="demo", choices=PROFILES, help="takes the crop size and batch from its 02_train_codecs section")
     p.add_argument("--models", nargs="+", default=list(MODELS))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from icm_lib.checkpoint import load_checkpoint, model_fingerprint, save_checkpoint
-from icm_lib.cli import UserError
+from icm_lib.errors import UserError
 from icm_lib.models import create
 
 META = {"loss": "object", "lmbda": 0.05, "step": 12, "data": "shapes/train"}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from icm_lib import limits
-from icm_lib.cli import UserError, group
+from icm_lib.cli_groups import group
+from icm_lib.errors import UserError
 
 
 def _synth(args: argparse.Namespace) -> int:

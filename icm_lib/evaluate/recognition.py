@@ -28,12 +28,14 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from icm_lib.config import notebook_params
 from icm_lib.data.layout import DatasetLayout
+from icm_lib.errors import UserError
 from icm_lib.evaluate import recognition_results as rr
 from icm_lib.evaluate.recognizers import Recognizer, build_recognizers
 
@@ -64,18 +66,14 @@ class RecognitionPlan:
     bd_drop_dominated: bool = False  # drop points a lower-rate point beats instead of giving NaN
 
     @classmethod
-    def from_params(cls, params: dict) -> "RecognitionPlan":
+    def from_params(cls, params: dict) -> RecognitionPlan:
         """From a notebook's parameters (UPPER_CASE keys; unknown keys such as PROFILE ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k.lower(): v for k, v in params.items() if k.lower() in names})
 
-    def resolved(self, profile: str) -> "RecognitionPlan":
+    def resolved(self, profile: str) -> RecognitionPlan:
         """A copy with the coding settings left None taken from notebook 03's section, so both
         notebooks score the very same decoded images."""
-        from dataclasses import replace
-
-        from icm_lib.config import notebook_params
-
         coding = notebook_params(profile, "03_coding_examples")
         limit = self.val_images if self.val_images is not None else (coding.get("LIMIT") or None)
         return replace(self, classical=self.classical if self.classical is not None else coding.get("CLASSICAL"),
@@ -243,9 +241,6 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from icm_lib.cli import UserError
-    from icm_lib.config import notebook_params
-
     plan = RecognitionPlan.from_params(notebook_params(args.profile, "04_recognition_accuracy"))
     params = notebook_params(args.profile, "04_recognition_accuracy")
     if args.dataset:
