@@ -15,21 +15,20 @@ import subprocess
 import sys
 import time
 
+import torch
+
 from icm_lib.cli_groups import group
 from icm_lib.config import PROFILES, notebook_params
+from icm_lib.losses import ObjectRateDistortionLoss
+from icm_lib.models import create, parameter_count
 from icm_lib.paths import results_dir
+from icm_lib.training.state import configure_optimizers
 
 MODELS = ("tcm-tiny", "tcm-small")
 
 
 def measure(model_name: str, crop_size: int, batch_size: int, steps: int) -> dict:
     """Time ``steps`` training steps of one model in this process; returns images/s and peak memory."""
-    import torch
-
-    from icm_lib.losses import ObjectRateDistortionLoss
-    from icm_lib.models import create, parameter_count
-    from icm_lib.training.state import configure_optimizers
-
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     torch.manual_seed(0)
     model = create(model_name).train()

@@ -77,7 +77,7 @@ class YoloRecognizer(Recognizer):
         if not val_images.is_dir():
             val_images = layout.images("val")
         data = detection.write_data_yaml(run_dir.parent / f"{codec_id}.yaml", train_images, val_images,
-                               detection.class_names(layout.annotations("train")))
+                                         detection.class_names(layout.annotations("train")))
         config = self.config_for(layout).finetuned(self.finetune_epochs, lr0=self.finetune_lr)
         return detection.train_yolo(data, run_dir, config, init=base)
 
