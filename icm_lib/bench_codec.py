@@ -34,7 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from icm_lib.cli import UserError, group
+from icm_lib.checkpoint import load_checkpoint, read_weights_only
+from icm_lib.cli_groups import group
+from icm_lib.codec import bits_per_pixel, encode
+from icm_lib.errors import UserError
+from icm_lib.losses import RateDistortionLoss
+from icm_lib.models import create, parameter_count, with_config
 from icm_lib.models.entropy_tables import CDF_ROUNDINGS
 
 MODELS = ("tcm-tiny", "tcm-small")
@@ -74,8 +79,6 @@ def test_images(size: int, count: int, seed: int = 0) -> torch.Tensor:
 
 def quick_train(model: torch.nn.Module, steps: int, lmbda: float = 0.01, crop: int = 64, batch: int = 8) -> None:
     """A few Adam steps of Eq. (1) on photo crops, so that latents and entropy model roughly agree."""
-    from icm_lib.losses import RateDistortionLoss
-
     torch.manual_seed(0)
     pool = test_images(crop, 64, seed=1)
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
@@ -99,9 +102,6 @@ def prepare(name: str, checkpoints: dict, train_steps: int, tables: dict | None 
 
     ``tables`` (e.g. ``{"scale_levels": 256}``) replaces coding-table settings of a TCM's config.
     """
-    from icm_lib.checkpoint import load_checkpoint
-    from icm_lib.models import create, parameter_count, with_config
-
     if name in checkpoints:
         model, meta, _ = load_checkpoint(checkpoints[name])
         weights = f"checkpoint {checkpoints[name]} (step {meta.get('step')})"
@@ -138,8 +138,6 @@ def measure(model: torch.nn.Module, images: torch.Tensor) -> tuple[float, float,
 
 
 def file_bpp(model: torch.nn.Module, image: torch.Tensor) -> float:
-    from icm_lib.codec import bits_per_pixel, encode
-
     return bits_per_pixel(encode(model, image), *image.shape[-2:])
 
 
@@ -166,8 +164,6 @@ def format_row(row: Row) -> str:
 
 
 def _cli(args) -> int:
-    from icm_lib.checkpoint import read_weights_only
-
     checkpoints = {}
     for path in args.checkpoint or []:
         meta = read_weights_only(path).get("meta", {})

@@ -15,19 +15,20 @@ import subprocess
 import sys
 import time
 
+import torch
+
+from icm_lib.cli_groups import group
+from icm_lib.config import PROFILES, notebook_params
+from icm_lib.losses import ObjectRateDistortionLoss
+from icm_lib.models import create, parameter_count
 from icm_lib.paths import results_dir
+from icm_lib.training.state import configure_optimizers
 
 MODELS = ("tcm-tiny", "tcm-small")
 
 
 def measure(model_name: str, crop_size: int, batch_size: int, steps: int) -> dict:
     """Time ``steps`` training steps of one model in this process; returns images/s and peak memory."""
-    import torch
-
-    from icm_lib.losses import ObjectRateDistortionLoss
-    from icm_lib.models import create, parameter_count
-    from icm_lib.training.state import configure_optimizers
-
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     torch.manual_seed(0)
     model = create(model_name).train()
@@ -76,8 +77,6 @@ def bench(models: tuple[str, ...], crop_size: int, batch_size: int, steps: int) 
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from icm_lib.config import notebook_params
-
     params = notebook_params(args.profile, "02_train_codecs")
     crop = args.crop_size or params.get("CROP_SIZE", 256)
     batch = args.batch_size or params.get("BATCH_SIZE", 8)
@@ -91,9 +90,6 @@ def _cli(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    from icm_lib.cli import group
-    from icm_lib.config import PROFILES
-
     p = group(sub, "bench", "benchmarks").add_parser("train", help="training images/s and peak memory of tcm-tiny and tcm-small")
     p.add_argument("--profile", default="demo", choices=PROFILES, help="takes the crop size and batch from its 02_train_codecs section")
     p.add_argument("--models", nargs="+", default=list(MODELS))

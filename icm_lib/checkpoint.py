@@ -27,6 +27,10 @@ written before it existed load without it); every weight must be finite (NaN
 weights would hang CompressAI's rANS coder); and the stored config must fit
 the stored weights before the model is built: a 12 MB file whose config asks
 for ``N=1024`` is refused instead of allocating gigabytes.
+
+:func:`load_official_tcm` reads the other kind of checkpoint this package
+loads: a state_dict saved by the published TCM code (LIC_TCM), through the
+same weights-only reader.
 """
 from __future__ import annotations
 
@@ -34,15 +38,19 @@ import hashlib
 import pickle
 import re
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.nn.modules import module
 
-from icm_lib.cli import UserError
+from icm_lib.errors import UserError
 from icm_lib.io import atomic_writer
+from icm_lib.models import build, create, model_config
+from icm_lib.models.tcm import TCM, TCM_SIZES, official_state_dict
 
 FORMAT = "icm-codec-checkpoint"
 VERSION = 1
@@ -84,8 +92,6 @@ def read_weights_only(path) -> Any:
 
 def model_meta(model: nn.Module) -> dict:
     """``model`` and the complete ``model_config`` of a model built by :func:`icm_lib.models.create`."""
-    from icm_lib.models import model_config
-
     if not hasattr(model, "registry_name"):
         raise ValueError("the model was not built by icm_lib.models.create: pass meta['model'] and meta['model_config']")
     return {"model": model.registry_name, "model_config": model_config(model)}
@@ -175,8 +181,6 @@ def _registration_budget(max_bytes: int, what: str) -> Iterator[None]:
     ``nn.Module`` registers a parameter right after allocating it (still untouched memory) and
     before initialising it, so a too-large model is stopped before it costs real memory.
     """
-    from torch.nn.modules import module
-
     total = 0
 
     def count(_module, _name, tensor):
@@ -198,8 +202,6 @@ def _registration_budget(max_bytes: int, what: str) -> Iterator[None]:
 
 def _build_checked(path, meta: dict, state_dict: dict) -> nn.Module:
     """The model of ``meta``, refused before it is allocated when its config does not fit ``state_dict``."""
-    from icm_lib.models import build
-
     config = meta.get("model_config", {})
     largest = max((t.numel() for t in state_dict.values()), default=0)
     too_big = [n for n in _ints(config) if abs(n) > max(largest, 1)]
@@ -247,6 +249,41 @@ def model_fingerprint(model: nn.Module, length: int = 16) -> str:
     """The first ``length`` hex digits of :func:`weights_digest` of the model's state_dict.
 
     Two models fingerprint alike only if they code alike, so a bitstream records which
-    weights made it.
+    weights made it. Cached on the model until a weight changes in place or is replaced
+    (hashing costs as much as coding a small image).
     """
-    return weights_digest(model.state_dict())[:length]
+    state = model.state_dict()
+    signature = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in state.values())
+    cached = getattr(model, "_icm_fingerprint", None)
+    if cached is None or cached[0] != signature:
+        cached = (signature, weights_digest(state))
+        model._icm_fingerprint = cached
+    return cached[1][:length]
+
+
+def load_official_tcm(path, size: str = "large") -> TCM:
+    """A TCM with the weights of an official LIC_TCM checkpoint, CDF tables ready for coding.
+
+    Args:
+        path: the ``.pth.tar`` checkpoint file of the published implementation.
+        size: ``small``, ``medium`` or ``large`` (N = 64, 96, 128), as the checkpoint was trained
+            (or ``tiny``, for a state_dict of this project's reduced model).
+    Returns:
+        The model in eval mode; call ``.train()`` to fine-tune it.
+    """
+    if size not in TCM_SIZES:
+        raise UserError(f"unknown TCM size {size!r}; one of {', '.join(TCM_SIZES)}")
+    model = create(f"tcm-{size}")
+    checkpoint = read_weights_only(path)
+    if not isinstance(checkpoint, dict):
+        raise UserError(f"{path} holds no state_dict")
+    state = official_state_dict(checkpoint)
+    # CDF buffers absent from the file are recomputed below: take the model's empty ones.
+    cdf_names = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+    state.update({k: v for k, v in model.state_dict().items() if k not in state and k.endswith(cdf_names)})
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise UserError(f"{path} does not fit tcm-{size}: {str(err).splitlines()[0][:160]}") from None
+    model.update(force=True)
+    return model.eval()

@@ -3,13 +3,19 @@
 Each module listed in ``COMMAND_MODULES`` defines ``add_cli(subparsers)``,
 which adds its sub-commands and sets ``func`` (called with the parsed args,
 returning an exit status). Errors meant for the user are raised as
-:class:`UserError` and printed as one line, never a traceback.
+:class:`icm_lib.errors.UserError` and printed as one line, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from icm_lib import limits
+from icm_lib.cli_groups import group
+from icm_lib.errors import UserError
+
+__all__ = ["COMMAND_MODULES", "UserError", "build_parser", "group", "main"]  # UserError, group: their old home
 
 COMMAND_MODULES = (
     "icm_lib.data.cli",
@@ -25,21 +31,6 @@ COMMAND_MODULES = (
 )
 
 
-class UserError(Exception):
-    """A problem with the user's input: printed as ``icm: error: <message>``, exit status 2."""
-
-
-def group(subparsers: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
-    """The nested sub-parsers of a command group (``icm bench codec``), shared between modules."""
-    # Kept on the parser itself: a table keyed by id() handed a new parser the groups of a
-    # collected one whose id it reused ("conflicting subparser" after some main() calls).
-    known = vars(subparsers).setdefault("_icm_groups", {})
-    if name not in known:
-        parser = subparsers.add_parser(name, help=help)
-        known[name] = parser.add_subparsers(dest=f"{name}_command", required=True)
-    return known[name]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icm", description="Image coding for machines with object region learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,8 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from icm_lib import limits
-
     args = build_parser().parse_args(argv)
     try:
         with limits.overridden(args):
@@ -64,8 +53,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m icm_lib.cli` runs this file as __main__: call the imported module's main, whose
-    # UserError is the one the library raises (this file's copy would let it through as a traceback).
-    from icm_lib.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from icm_lib import limits
-from icm_lib.cli import UserError
+from icm_lib.checkpoint import first_non_finite, model_fingerprint
+from icm_lib.errors import UserError
 
 MAGIC = b"ICMB"
 FORMAT_VERSION = 1
@@ -73,25 +74,19 @@ class Header:
     string_lengths: list[int]
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """:func:`icm_lib.checkpoint.model_fingerprint`, cached until a weight changes in place.
+def checked_fingerprint(model: nn.Module) -> str:
+    """:func:`icm_lib.checkpoint.model_fingerprint` of weights that are all finite (checked once per weights).
 
     Raises:
-        UserError: a weight is NaN or infinite (checked with each new fingerprint).
+        UserError: a weight is NaN or infinite (CompressAI's rANS coder never returns on such symbols).
     """
-    from icm_lib.checkpoint import first_non_finite
-    from icm_lib.checkpoint import model_fingerprint as compute
-
-    state = model.state_dict()
-    signature = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in state.values())
-    cached = getattr(model, "_icm_fingerprint", None)
-    if cached is None or cached[0] != signature:
-        broken = first_non_finite(state)
+    fingerprint = model_fingerprint(model)
+    if getattr(model, "_icm_finite", None) != fingerprint:
+        broken = first_non_finite(model.state_dict())
         if broken:
             raise UserError(f"weight {broken} of the codec is NaN or infinite: refusing to code with it")
-        cached = (signature, compute(model))
-        model._icm_fingerprint = cached
-    return cached[1]
+        model._icm_finite = fingerprint
+    return fingerprint
 
 
 class _LargestOp(TorchFunctionMode):
@@ -230,8 +225,9 @@ def to_tensor(image) -> torch.Tensor:
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """HxWx3 uint8 from a [3, H, W] float tensor in [0, 1]."""
-    return image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    """An HxWx3 uint8 array (its own, contiguous) from a [3, H, W] or [1, 3, H, W] float tensor in [0, 1]."""
+    t = image.detach().float().reshape(*image.shape[-3:]).clamp(0, 1)
+    return np.ascontiguousarray(t.mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
 
 
 def _pack_header(header: Header) -> bytes:
@@ -251,14 +247,14 @@ def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: 
         model: a CompressAI-style model with CDF tables (``update()`` done, as after load_checkpoint).
         image: [3, H, W] float tensor in [0, 1] or HxWx3 uint8 array, any size.
         model_name, fingerprint: recorded in the header; default to the model's registry
-            name and :func:`model_fingerprint`.
+            name and :func:`checked_fingerprint`.
     Returns:
         The file's bytes; ``bits_per_pixel(data, H, W)`` is its rate.
     """
     x = to_tensor(image)
     height, width = x.shape[-2:]
     with _coding(model):
-        fingerprint = fingerprint or model_fingerprint(model)
+        fingerprint = fingerprint or checked_fingerprint(model)
         check_size(model, height, width, "encoding")
         x = F.pad(x, (0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE), mode="replicate")
         with _finite_outputs(model, UserError, "broken weights or an image they overflow on"):
@@ -339,7 +335,7 @@ def decode(model: nn.Module, data: bytes, fingerprint: str | None = None) -> tor
     header, offset = read_header(data)
     _check_file(data, header, offset)
     with _coding(model):  # CDF tables first: they are part of the fingerprint
-        expected = fingerprint or model_fingerprint(model)
+        expected = fingerprint or checked_fingerprint(model)
         if header.fingerprint != expected:
             raise BitstreamError(f"bitstream was made by other weights or coding tables "
                                  f"({header.model_name} {header.fingerprint}); "

@@ -24,9 +24,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from icm_lib import limits
-from icm_lib.cli import UserError
+from icm_lib.checkpoint import load_checkpoint
+from icm_lib.codec import bits_per_pixel, check_size, decode, encode, is_bitstream, read_header, to_uint8
+from icm_lib.errors import UserError
 from icm_lib.io import check_output, open_image, pil_bomb_check_off, write_output
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -73,9 +76,6 @@ def read_image(path: Path) -> tuple[np.ndarray, str | None]:
 
 
 def _encode_cli(args: argparse.Namespace) -> int:
-    from icm_lib.checkpoint import load_checkpoint
-    from icm_lib.codec import bits_per_pixel, check_size, encode, is_bitstream
-
     source, output, checkpoint = Path(args.input), Path(args.output), Path(args.checkpoint)
     check_output(output, [source, checkpoint], ("a bitstream", is_bitstream), args.force)
     with open_image(source) as img:
@@ -93,11 +93,6 @@ def _encode_cli(args: argparse.Namespace) -> int:
 
 
 def _decode_cli(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    from icm_lib.checkpoint import load_checkpoint
-    from icm_lib.codec import decode, read_header, to_uint8
-
     source, output, checkpoint = Path(args.input), Path(args.output), Path(args.checkpoint)
     fmt = Image.registered_extensions().get(output.suffix.lower())
     if fmt is None:

@@ -22,11 +22,12 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any
 
-from icm_lib.cli import UserError
+from icm_lib.errors import UserError
 
 # ".NAME.<pid>-<8 random>.tmp" (this module) or ".NAME.<8 random>.tmp" (before pids were recorded)
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}\.tmp$")

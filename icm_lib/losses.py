@@ -33,7 +33,7 @@ rate alone (no division by zero).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn

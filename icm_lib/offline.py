@@ -9,10 +9,10 @@ environment win, so a user can point the caches elsewhere.
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from pathlib import Path
 
+from icm_lib.io import write_atomic
 from icm_lib.paths import cache_dir
 
 # Ultralytics draws plot labels with Arial and downloads it when missing;
@@ -44,10 +44,8 @@ def _place_fonts(config_dir: Path) -> None:
     missing = [name for name in _FONT_NAMES if not (config_dir / name).exists()]
     if not missing:
         return
-    import matplotlib
+    import matplotlib  # here, not above: only once apply() has set MPLCONFIGDIR
 
     source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     for name in missing:
-        tmp = config_dir / f".{name}.tmp"
-        shutil.copyfile(source, tmp)
-        tmp.replace(config_dir / name)
+        write_atomic(config_dir / name, source.read_bytes())

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from icm_lib.cli import UserError
 from icm_lib.config import PROFILES, notebook_params
+from icm_lib.errors import UserError
 from icm_lib.paths import notebooks_dir, runs_dir
 
 

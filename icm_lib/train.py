@@ -16,8 +16,8 @@ import argparse
 import sys
 from typing import Any
 
-from icm_lib.cli import UserError
 from icm_lib.config import PROFILES, notebook_params
+from icm_lib.errors import UserError
 from icm_lib.training import distributed
 from icm_lib.training.loop import TrainingDiverged
 from icm_lib.training.sweep import TrainedCodec, train_sweeps, trained_codecs

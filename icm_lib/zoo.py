@@ -23,11 +23,13 @@ on the embedded ``shapes`` data (see the README for the recipe and compute).
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from icm_lib.cli import UserError
+from icm_lib.cli_groups import group
+from icm_lib.config import PROFILES, notebook_params
+from icm_lib.errors import UserError
 from icm_lib.io import read_json, write_atomic, write_json
 from icm_lib.paths import PACKAGE_DIR, dataset_dir
+
+# The training, data, checkpoint and safetensors modules are imported inside the commands that
+# use them, not here: `python -m icm_lib.zoo list|verify` then starts in about 2 s instead of 5
+# (no CompressAI, OpenCV, pycocotools). None of them imports this module: no cycle is hidden.
 
 MANIFEST = "manifest.json"
 FORMAT = "icm-zoo"
@@ -180,7 +188,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
     Runs that have no checkpoint yet are left out; unfinished ones are exported with
     ``finished: false`` and the steps they have. Earlier entries of other codecs are kept.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_weights
 
     from icm_lib.checkpoint import load_checkpoint
     from icm_lib.training.loop import CHECKPOINT, METRICS
@@ -198,10 +206,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         trained = meta.get("train_config") or cfg.to_meta()  # the run's own settings (a time budget fixes its steps)
         weights = folder / f"{name}.safetensors"
-        tmp = weights.with_name(f".{weights.name}.tmp")
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, weights)
+        write_atomic(weights, save_weights({k: v.contiguous() for k, v in model.state_dict().items()}))
         log = folder / "logs" / f"{name}.jsonl"
         if (cfg.out_dir / METRICS).is_file():
             write_atomic(log, _log_rows(cfg.out_dir / METRICS))
@@ -225,12 +230,6 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             "codecs": sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"]))}
     write_json(folder / MANIFEST, data)
     return data
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _log_rows(metrics: Path) -> str:
@@ -425,8 +424,6 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
 
 
 def _recipe(args) -> dict[str, Any]:
-    from icm_lib.config import notebook_params
-
     params = notebook_params(args.profile, "02_train_codecs")
     params["RESUME"] = True
     return params
@@ -471,9 +468,6 @@ def _export(args) -> int:
 
 def add_cli(sub) -> None:
     """``icm zoo list|verify|train|export``."""
-    from icm_lib.cli import group
-    from icm_lib.config import PROFILES
-
     zoo = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
     for name, func, help in (("list", _list, "the zoo's codecs with their last validation"),
                              ("verify", _verify, "check every file's sha256 and the data fingerprint"),
@@ -513,9 +507,6 @@ def obtain_codecs(params: dict[str, Any]) -> list:
 def main(argv: list[str] | None = None) -> int:
     """``python -m icm_lib.zoo``: the ``icm zoo`` commands without the rest of the CLI (whose other commands
     import packages a bare GPU machine lacks)."""
-    import argparse
-    import sys
-
     parser = argparse.ArgumentParser(prog="python -m icm_lib.zoo", description=__doc__.splitlines()[0])
     add_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["zoo", *(sys.argv[1:] if argv is None else argv)])

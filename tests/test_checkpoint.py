@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from icm_lib.checkpoint import load_checkpoint, model_fingerprint, save_checkpoint
-from icm_lib.cli import UserError
+from icm_lib.checkpoint import load_checkpoint, model_fingerprint, save_checkpoint, weights_digest
+from icm_lib.codec import checked_fingerprint
+from icm_lib.errors import UserError
 from icm_lib.models import create
 
 META = {"loss": "object", "lmbda": 0.05, "step": 12, "data": "shapes/train"}
@@ -134,3 +135,24 @@ def test_config_that_fits_no_model_is_refused(tmp_path):
     torch.save(payload, path)
     with pytest.raises(UserError, match="config does not fit model tcm-tiny"):
         load_checkpoint(path)
+
+
+def test_fingerprint_is_cached_but_follows_the_weights():
+    """One fingerprint for bitstreams and checkpoints: cached, yet new after any change of a weight."""
+    torch.manual_seed(0)
+    model = create("bmshj2018-hyperprior", N=8, M=16)
+    model.update(force=True)
+    first = model_fingerprint(model)
+    assert first == weights_digest(model.state_dict())[:16] == checked_fingerprint(model)
+    assert model_fingerprint(model, 64) == weights_digest(model.state_dict())
+    with torch.no_grad():
+        model.g_a[0].weight[0, 0, 0, 0] += 1.0  # in place: same storage, new version
+    assert model_fingerprint(model) == weights_digest(model.state_dict())[:16] != first
+    other = create("bmshj2018-hyperprior", N=8, M=16)
+    other.update(force=True)
+    model.load_state_dict(other.state_dict())
+    assert model_fingerprint(model) == model_fingerprint(other)
+    with torch.no_grad():
+        model.g_s[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(UserError, match="NaN or infinite"):
+        checked_fingerprint(model)

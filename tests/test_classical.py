@@ -66,6 +66,22 @@ def test_vvc_yuv_conversion_round_trip():
     assert np.array_equal(codecs_mod._rgb_from_yuv420(deep, 56, 40), codecs_mod._rgb_from_yuv420(yuv, 56, 40))
 
 
+@pytest.mark.parametrize("rgb", [(243, 8, 36), (12, 200, 90), (128, 128, 128), (30, 60, 220)])
+def test_vvc_yuv_is_bt601_full_range(rgb):
+    """A flat picture's samples are BT.601 full range by its definition (Kr 0.299, Kb 0.114; JPEG's YCbCr).
+
+    (243, 8, 36) is a colour where OpenCV's COLOR_RGB2YCrCb, with chroma factors rounded to
+    0.564 and 0.713, gives Cb 103 and Cr 244 instead.
+    """
+    r, g, b = map(float, rgb)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    expected = [round(y), round((b - y) / (2 * (1 - 0.114)) + 128), round((r - y) / (2 * (1 - 0.299)) + 128)]
+    frame = np.frombuffer(codecs_mod._yuv420_from_rgb(np.full((8, 8, 3), rgb, np.uint8)), np.uint8)
+    assert frame[0] == expected[0] and frame[64] == expected[1] and frame[64 + 16] == expected[2]
+    assert set(frame[:64]) == {expected[0]} and set(frame[64:80]) == {expected[1]} and set(frame[80:]) == {expected[2]}
+    assert np.abs(codecs_mod._rgb_from_yuv420(frame.tobytes(), 8, 8).astype(int) - rgb).max() <= 1
+
+
 FAKE_VVC = """#!{python}
 # stands in for vvencapp / vvdecapp: the "bitstream" is the YUV frame itself
 import shutil, sys

@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from icm_lib.bench_codec import bench, format_row, test_images as photo_crops
+from icm_lib.bench_codec import bench, format_row
+from icm_lib.bench_codec import test_images as photo_crops
 from icm_lib.checkpoint import save_checkpoint
 from icm_lib.cli import main
 from icm_lib.models import create
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

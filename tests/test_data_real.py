@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from icm_lib.cli import UserError, main
+from icm_lib.cli import main
 from icm_lib.data.coco import check_real_dataset, import_coco
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.data.masks import build_masks
 from icm_lib.data.visdrone import import_visdrone, parse_visdrone_txt
+from icm_lib.errors import UserError
 
 
 def _image(path, h, w):

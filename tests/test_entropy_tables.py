@@ -9,8 +9,12 @@ from compressai.models.base import get_scale_table
 
 from icm_lib.codec import BitstreamError, decode, encode
 from icm_lib.models import create, with_config
-from icm_lib.models.entropy_tables import (RoundedEntropyBottleneck, RoundedGaussianConditional, proportional_cdf,
-                                          scale_table)
+from icm_lib.models.entropy_tables import (
+    RoundedEntropyBottleneck,
+    RoundedGaussianConditional,
+    proportional_cdf,
+    scale_table,
+)
 from icm_lib.models.tcm import TCM_SIZES, TCMConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

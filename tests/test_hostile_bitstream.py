@@ -10,9 +10,9 @@ import zlib
 
 import numpy as np
 import pytest
-from hostile import assert_error_line, assert_refused, codec_files, icm, snapshot
 from PIL import Image
 
+from hostile import assert_error_line, assert_refused, codec_files, icm, snapshot
 from icm_lib.cli import main
 from icm_lib.codec import FORMAT_VERSION, MAGIC, read_header
 

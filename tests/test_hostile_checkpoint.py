@@ -10,11 +10,12 @@ import zipfile
 
 import pytest
 import torch
-from hostile import assert_error_line, assert_refused, codec_files, icm, snapshot
 
+from hostile import assert_error_line, assert_refused, codec_files, icm, snapshot
 from icm_lib.checkpoint import load_checkpoint, model_fingerprint, save_checkpoint, verify_checkpoint, weights_digest
-from icm_lib.cli import UserError, main
+from icm_lib.cli import main
 from icm_lib.codec import encode
+from icm_lib.errors import UserError
 from icm_lib.models import create
 
 META = {"loss": "mse", "lmbda": 0.01, "step": 0, "data": "test"}

@@ -11,9 +11,9 @@ import subprocess
 import sys
 
 import pytest
-from hostile import REPO, assert_error_line, codec_files, snapshot
 from PIL import Image
 
+from hostile import REPO, assert_error_line, codec_files, snapshot
 from icm_lib.cli import main
 from icm_lib.io import remove_stale_temporaries, write_atomic
 

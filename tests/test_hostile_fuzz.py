@@ -10,9 +10,9 @@ import json
 import sys
 
 import pytest
-from hostile import codec_files, run_watched
 from PIL import Image
 
+from hostile import codec_files, run_watched
 from icm_lib.cli import main
 
 BITSTREAM_CASES = 200
@@ -22,7 +22,7 @@ _BITSTREAM_FUZZ = r"""
 import json, random, struct, sys, zlib
 import torch
 from icm_lib.checkpoint import load_checkpoint
-from icm_lib.cli import UserError
+from icm_lib.errors import UserError
 from icm_lib.codec import decode, read_header
 
 torch.set_num_threads(1)
@@ -85,7 +85,7 @@ _COCO_FUZZ = r"""
 import copy, json, math, random, shutil, sys
 from pathlib import Path
 import cv2
-from icm_lib.cli import UserError
+from icm_lib.errors import UserError
 from icm_lib.data.masks import write_masks
 
 root, rng = Path(sys.argv[1]), random.Random(int(sys.argv[2]))

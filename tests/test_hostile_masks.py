@@ -10,10 +10,10 @@ import json
 import cv2
 import numpy as np
 import pytest
-from hostile import assert_error_line, assert_refused, icm, snapshot
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from hostile import assert_error_line, assert_refused, icm, snapshot
 from icm_lib.cli import main
 from icm_lib.data.masks import object_mask
 
@@ -116,7 +116,7 @@ def test_image_id_of_an_annotation_given_as_a_list(tmp_path, capsys):
 
 def test_nothing_is_written_when_a_later_image_is_bad(tmp_path, capsys):
     """All entries and regions are checked before the first mask is written."""
-    Image.new("RGB", (8, 8)).save((tmp_path / "q.png"))
+    Image.new("RGB", (8, 8)).save(tmp_path / "q.png")
     before = _setup(tmp_path, [{"bbox": [0, 0, 2, 2], "segmentation": []},
                                {"image_id": 2, "bbox": [0, 0, 2, 2], "segmentation": [[1, 1, 2]]}],
                     images=[{"id": 1, "file_name": "p.png", "height": HEIGHT, "width": WIDTH},

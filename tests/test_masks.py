@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from icm_lib.cli import UserError, main
+from icm_lib.cli import main
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.data.masks import build_masks, mask_statistics, object_mask, write_masks
+from icm_lib.errors import UserError
 
 
 def _coco(tmp_path, images, annotations, name="instances.json"):

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from icm_lib.checkpoint import load_checkpoint, save_checkpoint
-from icm_lib.cli import UserError, main
+from icm_lib.cli import main
 from icm_lib.codec import decode, encode
+from icm_lib.errors import UserError
 from icm_lib.models import available, create, parameter_count
 
 NAMES = ["tcm-tiny", "tcm-small", "tcm-medium", "tcm-large", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018-mean-gated",

@@ -5,7 +5,6 @@ import json
 import shutil
 
 import yaml
-
 from test_train import train_root  # noqa: F401 - the fixture
 
 
@@ -28,7 +27,7 @@ def test_notebook_02_smoke_retrain_then_zoo(train_root, monkeypatch):  # noqa: F
     params = notebook_params("smoke", "02_train_codecs")
     model = params["MODEL"]
     rec = read_record("02_train_codecs", "smoke")
-    expected = {f"{model}-object@{l:g}" for l in params["OBJECT_LAMBDAS"]} | {f"{model}-mse@{l:g}" for l in params["MSE_LAMBDAS"]}
+    expected = {f"{model}-object@{lmbda:g}" for lmbda in params["OBJECT_LAMBDAS"]} | {f"{model}-mse@{lmbda:g}" for lmbda in params["MSE_LAMBDAS"]}
     assert rec["zoo"] is False and set(rec["codecs"]) == expected
     assert {c.codec_id for c in trained_codecs("smoke")} == expected
     assert rec["training_seconds"]["runs_finished"] == len(expected)

@@ -6,8 +6,9 @@ import json
 import nbformat
 import pytest
 
-from icm_lib.cli import UserError, main
+from icm_lib.cli import main
 from icm_lib.config import load_profile, notebook_params
+from icm_lib.errors import UserError
 from icm_lib.pipeline import NotebookFailure, pipeline_notebooks, run_pipeline
 
 

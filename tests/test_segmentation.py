@@ -30,7 +30,7 @@ def _square(x, y, s):
 def _write_split(root, split, objects, background=40):
     """Images with filled squares and a COCO file; ``objects[i]`` = list of (category, x, y, side, crowd)."""
     (root / "images" / split).mkdir(parents=True, exist_ok=True)
-    images, anns = [], []
+    anns = []
     for i, objs in enumerate(objects, start=1):
         im = Image.new("RGB", (W, H), (background,) * 3)
         draw = ImageDraw.Draw(im)

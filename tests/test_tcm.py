@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from icm_lib.cli import UserError
-from icm_lib.models import create, load_official_tcm, parameter_count
+from icm_lib.checkpoint import load_official_tcm
+from icm_lib.errors import UserError
+from icm_lib.models import create, parameter_count
 from icm_lib.models.tcm_layers import WMSA
 
 ASSETS = Path(__file__).resolve().parent / "assets"

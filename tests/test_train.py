@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from icm_lib.cli import UserError
+from icm_lib.errors import UserError
 from icm_lib.training import loop
 from icm_lib.training.config import TrainConfig
 

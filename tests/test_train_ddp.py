@@ -5,11 +5,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-from test_train import train_root  # noqa: F401 - the fixture
 
 import pytest
+from test_train import train_root  # noqa: F401 - the fixture
 
 
 def test_two_process_ddp_run(train_root, tmp_path):  # noqa: F811

@@ -96,7 +96,7 @@ def test_cli_rejects_bad_settings(project_root, capsys):
 
 def test_a_damaged_finished_run_is_an_error_not_a_reuse(project_root):
     """A truncated checkpoint or a malformed summary.json is named in one line, never taken as a finished codec."""
-    from icm_lib.cli import UserError
+    from icm_lib.errors import UserError
 
     val = {"bpp": 0.2, "psnr": 30.0, "object_psnr": 31.0, "background_psnr": 29.0}
     fake_finished_run("smoke", "mse", 0.01, val)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -74,7 +73,7 @@ def test_load_gives_an_eval_codec_that_codes(zoo_env):
 
 def test_load_refuses_a_modified_file(zoo_env):
     from icm_lib import zoo
-    from icm_lib.cli import UserError
+    from icm_lib.errors import UserError
 
     _, folder = zoo_env
     item = zoo.entry("smoke", "mbt2018-mean-mse-0.01")
@@ -92,7 +91,7 @@ def test_load_refuses_a_modified_file(zoo_env):
 
 def test_load_refuses_a_codec_trained_on_other_data(zoo_env):
     from icm_lib import zoo
-    from icm_lib.cli import UserError
+    from icm_lib.errors import UserError
     from icm_lib.paths import dataset_dir
 
     marker = dataset_dir("smoke", "shapes") / "synth.json"
@@ -105,7 +104,7 @@ def test_load_refuses_a_codec_trained_on_other_data(zoo_env):
 
 def test_unknown_profile_and_codec_are_one_line_errors(zoo_env):
     from icm_lib import zoo
-    from icm_lib.cli import UserError
+    from icm_lib.errors import UserError
 
     with pytest.raises(UserError, match="has no zoo"):
         zoo.entries("demo-missing")

@@ -17,11 +17,11 @@ import os
 import shutil
 from pathlib import Path
 
-from icm_lib.cli import UserError
-from icm_lib.io import write_atomic
 from icm_lib.data.formats import write_yolo_labels, write_yolo_yaml
 from icm_lib.data.layout import SPLITS, DatasetLayout
 from icm_lib.data.masks import check_images_exist, load_coco
+from icm_lib.errors import UserError
+from icm_lib.io import write_atomic
 from icm_lib.paths import dataset_dir
 
 _MARKER = "import.json"  # written last: its presence means the import finished

@@ -31,7 +31,7 @@ class DatasetLayout:
     root: Path
 
     @classmethod
-    def of(cls, profile: str, name: str) -> "DatasetLayout":
+    def of(cls, profile: str, name: str) -> DatasetLayout:
         return cls(dataset_dir(profile, name))
 
     @property

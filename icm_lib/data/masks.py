@@ -38,8 +38,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from icm_lib import limits
-from icm_lib.cli import UserError
 from icm_lib.data.layout import DatasetLayout
+from icm_lib.errors import UserError
 from icm_lib.io import open_image, write_atomic
 
 _STAMP = ".masks.json"  # beside the masks: which annotations (size, mtime) and mode built them, and how fast

@@ -44,7 +44,7 @@ def photo_path(ref: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / _FOLDERS[package] / name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_photo(ref: str) -> np.ndarray:
     """A photo as a read-only ``HxWx3`` uint8 array (grey photos repeated over 3 channels)."""
     path = photo_path(ref)

@@ -3,11 +3,11 @@ place (generated for ``smoke`` / ``demo``, imported real data for ``paper``)
 and their object masks built, and summarise them."""
 from __future__ import annotations
 
-from icm_lib.cli import UserError
 from icm_lib.data.coco import check_real_dataset
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.data.masks import build_masks, load_coco, mask_statistics
 from icm_lib.data.synth import DATASETS, SIZES, synthesize
+from icm_lib.errors import UserError
 
 # How to bring each real dataset into the layout, quoted in the error when it is missing.
 IMPORT_COMMANDS = {

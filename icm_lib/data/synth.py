@@ -30,10 +30,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from icm_lib.data import aerial, shapes
-from icm_lib.io import write_atomic
 from icm_lib.data.formats import write_coco_json, write_yolo_labels, write_yolo_yaml
 from icm_lib.data.layout import SPLITS, DatasetLayout
 from icm_lib.data.photos import GROUND_TEXTURES, SCENE_PHOTOS, load_photo
+from icm_lib.io import write_atomic
 from icm_lib.paths import dataset_dir
 
 DATASETS = ("shapes", "aerial")

@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from icm_lib.cli import UserError
 from icm_lib.data.coco import link_images
-from icm_lib.io import write_atomic
 from icm_lib.data.formats import write_coco_json, write_yolo_labels, write_yolo_yaml
 from icm_lib.data.layout import IMAGE_SUFFIXES, SPLITS, DatasetLayout
+from icm_lib.errors import UserError
+from icm_lib.io import write_atomic
 from icm_lib.paths import dataset_dir
 
 CATEGORIES = ("pedestrian", "people", "bicycle", "car", "van", "truck", "tricycle", "awning-tricycle", "bus", "motor")

@@ -20,8 +20,8 @@ import copy
 import io
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from pycocotools import mask as mask_utils

@@ -14,6 +14,22 @@ they are on PATH and skipped with a message otherwise), the anchors include
 the codecs that install from PyPI: JPEG, WebP, AVIF (Pillow), HEVC intra
 (HEIC through pillow-heif) and JPEG XL (pillow-jxl-plugin). VVC is coded from
 8-bit YUV 4:2:0 (BT.601 full range) converted here, not through ffmpeg.
+
+What comes from CompressAI and what is written here. CompressAI's benchmark codecs
+(``compressai.utils.bench.codecs``: ``JPEG``, ``WebP``, ``VTM``) run a whole
+file-to-metrics round trip: they read an image path, take only a quality, and return
+bpp, PSNR and the decoded image, never the bitstream. The coding sweep needs the
+bitstream itself (it is stored, and decoded images are remade only when a codec's
+fingerprint changes), encoder settings beyond quality (JPEG 4:2:0, WebP method, AVIF
+speed and threads, x265 preset, JPEG XL effort), and AVIF, HEIC and JPEG XL, which
+CompressAI does not wrap; its ``VTM`` drives the reference encoder from a config file on
+4:4:4 BT.709 input. So the Pillow and VVC wrappers stay, on CompressAI's pattern of
+one class per codec. From CompressAI the VVC wrapper takes the chroma resampling
+(``compressai.transforms.functional.yuv_444_to_420`` and ``yuv_420_to_444``); the
+colour matrix stays written out (see ``_RGB_TO_YUV``): CompressAI's is BT.709 only,
+and OpenCV's BT.601 ``COLOR_RGB2YCrCb`` rounds its chroma factors, which changes one
+chroma sample in five by a level. Bitstreams, decoded images, bpp and PSNR are the
+same as before this change (checked on photo crops at every default quality).
 """
 from __future__ import annotations
 
@@ -26,7 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from compressai.transforms.functional import yuv_420_to_444, yuv_444_to_420
 from PIL import Image
+
+from icm_lib.checkpoint import load_checkpoint, model_fingerprint
+from icm_lib.codec import decode as decode_bitstream
+from icm_lib.codec import encode as encode_bitstream
+from icm_lib.codec import to_uint8
 
 
 class ImageCodec(ABC):
@@ -192,7 +215,11 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"{Path(cmd[0]).name} failed ({done.returncode}): {done.stderr.strip()[-300:]}")
 
 
+# BT.601 full range (JPEG's YCbCr), as the paper's VTM anchors take 8-bit 4:2:0 input. Written out:
+# CompressAI's rgb2ycbcr is BT.709 only, and cv2's COLOR_RGB2YCrCb rounds the chroma factors
+# (0.713, 0.564), which moves a fifth of the chroma samples by one level.
 _RGB_TO_YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_YUV_OFFSET = np.array([0.0, 128.0, 128.0])
 _PAD = 8  # VVC codes pictures in multiples of its minimum block size
 
 
@@ -204,10 +231,9 @@ def _yuv420_from_rgb(image: np.ndarray) -> bytes:
     """One raw 8-bit YUV 4:2:0 frame (BT.601 full range), edge-padded to multiples of 8."""
     h, w = image.shape[:2]
     rgb = np.pad(image, ((0, _padded(h) - h), (0, _padded(w) - w), (0, 0)), mode="edge").astype(np.float64)
-    yuv = rgb @ _RGB_TO_YUV.T + np.array([0.0, 128.0, 128.0])
-    ph, pw = rgb.shape[:2]
-    u, v = (yuv[..., c].reshape(ph // 2, 2, pw // 2, 2).mean((1, 3)) for c in (1, 2))
-    return b"".join(np.clip(np.round(p), 0, 255).astype(np.uint8).tobytes() for p in (yuv[..., 0], u, v))
+    yuv = torch.from_numpy(rgb @ _RGB_TO_YUV.T + _YUV_OFFSET).permute(2, 0, 1)[None]
+    planes = yuv_444_to_420(yuv)  # chroma: the mean of each 2x2 block
+    return b"".join(np.clip(np.round(p[0, 0].numpy()), 0, 255).astype(np.uint8).tobytes() for p in planes)
 
 
 def _rgb_from_yuv420(data: bytes, width: int, height: int) -> np.ndarray:
@@ -217,10 +243,11 @@ def _rgb_from_yuv420(data: bytes, width: int, height: int) -> np.ndarray:
     if len(data) not in (samples, 2 * samples):
         raise RuntimeError(f"decoded YUV has {len(data)} bytes; expected {samples} (8-bit) or {2 * samples} (10-bit)")
     deep = len(data) == 2 * samples
-    flat = np.frombuffer(data, np.dtype("<u2") if deep else np.uint8).astype(np.float64) / (4.0 if deep else 1.0)
-    y = flat[:n].reshape(height, width)
-    u, v = (flat[n + i * nc : n + (i + 1) * nc].reshape(height // 2, width // 2).repeat(2, 0).repeat(2, 1) for i in (0, 1))
-    rgb = np.stack([y, u - 128.0, v - 128.0], axis=-1) @ np.linalg.inv(_RGB_TO_YUV).T
+    flat = torch.from_numpy(np.frombuffer(data, np.dtype("<u2") if deep else np.uint8).astype(np.float64) / (4.0 if deep else 1.0))
+    planes = (flat[:n].reshape(1, 1, height, width),
+              *(flat[n + i * nc : n + (i + 1) * nc].reshape(1, 1, height // 2, width // 2) for i in (0, 1)))
+    yuv = yuv_420_to_444(planes, mode="nearest")[0].permute(1, 2, 0).numpy()  # chroma: each sample on its 2x2 block
+    rgb = (yuv - _YUV_OFFSET) @ np.linalg.inv(_RGB_TO_YUV).T
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 
@@ -259,8 +286,6 @@ class LearnedCodec(ImageCodec):
     """A trained codec (TCM or a CompressAI baseline) coding through :mod:`icm_lib.codec`'s bitstream."""
 
     def __init__(self, model, family: str, setting: str, meta: dict | None = None, path: Path | None = None):
-        from icm_lib.checkpoint import model_fingerprint
-
         self.model = model.eval()
         self.family, self.setting = family, setting
         self.meta, self.path = meta or {}, path
@@ -275,13 +300,11 @@ class LearnedCodec(ImageCodec):
         return self._fingerprint
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "LearnedCodec":
+    def from_checkpoint(cls, path: str | Path) -> LearnedCodec:
         """Load a checkpoint saved by :func:`icm_lib.checkpoint.save_checkpoint`.
 
         The family is ``<model>-<loss>`` (``tcm-tiny-object``), the setting the lambda (``0.05``).
         """
-        from icm_lib.checkpoint import load_checkpoint
-
         model, meta, _ = load_checkpoint(Path(path))
         family = f"{meta['model']}-{meta['loss']}"
         return cls(model, family, format(float(meta["lmbda"]), "g"), meta, Path(path))
@@ -297,22 +320,10 @@ class LearnedCodec(ImageCodec):
         return float(self.setting)
 
     def encode(self, image: np.ndarray) -> bytes:
-        from icm_lib.codec import encode
-
-        return encode(self.model, _check_image(image), fingerprint=self.weights_fingerprint)
+        return encode_bitstream(self.model, _check_image(image), fingerprint=self.weights_fingerprint)
 
     def decode(self, data: bytes) -> np.ndarray:
-        from icm_lib.codec import decode
-
-        return _to_uint8(decode(self.model, data, fingerprint=self.weights_fingerprint))
-
-
-def _to_uint8(image) -> np.ndarray:
-    """HxWx3 uint8 from an HxWx3 uint8 array or a [3,H,W] / [1,3,H,W] float tensor in [0, 1]."""
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
-        return image
-    t = image.detach().float().reshape(*image.shape[-3:]).clamp(0, 1)
-    return (t.mul(255).round().byte().permute(1, 2, 0).cpu().numpy()).copy()
+        return to_uint8(decode_bitstream(self.model, data, fingerprint=self.weights_fingerprint))
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

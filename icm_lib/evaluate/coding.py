@@ -33,7 +33,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from icm_lib.config import notebook_params
 from icm_lib.data.layout import DatasetLayout
+from icm_lib.errors import UserError
 from icm_lib.evaluate.bitmaps import bit_allocation_map
 from icm_lib.evaluate.codecs import ImageCodec, LearnedCodec, classical_codecs
 from icm_lib.io import write_atomic, write_json
@@ -314,9 +316,6 @@ def read_family_results(profile: str, dataset: str) -> dict[str, dict]:
 
 def _cli(args: argparse.Namespace) -> int:
     """``icm code``: the coding sweep of notebook 03, its defaults from the profile's ``03_coding_examples`` section."""
-    from icm_lib.cli import UserError
-    from icm_lib.config import notebook_params
-
     try:
         params = notebook_params(args.profile, STEM)
     except ValueError as err:

@@ -54,7 +54,7 @@ class YoloConfig:
     def model_yaml(self) -> str:
         return f"yolov5{self.scale}.yaml"
 
-    def finetuned(self, epochs: int, fraction: float = 1.0, lr0: float | None = None) -> "YoloConfig":
+    def finetuned(self, epochs: int, fraction: float = 1.0, lr0: float | None = None) -> YoloConfig:
         """Settings for fine-tuning on decoded images: fewer epochs, no warm-up, no mosaic at the end."""
         return YoloConfig(**{**asdict(self), "epochs": epochs, "fraction": fraction, "warmup_epochs": 0.0,
                              "close_mosaic": min(self.close_mosaic, epochs), "optimizer": "AdamW",

@@ -78,7 +78,7 @@ class SegmenterConfig:
             raise ValueError(f"anchor_sizes needs {len(FPN_LEVELS) + 1} sizes (one per FPN level), got {self.anchor_sizes}")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "SegmenterConfig":
+    def from_dict(cls, values: dict) -> SegmenterConfig:
         """A config from a dict (a checkpoint's or a profile's); unknown keys are an error."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

@@ -28,12 +28,15 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from icm_lib.config import notebook_params
 from icm_lib.data.layout import DatasetLayout
+from icm_lib.errors import UserError
+from icm_lib.evaluate import coding as coding_sweep
 from icm_lib.evaluate import recognition_results as rr
 from icm_lib.evaluate.recognizers import Recognizer, build_recognizers
 
@@ -64,18 +67,14 @@ class RecognitionPlan:
     bd_drop_dominated: bool = False  # drop points a lower-rate point beats instead of giving NaN
 
     @classmethod
-    def from_params(cls, params: dict) -> "RecognitionPlan":
+    def from_params(cls, params: dict) -> RecognitionPlan:
         """From a notebook's parameters (UPPER_CASE keys; unknown keys such as PROFILE ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k.lower(): v for k, v in params.items() if k.lower() in names})
 
-    def resolved(self, profile: str) -> "RecognitionPlan":
+    def resolved(self, profile: str) -> RecognitionPlan:
         """A copy with the coding settings left None taken from notebook 03's section, so both
         notebooks score the very same decoded images."""
-        from dataclasses import replace
-
-        from icm_lib.config import notebook_params
-
         coding = notebook_params(profile, "03_coding_examples")
         limit = self.val_images if self.val_images is not None else (coding.get("LIMIT") or None)
         return replace(self, classical=self.classical if self.classical is not None else coding.get("CLASSICAL"),
@@ -124,19 +123,15 @@ class ScoreCache:
 
 
 def _codec_images(payload: dict, profile: str, dataset: str, split: str) -> Path:
-    from icm_lib.evaluate.coding import codec_dir
-
-    return codec_dir(profile, dataset, payload["codec"]) / "images" / split
+    return coding_sweep.codec_dir(profile, dataset, payload["codec"]) / "images" / split
 
 
 def pretrained_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout, codecs: list, plan: RecognitionPlan,
                       profile: str, cache: ScoreCache) -> dict[str, list[dict]]:
     """Step 1: the clean detector on every codec's decoded val images; rows per family."""
-    from icm_lib.evaluate.coding import code_split
-
     rows: dict[str, list[dict]] = {}
     for codec in tqdm(codecs, desc=f"{layout.name}/{recognizer.name} pre-trained", unit="codec"):
-        payload = code_split(codec, layout, "val", profile, plan.val_images)
+        payload = coding_sweep.code_split(codec, layout, "val", profile, plan.val_images)
         scores = cache.score(recognizer, base, layout, _codec_images(payload, profile, layout.name, "val"), plan.val_images)
         rows.setdefault(codec.family, []).append({"codec_id": codec.id, "bpp": payload["mean"]["bpp"], **scores})
     return rows
@@ -146,9 +141,7 @@ def finetune_selection(codecs: list, selectors: list[str], folder: Path, plan: R
     """Codecs to fine-tune: the selectors, with ``best-classical`` resolved from the pre-trained curves
     (the classical family the object codec saves the fewest bits against; without a computable BD-rate,
     the classical family of highest mean mAP)."""
-    from icm_lib.evaluate.coding import select_codecs
-
-    chosen = select_codecs(codecs, [s for s in selectors if s != BEST_CLASSICAL])
+    chosen = coding_sweep.select_codecs(codecs, [s for s in selectors if s != BEST_CLASSICAL])
     if BEST_CLASSICAL in selectors:
         tables = rr.bd_rate_tables(folder, ("map",), plan.bd_min_points, plan.bd_drop_dominated)
         best = rr.best_classical(tables["map"], "pretrained") if tables else None
@@ -163,14 +156,12 @@ def finetuned_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout, 
                      profile: str, cache: ScoreCache) -> dict[str, list[dict]]:
     """Step 2: fine-tune on each codec's decoded train subset, score on its decoded val images.
     The train subsets are coded first, ``plan.workers`` codecs at once."""
-    from icm_lib.evaluate.coding import code_codecs, code_split
-
-    trains = code_codecs(codecs, profile, layout.name, "train", plan.finetune_images, workers=plan.workers or 1)
+    trains = coding_sweep.code_codecs(codecs, profile, layout.name, "train", plan.finetune_images, workers=plan.workers or 1)
     rows: dict[str, list[dict]] = {}
     for codec, train in tqdm(zip(codecs, trains), total=len(codecs), desc=f"{layout.name}/{recognizer.name} fine-tuning",
                              unit="codec"):
         tuned = recognizer.finetuned(base, layout, codec.id, _codec_images(train, profile, layout.name, "train"), profile)
-        val = code_split(codec, layout, "val", profile, plan.val_images)
+        val = coding_sweep.code_split(codec, layout, "val", profile, plan.val_images)
         scores = cache.score(recognizer, tuned, layout, _codec_images(val, profile, layout.name, "val"), plan.val_images)
         rows.setdefault(codec.family, []).append({"codec_id": codec.id, "bpp": val["mean"]["bpp"], **scores})
     return rows
@@ -199,13 +190,11 @@ def evaluate_dataset(recognizer: Recognizer, layout: DatasetLayout, codecs: list
 
 def run_recognition(plan: RecognitionPlan, profile: str, recognizers: list[Recognizer] | None = None) -> dict:
     """Every dataset x detector of the plan; returns ``{dataset: {detector: timings}}``."""
-    from icm_lib.evaluate.coding import all_codecs, select_codecs
-
     recognizers = recognizers if recognizers is not None else build_recognizers(
         plan.detectors, plan.yolo, plan.maskrcnn, plan.finetune_epochs, plan.weights)
     plan = plan.resolved(profile)
-    available, skipped = all_codecs(profile, plan.classical, plan.qualities)
-    codecs = select_codecs(available, plan.codecs)
+    available, skipped = coding_sweep.all_codecs(profile, plan.classical, plan.qualities)
+    codecs = coding_sweep.select_codecs(available, plan.codecs)
     if not codecs:
         raise ValueError(f"no codec matches {plan.codecs}: train codecs (notebook 02) or name available families")
     summary: dict = {"skipped_codecs": list(skipped)}
@@ -243,9 +232,6 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from icm_lib.cli import UserError
-    from icm_lib.config import notebook_params
-
     plan = RecognitionPlan.from_params(notebook_params(args.profile, "04_recognition_accuracy"))
     params = notebook_params(args.profile, "04_recognition_accuracy")
     if args.dataset:

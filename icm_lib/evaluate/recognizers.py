@@ -19,6 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from icm_lib.data.layout import DatasetLayout
+from icm_lib.evaluate import detection, segmentation
+from icm_lib.evaluate.cocoeval import load_coco
+from icm_lib.evaluate.detection import YoloConfig
+from icm_lib.evaluate.segmentation import SegmenterConfig
 from icm_lib.paths import detectors_dir
 
 
@@ -50,7 +54,7 @@ class Recognizer(ABC):
 class YoloRecognizer(Recognizer):
     """YOLOv5 (ultralytics): bbox mAP. ``weights`` maps a dataset to a user's weights file (e.g. COCO)."""
 
-    config: "YoloConfig"
+    config: YoloConfig
     finetune_epochs: int = 3
     finetune_lr: float | None = None
     weights: dict[str, str] | None = None
@@ -58,43 +62,37 @@ class YoloRecognizer(Recognizer):
     name: str = "yolo"
     metric_keys: tuple[str, ...] = ("map", "map50")
 
-    def config_for(self, layout: DatasetLayout) -> "YoloConfig":
+    def config_for(self, layout: DatasetLayout) -> YoloConfig:
         return replace(self.config, **(self.per_dataset or {}).get(layout.name, {}))
 
     def clean(self, layout: DatasetLayout, profile: str) -> Path:
-        from icm_lib.evaluate.detection import train_yolo
-
         given = (self.weights or {}).get(layout.name)
         if given:
             return _existing(given, f"YOLO weights for {layout.name}")
-        return train_yolo(layout.yolo_yaml, detectors_dir(profile) / "yolo" / layout.name / "clean", self.config_for(layout))
+        return detection.train_yolo(layout.yolo_yaml, detectors_dir(profile) / "yolo" / layout.name / "clean", self.config_for(layout))
 
     def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
-        from icm_lib.evaluate.detection import class_names, train_yolo, write_data_yaml
-
         run_dir = detectors_dir(profile) / "yolo" / layout.name / "finetuned" / codec_id
         val_images = Path(train_images).parent / "val"
         if not val_images.is_dir():
             val_images = layout.images("val")
-        data = write_data_yaml(run_dir.parent / f"{codec_id}.yaml", train_images, val_images,
-                               class_names(layout.annotations("train")))
+        data = detection.write_data_yaml(run_dir.parent / f"{codec_id}.yaml", train_images, val_images,
+                                         detection.class_names(layout.annotations("train")))
         config = self.config_for(layout).finetuned(self.finetune_epochs, lr0=self.finetune_lr)
-        return train_yolo(data, run_dir, config, init=base)
+        return detection.train_yolo(data, run_dir, config, init=base)
 
     def evaluate(self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None) -> dict[str, float]:
-        from icm_lib.evaluate.detection import evaluate_yolo
-
         files = layout.image_files("val")[:limit]
         if images_dir is not None:
             files = [Path(images_dir) / f"{f.stem}.png" for f in files]
-        return evaluate_yolo(weights, files, layout.annotations("val"), self.config_for(layout))
+        return detection.evaluate_yolo(weights, files, layout.annotations("val"), self.config_for(layout))
 
 
 @dataclass
 class MaskRCNNRecognizer(Recognizer):
     """torchvision Mask R-CNN: bbox and segm mAP; needs instance masks (not on box-only data)."""
 
-    config: "SegmenterConfig"
+    config: SegmenterConfig
     finetune_epochs: int = 2
     finetune_lr: float | None = None
     weights: dict[str, str] | None = None
@@ -105,27 +103,21 @@ class MaskRCNNRecognizer(Recognizer):
         return layout.has_segmentation("val")
 
     def clean(self, layout: DatasetLayout, profile: str) -> Path:
-        from icm_lib.evaluate.segmentation import train_segmenter
-
         given = (self.weights or {}).get(layout.name)
         if given:
             return _existing(given, f"Mask R-CNN weights for {layout.name}")
         out = detectors_dir(profile) / "maskrcnn" / layout.name / "clean.pt"
-        return train_segmenter(layout, out, self.config)
+        return segmentation.train_segmenter(layout, out, self.config)
 
     def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
-        from icm_lib.evaluate.segmentation import train_segmenter
-
         n_images = _check_first_by_id(layout, Path(train_images))
         config = replace(self.config, epochs=self.finetune_epochs, max_images=n_images,
                          lr=self.finetune_lr if self.finetune_lr is not None else self.config.lr / 10, warmup_iters=0)
         out = detectors_dir(profile) / "maskrcnn" / layout.name / "finetuned" / f"{codec_id}.pt"
-        return train_segmenter(layout, out, config, images_dir=train_images, init=base)
+        return segmentation.train_segmenter(layout, out, config, images_dir=train_images, init=base)
 
     def evaluate(self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None) -> dict[str, float]:
-        from icm_lib.evaluate.segmentation import evaluate_segmenter
-
-        scores = evaluate_segmenter(weights, layout, "val", images_dir, max_images=limit)
+        scores = segmentation.evaluate_segmenter(weights, layout, "val", images_dir, max_images=limit)
         return {"map": scores["bbox_map"], "map50": scores["bbox_map50"],
                 "segm_map": scores["segm_map"], "segm_map50": scores["segm_map50"]}
 
@@ -133,8 +125,6 @@ class MaskRCNNRecognizer(Recognizer):
 def _check_first_by_id(layout: DatasetLayout, train_images: Path) -> int:
     """The number of decoded train images, checked to be the first ones by image id, which is what
     the segmenter's ``max_images`` takes (the coder takes the first ones by file name)."""
-    from icm_lib.evaluate.cocoeval import load_coco
-
     stems = {p.stem for p in train_images.glob("*.png")}
     images = sorted(load_coco(layout.annotations("train")).dataset["images"], key=lambda i: i["id"])
     first = {Path(i["file_name"]).stem for i in images[:len(stems)]}
@@ -164,15 +154,11 @@ def build_recognizers(names: list[str], yolo: dict, maskrcnn: dict, finetune_epo
     recognizers: list[Recognizer] = []
     for name in names:
         if name == "yolo":
-            from icm_lib.evaluate.detection import YoloConfig
-
             shared = {k: v for k, v in yolo.items() if not isinstance(v, dict)}
             per_dataset = {k: v for k, v in yolo.items() if isinstance(v, dict)}
             recognizers.append(YoloRecognizer(YoloConfig(**shared), finetune_epochs.get(name, 3), weights=weights.get(name),
                                               per_dataset=per_dataset))
         elif name == "maskrcnn":
-            from icm_lib.evaluate.segmentation import SegmenterConfig
-
             recognizers.append(MaskRCNNRecognizer(SegmenterConfig(**maskrcnn), finetune_epochs.get(name, 2), weights=weights.get(name)))
         else:
             raise ValueError(f"unknown detector {name!r}; expected 'yolo' or 'maskrcnn'")

@@ -21,7 +21,6 @@ Deviation: on the embedded data the model is the small from-scratch variant
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from dataclasses import replace
@@ -43,6 +42,7 @@ from icm_lib.evaluate.maskrcnn_model import (
     coco_resnet50_fpn,
     load_state_dict_file,
 )
+from icm_lib.io import atomic_writer
 
 __all__ = ["SegmenterConfig", "train_segmenter", "evaluate_segmenter", "load_segmenter", "predict"]
 
@@ -199,7 +199,7 @@ def _warmup_cosine(warmup: int, total: int):
 
 def _save(out_path: Path, run: _Run, num_classes: int, config: SegmenterConfig, data: dict,
           finished: bool, record: dict) -> None:
-    """Write the checkpoint atomically (temp file, then rename)."""
+    """Write the checkpoint atomically (:func:`icm_lib.io.atomic_writer`)."""
     state = {
         "state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
         "config": config.to_dict(),
@@ -209,10 +209,8 @@ def _save(out_path: Path, run: _Run, num_classes: int, config: SegmenterConfig, 
         "training_state": None if finished else {"optimizer": run.optimizer.state_dict(),
                                                  "scheduler": run.scheduler.state_dict(), "epoch": record["epoch"]},
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, out_path)
+    with atomic_writer(out_path) as fh:
+        torch.save(state, fh)
 
 
 @torch.no_grad()

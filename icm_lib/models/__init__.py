@@ -21,15 +21,17 @@ registry's defaults for that name have changed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.nn as nn
 from compressai.models import Cheng2020Attention, MeanScaleHyperprior, ScaleHyperprior
 
+from icm_lib.errors import UserError
 from icm_lib.models.gated import GatedMeanScaleHyperprior
-from icm_lib.models.tcm import TCM, TCM_SIZES, TCMConfig, load_official_tcm
+from icm_lib.models.tcm import TCM, TCM_SIZES, TCMConfig
 
-__all__ = ["TCM", "TCMConfig", "available", "build", "create", "load_official_tcm", "model_config",
+__all__ = ["TCM", "TCMConfig", "available", "build", "create", "model_config",
            "parameter_count", "register", "with_config"]
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
@@ -47,8 +49,6 @@ def available() -> list[str]:
 
 def create(name: str, **kwargs: Any) -> nn.Module:
     """An untrained model by registry name; ``kwargs`` override its defaults (e.g. ``N=32``)."""
-    from icm_lib.cli import UserError
-
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; available: {', '.join(available())}")
     return build(name, {**_REGISTRY[name][1], **kwargs})
@@ -60,8 +60,6 @@ def build(name: str, config: dict[str, Any]) -> nn.Module:
     This is how a checkpoint's stored config comes back (for TCM, missing fields take
     :class:`TCMConfig`'s defaults, which never change meaning).
     """
-    from icm_lib.cli import UserError
-
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; available: {', '.join(available())}")
     try:

@@ -7,7 +7,7 @@ hyperprior with a channel-wise autoregressive context over ``num_slices``
 slices of the latent, each predicted through a Swin attention module
 (``SWAtten``), with latent residual prediction (``lrp``). Module names, shapes
 and numerics follow the published implementation (LIC_TCM, ``models/tcm.py``):
-its checkpoints load unchanged (:func:`load_official_tcm`), and with equal
+its checkpoints load unchanged (:func:`icm_lib.checkpoint.load_official_tcm`), and with equal
 weights ``forward``/``compress``/``decompress`` reproduce its outputs and its
 bitstream byte for byte (tests/assets/tcm_N64_conformance.pt).
 
@@ -289,35 +289,3 @@ def official_state_dict(checkpoint: dict) -> dict:
     """
     state = checkpoint.get("state_dict", checkpoint)
     return {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
-
-
-def load_official_tcm(path, size: str = "large") -> TCM:
-    """A TCM with the weights of an official LIC_TCM checkpoint, CDF tables ready for coding.
-
-    Args:
-        path: the ``.pth.tar`` checkpoint file of the published implementation.
-        size: ``small``, ``medium`` or ``large`` (N = 64, 96, 128), as the checkpoint was trained
-            (or ``tiny``, for a state_dict of this project's reduced model).
-    Returns:
-        The model in eval mode; call ``.train()`` to fine-tune it.
-    """
-    from icm_lib.checkpoint import read_weights_only
-    from icm_lib.cli import UserError
-    from icm_lib.models import create
-
-    if size not in TCM_SIZES:
-        raise UserError(f"unknown TCM size {size!r}; one of {', '.join(TCM_SIZES)}")
-    model = create(f"tcm-{size}")
-    checkpoint = read_weights_only(path)
-    if not isinstance(checkpoint, dict):
-        raise UserError(f"{path} holds no state_dict")
-    state = official_state_dict(checkpoint)
-    # CDF buffers absent from the file are recomputed below: take the model's empty ones.
-    cdf_names = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
-    state.update({k: v for k, v in model.state_dict().items() if k not in state and k.endswith(cdf_names)})
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise UserError(f"{path} does not fit tcm-{size}: {str(err).splitlines()[0][:160]}") from None
-    model.update(force=True)
-    return model.eval()

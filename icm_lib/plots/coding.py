@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from icm_lib.evaluate.coding import read_family_results
+from icm_lib.evaluate.examples import example_panels
 
 CLASSICAL_COLOURS = {"jpeg": "#7f7f7f", "webp": "#bcbd22", "avif": "#8c564b", "heic": "#9467bd", "jxl": "#17becf",
                      "vvc": "#2ca02c"}
@@ -89,9 +90,7 @@ def _bits_vmax(images: list[np.ndarray]) -> float:
 
 def interactive_examples(profile: str, layout, split: str, codecs: list, stems: list[str]):
     """A widget for JupyterLab: slide over the codecs (lambdas) and images; shows input, decoded and bit map."""
-    import ipywidgets as widgets
-
-    from icm_lib.evaluate.examples import example_panels
+    import ipywidgets as widgets  # only for JupyterLab
 
     by_id = {c.id: c for c in codecs}
 

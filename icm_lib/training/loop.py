@@ -26,7 +26,14 @@ from icm_lib.io import json_safe, write_atomic, write_json
 from icm_lib.metrics import masked_mse, psnr_from_mse
 from icm_lib.training import distributed
 from icm_lib.training.config import TrainConfig
-from icm_lib.training.state import aux_parameter_names, configure_optimizers, epoch_indices, rng_state, seed_everything, set_rng_state
+from icm_lib.training.state import (
+    aux_parameter_names,
+    configure_optimizers,
+    epoch_indices,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from icm_lib.training.validate import evaluate_codec
 
 CHECKPOINT = "checkpoint.pt"
@@ -211,8 +218,8 @@ def _place_schedule(scheduler: torch.optim.lr_scheduler.MultiStepLR, step: int) 
 
 def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]:
     """The run's own checkpoint with its training state, else ``cfg.init``, else a fresh model."""
-    from icm_lib.checkpoint import load_checkpoint
-    from icm_lib.models import create, load_official_tcm
+    from icm_lib.checkpoint import load_checkpoint, load_official_tcm
+    from icm_lib.models import create
 
     if own.is_file():
         if not cfg.resume:
