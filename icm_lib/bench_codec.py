@@ -6,7 +6,7 @@ ratio of the real entropy-coded bits (the strings, no file header) to the
 entropy estimate ``-sum log2 likelihoods`` of ``forward`` in eval mode; the
 estimate is the limit, so the ratio says what the coder loses (target <= 1.01
 at 256x256 and larger). ``bpp`` is that of whole bitstream files
-(:mod:`icm_lib.codec`, header included) at batch 1.
+(:mod:`icm_lib.bitstream`, header included) at batch 1.
 
 Test images are crops of the photos bundled with scikit-image. A random-weight
 model's latents fit its entropy model badly, so unless ``--checkpoint`` gives
@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from icm_lib.bitstream import bits_per_pixel, encode
 from icm_lib.checkpoint import load_checkpoint, read_weights_only
 from icm_lib.cli_groups import group
-from icm_lib.codec import bits_per_pixel, encode
 from icm_lib.errors import UserError
 from icm_lib.losses import RateDistortionLoss
 from icm_lib.models import create, parameter_count, with_config

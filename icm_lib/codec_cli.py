@@ -4,7 +4,7 @@ Both refuse what would harm before doing it:
 
 - sizes: the image's size (read from its header, pixels not yet decoded) or the
   size a bitstream claims, against :mod:`icm_lib.limits`, then the memory the
-  coding would take (:func:`icm_lib.codec.check_size`);
+  coding would take (:func:`icm_lib.bitstream.check_size`);
 - outputs (:func:`icm_lib.io.check_output`): never the input or the
   checkpoint, never a folder, never an existing file of another kind (for
   ``encode`` anything but a bitstream, for ``decode`` anything but an image)
@@ -27,8 +27,8 @@ import numpy as np
 from PIL import Image
 
 from icm_lib import limits
+from icm_lib.bitstream import bits_per_pixel, check_size, decode, encode, is_bitstream, read_header, to_uint8
 from icm_lib.checkpoint import load_checkpoint
-from icm_lib.codec import bits_per_pixel, check_size, decode, encode, is_bitstream, read_header, to_uint8
 from icm_lib.errors import UserError
 from icm_lib.io import check_output, open_image, pil_bomb_check_off, write_output
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from icm_lib.evaluate.bdrate import Curve, bd_rate, bd_rate_table, table_markdown, write_table
+from icm_lib.evaluate.recognition.bdrate import Curve, bd_rate, bd_rate_table, table_markdown, write_table
 
 ANCHOR = Curve(bpp=[0.1, 0.2, 0.4, 0.8], metric=[0.20, 0.30, 0.38, 0.42])
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from icm_lib.evaluate.bitmaps import BitMap, bit_allocation_map
+from icm_lib.evaluate.coding.bitmaps import BitMap, bit_allocation_map
 from icm_lib.models import create
 
 

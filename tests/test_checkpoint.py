@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from icm_lib.bitstream import checked_fingerprint
 from icm_lib.checkpoint import load_checkpoint, model_fingerprint, save_checkpoint, weights_digest
-from icm_lib.codec import checked_fingerprint
 from icm_lib.errors import UserError
 from icm_lib.models import create
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from icm_lib.evaluate import codecs as codecs_mod
-from icm_lib.evaluate.codecs import PILLOW_FORMATS, PillowCodec, classical_codecs
+from icm_lib.evaluate.coding import codecs as codecs_mod
+from icm_lib.evaluate.coding.codecs import PILLOW_FORMATS, PillowCodec, classical_codecs
 
 
 def _image(h=45, w=62, seed=0, noise=12.0) -> np.ndarray:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from icm_lib.evaluate.cocoeval import (
+from icm_lib.evaluate.recognition.cocoeval import (
     coco_map,
     encode_mask,
     ground_truth_as_detections,

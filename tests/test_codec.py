@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from icm_lib.bitstream import MAGIC, BitstreamError, bits_per_pixel, decode, encode, read_header
 from icm_lib.checkpoint import save_checkpoint
 from icm_lib.cli import main
-from icm_lib.codec import MAGIC, BitstreamError, bits_per_pixel, decode, encode, read_header
 from icm_lib.models import create
 
 META = {"loss": "object", "lmbda": 0.05, "step": 0, "data": "random weights (test)"}

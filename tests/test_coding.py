@@ -9,8 +9,15 @@ import pytest
 from PIL import Image
 
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.evaluate.codecs import PillowCodec, PillowFormat
-from icm_lib.evaluate.coding import code_split, codec_dir, coding_sweep, mean_record, read_family_results, select_codecs
+from icm_lib.evaluate.coding.codecs import PillowCodec, PillowFormat
+from icm_lib.evaluate.coding.sweep import (
+    code_split,
+    codec_dir,
+    coding_sweep,
+    mean_record,
+    read_family_results,
+    select_codecs,
+)
 
 
 def make_layout(profile: str, name: str = "tiny", n: int = 3, size=(40, 56)) -> DatasetLayout:

@@ -7,8 +7,8 @@ import torch
 from test_coding import make_layout
 
 from icm_lib.checkpoint import save_checkpoint
-from icm_lib.evaluate.codecs import LearnedCodec
-from icm_lib.evaluate.coding import bit_share_split, code_split, coding_sweep, read_family_results, read_rgb
+from icm_lib.evaluate.coding.codecs import LearnedCodec
+from icm_lib.evaluate.coding.sweep import bit_share_split, code_split, coding_sweep, read_family_results, read_rgb
 from icm_lib.models import create
 
 

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from icm_lib.data.formats import write_coco_json, write_yolo_labels, write_yolo_yaml
-from icm_lib.evaluate import detection
-from icm_lib.evaluate.cocoeval import ground_truth_as_detections
-from icm_lib.evaluate.detection import YoloConfig, _coco_detections, category_ids, evaluate_yolo, train_yolo
+from icm_lib.evaluate.recognition import yolo as detection
+from icm_lib.evaluate.recognition.cocoeval import ground_truth_as_detections
+from icm_lib.evaluate.recognition.yolo import YoloConfig, _coco_detections, category_ids, evaluate_yolo, train_yolo
 
 CATEGORIES = [{"id": 7, "name": "star"}, {"id": 1, "name": "disc"}, {"id": 3, "name": "cross"}]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from compressai.models.base import get_scale_table
 
-from icm_lib.codec import BitstreamError, decode, encode
+from icm_lib.bitstream import BitstreamError, decode, encode
 from icm_lib.models import create, with_config
 from icm_lib.models.entropy_tables import (
     RoundedEntropyBottleneck,

@@ -28,7 +28,7 @@ def test_a_closed_gate_still_learns_what_opening_it_would_gain():
 
 def test_a_closed_gate_codes_the_image_in_almost_no_bits():
     """With the gate shut the latent is all zeros: the file holds the hyper-latent and little else."""
-    from icm_lib.codec import encode
+    from icm_lib.bitstream import encode
 
     model = small()
     with torch.no_grad():

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from hostile import assert_error_line, assert_refused, codec_files, icm, snapshot
+from icm_lib.bitstream import FORMAT_VERSION, MAGIC, read_header
 from icm_lib.cli import main
-from icm_lib.codec import FORMAT_VERSION, MAGIC, read_header
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from hostile import assert_error_line, assert_refused, codec_files, icm, snapshot
+from icm_lib.bitstream import encode
 from icm_lib.checkpoint import load_checkpoint, model_fingerprint, save_checkpoint, verify_checkpoint, weights_digest
 from icm_lib.cli import main
-from icm_lib.codec import encode
 from icm_lib.errors import UserError
 from icm_lib.models import create
 

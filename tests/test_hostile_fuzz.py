@@ -23,7 +23,7 @@ import json, random, struct, sys, zlib
 import torch
 from icm_lib.checkpoint import load_checkpoint
 from icm_lib.errors import UserError
-from icm_lib.codec import decode, read_header
+from icm_lib.bitstream import decode, read_header
 
 torch.set_num_threads(1)
 model, _, _ = load_checkpoint(sys.argv[1])

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from icm_lib.bitstream import decode, encode
 from icm_lib.checkpoint import load_checkpoint, save_checkpoint
 from icm_lib.cli import main
-from icm_lib.codec import decode, encode
 from icm_lib.errors import UserError
 from icm_lib.models import available, create, parameter_count
 

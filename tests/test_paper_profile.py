@@ -7,8 +7,8 @@ import pytest
 
 from icm_lib.cli import main
 from icm_lib.config import notebook_params
-from icm_lib.evaluate.recognition import RecognitionPlan, validate_paths
-from icm_lib.evaluate.recognizers import build_recognizers
+from icm_lib.evaluate.recognition.curves import RecognitionPlan, validate_paths
+from icm_lib.evaluate.recognition.recognizers import build_recognizers
 
 STEM = "04_recognition_accuracy"
 

@@ -11,10 +11,16 @@ from PIL import Image
 
 from icm_lib.data.formats import write_coco_json, write_yolo_labels
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.evaluate.codecs import PillowCodec
-from icm_lib.evaluate.recognition import BEST_CLASSICAL, RecognitionPlan, headline, run_recognition, validate_paths
-from icm_lib.evaluate.recognition_results import read_curves, recognition_dir
-from icm_lib.evaluate.recognizers import Recognizer
+from icm_lib.evaluate.coding.codecs import PillowCodec
+from icm_lib.evaluate.recognition.curves import (
+    BEST_CLASSICAL,
+    RecognitionPlan,
+    headline,
+    run_recognition,
+    validate_paths,
+)
+from icm_lib.evaluate.recognition.recognizers import Recognizer
+from icm_lib.evaluate.recognition.results import read_curves, recognition_dir
 from icm_lib.paths import detectors_dir
 
 
@@ -98,7 +104,7 @@ def _codecs():
 
 
 def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
-    import icm_lib.evaluate.coding as coding
+    import icm_lib.evaluate.coding.sweep as coding
 
     monkeypatch.setattr(coding, "all_codecs", lambda profile, classical=None, qualities=None: (_codecs(), ["vvc: not here"]))
     plan = RecognitionPlan(datasets=["toy"], detectors=["fake"], codecs=["all"], classical=["jpeg", "webp"], qualities={},
@@ -128,7 +134,7 @@ def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
 
 
 def test_figure_from_results(toy_layout, monkeypatch, project_root):
-    import icm_lib.evaluate.coding as coding
+    import icm_lib.evaluate.coding.sweep as coding
     from icm_lib.plots import save_figure
     from icm_lib.plots.recognition import plot_map_vs_bpp
 
@@ -157,9 +163,9 @@ def test_plan_from_params_and_missing_paths(project_root):
 
 
 def test_maskrcnn_adapter_maps_scores_and_checks_the_subset(toy_layout, monkeypatch, tmp_path):
-    import icm_lib.evaluate.segmentation as segmentation
-    from icm_lib.evaluate.recognizers import MaskRCNNRecognizer
-    from icm_lib.evaluate.segmentation import SegmenterConfig
+    import icm_lib.evaluate.recognition.maskrcnn.train as segmentation
+    from icm_lib.evaluate.recognition.maskrcnn.train import SegmenterConfig
+    from icm_lib.evaluate.recognition.recognizers import MaskRCNNRecognizer
 
     scores = {"bbox_map": 0.4, "bbox_map50": 0.6, "segm_map": 0.3, "segm_map50": 0.5}
     monkeypatch.setattr(segmentation, "evaluate_segmenter", lambda *args, **kwargs: scores)

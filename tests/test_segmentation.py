@@ -12,10 +12,10 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.evaluate import segmentation
-from icm_lib.evaluate.maskrcnn_data import CocoSegmentationDataset
-from icm_lib.evaluate.maskrcnn_model import SegmenterConfig, build_segmenter, coco_resnet50_fpn
-from icm_lib.evaluate.segmentation import evaluate_segmenter, load_segmenter, train_segmenter
+from icm_lib.evaluate.recognition.maskrcnn import train as segmentation
+from icm_lib.evaluate.recognition.maskrcnn.data import CocoSegmentationDataset
+from icm_lib.evaluate.recognition.maskrcnn.model import SegmenterConfig, build_segmenter, coco_resnet50_fpn
+from icm_lib.evaluate.recognition.maskrcnn.train import evaluate_segmenter, load_segmenter, train_segmenter
 
 H, W = 48, 64
 # A network small enough to train a step in well under a second.

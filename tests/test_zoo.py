@@ -62,7 +62,7 @@ def test_load_gives_an_eval_codec_that_codes(zoo_env):
     import torch
 
     from icm_lib import zoo
-    from icm_lib.codec import decode, encode
+    from icm_lib.bitstream import decode, encode
 
     model = zoo.load("smoke", "mbt2018-mean-object-0.05")
     assert not model.training

@@ -1,7 +1,10 @@
 """Evaluation of the codecs of Shindo et al., "Image Coding for Machines with Object Region Learning".
 
-- :mod:`icm_lib.evaluate.codecs`: learned and classical codecs behind one interface (real bitstreams).
-- :mod:`icm_lib.evaluate.coding`: coding a dataset split, per-image records, results per codec family.
-- :mod:`icm_lib.evaluate.bitmaps`: bit-allocation maps and the share of bits inside the objects (Fig. 4).
-- The recognition modules (detectors, COCOeval, BD-rate) measure the machines on the decoded images.
+The two halves of the experiment:
+
+- :mod:`icm_lib.evaluate.coding`: the codecs and what they do to the pixels: learned and
+  classical codecs behind one interface (real bitstreams), coding a split, bit-allocation
+  maps and region PSNR, the coding examples of Fig. 4.
+- :mod:`icm_lib.evaluate.recognition`: what the machines see: YOLO and Mask R-CNN trained
+  clean and fine-tuned on coded images, COCOeval, mAP-bpp curves, BD-rate tables (Figs. 2-3).
 """

@@ -12,8 +12,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from icm_lib.evaluate.coding import read_family_results
-from icm_lib.evaluate.examples import example_panels
+from icm_lib.evaluate.coding.examples import example_panels
+from icm_lib.evaluate.coding.sweep import read_family_results
 
 CLASSICAL_COLOURS = {"jpeg": "#7f7f7f", "webp": "#bcbd22", "avif": "#8c564b", "heic": "#9467bd", "jxl": "#17becf",
                      "vvc": "#2ca02c"}
@@ -50,7 +50,7 @@ def coding_examples_figure(panels, title: str = "", horizontal: bool = False):
     """Fig. 4 layout: the input row, then one row per decoded codec and per bit map, columns = images.
 
     Args:
-        panels: :class:`icm_lib.evaluate.examples.ExamplePanels`.
+        panels: :class:`icm_lib.evaluate.coding.examples.ExamplePanels`.
         horizontal: transpose (rows become columns), for a single image side by side.
     """
     rows = [("input", [(image, f"{stem}") for image, stem in zip(panels.inputs, panels.stems)]), *panels.rows.items()]

@@ -4,7 +4,7 @@ One panel per detector mode (pre-trained, fine-tuned) and one row per metric;
 one curve per codec family (the object codec in red, the MSE codec in blue,
 classical anchors in muted colours); the detector's accuracy on uncompressed
 images as a dotted horizontal line. Drawn from the results files of
-:mod:`icm_lib.evaluate.recognition_results`, so a figure is redrawn without
+:mod:`icm_lib.evaluate.recognition.results`, so a figure is redrawn without
 rerunning anything.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from icm_lib.evaluate.recognition_results import MODES, codec_role, read_curves, read_uncompressed
+from icm_lib.evaluate.recognition.results import MODES, codec_role, read_curves, read_uncompressed
 
 METRIC_LABELS = {"map": "bbox mAP@[.5:.95]", "map50": "bbox mAP50", "segm_map": "mask mAP@[.5:.95]", "segm_map50": "mask mAP50"}
 ROLE_STYLE = {"object": {"color": "tab:red", "lw": 2.2, "marker": "o", "zorder": 5},

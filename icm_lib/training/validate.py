@@ -1,6 +1,6 @@
 """Validation of a codec during and after training, from real bitstreams.
 
-Each val image is coded with :func:`icm_lib.codec.encode` (CompressAI's rANS
+Each val image is coded with :func:`icm_lib.bitstream.encode` (CompressAI's rANS
 coder) and decoded back; bpp is the bitstream's length in bits over the
 image's pixels, not the entropy estimate. PSNR is reported over the whole
 image, inside the object mask (Eq. 3) and over the background.
@@ -52,9 +52,9 @@ def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", 
         objects' share of their pixels, for comparison); ``empty_bpp`` and ``empty_images`` (mean
         real bpp over the object-free images coded; NaN when the split has none).
     """
-    from icm_lib.evaluate.bitmaps import bit_allocation_map
+    from icm_lib.evaluate.coding.bitmaps import bit_allocation_map
 
-    codec = copy.deepcopy(model).cpu().eval()  # icm_lib.codec codes on the CPU, for bit-exact decoding
+    codec = copy.deepcopy(model).cpu().eval()  # icm_lib.bitstream codes on the CPU, for bit-exact decoding
     codec.update(force=True)
     all_files = layout.image_files(split)
     files = all_files[:max_images] if max_images else all_files
@@ -86,7 +86,7 @@ def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", 
 
 def _code(codec: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """Real bpp and region PSNR of one image through the bitstream."""
-    from icm_lib.codec import decode, encode
+    from icm_lib.bitstream import decode, encode
 
     data = encode(codec, x)
     x_hat = _as_tensor(decode(codec, data)).mul(255).round().div(255)  # as saved to an 8-bit PNG

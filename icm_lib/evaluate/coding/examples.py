@@ -2,10 +2,10 @@
 
 The paper's Fig. 4 shows input images above their reconstructions by the
 Object-MSE codec. Here the MSE codec at the nearest bpp and both codecs'
-bit-allocation maps (:mod:`icm_lib.evaluate.bitmaps`) are added, and the
+bit-allocation maps (:mod:`icm_lib.evaluate.coding.bitmaps`) are added, and the
 share of bits inside the objects is compared at similar bpp in numbers.
 Everything is read back from the decoded folders and results files of
-:mod:`icm_lib.evaluate.coding`; only the bit maps need the models.
+:mod:`icm_lib.evaluate.coding.sweep`; only the bit maps need the models.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.evaluate.bitmaps import bit_allocation_map
-from icm_lib.evaluate.codecs import LearnedCodec
-from icm_lib.evaluate.coding import codec_dir, load_records, read_family_results, read_mask, read_rgb
+from icm_lib.evaluate.coding.bitmaps import bit_allocation_map
+from icm_lib.evaluate.coding.codecs import LearnedCodec
+from icm_lib.evaluate.coding.sweep import codec_dir, load_records, read_family_results, read_mask, read_rgb
 
 
 def _points(profile: str, dataset: str, suffix: str) -> list[dict]:
@@ -87,7 +87,7 @@ def example_panels(profile: str, layout: DatasetLayout, split: str, stems: list[
                    codecs: list[LearnedCodec]) -> ExamplePanels:
     """Decoded images (labelled with their real bpp) and bit maps (estimated bpp, share in objects) per codec.
 
-    The codecs must have coded the split already (:func:`icm_lib.evaluate.coding.code_split`).
+    The codecs must have coded the split already (:func:`icm_lib.evaluate.coding.sweep.code_split`).
     """
     panels = ExamplePanels(stems, [read_rgb(layout.images(split) / _name(layout, split, s)) for s in stems],
                            [read_mask(layout, split, s) for s in stems])

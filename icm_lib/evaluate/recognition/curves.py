@@ -9,7 +9,7 @@ codec of a :class:`RecognitionPlan`:
 
 1. the clean detector (trained here on the clean train split and cached, or the
    user's weights) is scored on the original val images and on each codec's
-   decoded val images (coded by :func:`icm_lib.evaluate.coding.code_split`,
+   decoded val images (coded by :func:`icm_lib.evaluate.coding.sweep.code_split`,
    reused when notebook 03 already coded them);
 2. for the codecs chosen for fine-tuning, the first ``finetune_images`` train
    images are coded with that codec, the clean detector is fine-tuned on them
@@ -36,9 +36,9 @@ from tqdm.auto import tqdm
 from icm_lib.config import notebook_params
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.errors import UserError
-from icm_lib.evaluate import coding as coding_sweep
-from icm_lib.evaluate import recognition_results as rr
-from icm_lib.evaluate.recognizers import Recognizer, build_recognizers
+from icm_lib.evaluate.coding import sweep as coding_sweep
+from icm_lib.evaluate.recognition import results as rr
+from icm_lib.evaluate.recognition.recognizers import Recognizer, build_recognizers
 
 BEST_CLASSICAL = "best-classical"  # finetune selector: the strongest classical family, chosen from the pre-trained curves
 

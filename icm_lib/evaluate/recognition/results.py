@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from icm_lib.evaluate.bdrate import Curve, bd_rate_table, write_table
+from icm_lib.evaluate.recognition.bdrate import Curve, bd_rate_table, write_table
 from icm_lib.io import write_json
 from icm_lib.paths import results_dir
 

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from icm_lib.data.layout import IMAGE_SUFFIXES, DatasetLayout
-from icm_lib.evaluate.cocoeval import load_coco
+from icm_lib.evaluate.recognition.cocoeval import load_coco
 
 # Boxes thinner than this (pixels) are dropped: torchvision rejects zero-size boxes.
 MIN_BOX_SIDE = 1.0

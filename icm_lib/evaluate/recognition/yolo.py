@@ -9,7 +9,7 @@ fine-tuned on images coded by the same codec ("fine-tuned"). Here:
   (e.g. ultralytics' ``yolov5su.pt``), on the embedded data it is trained from
   scratch on the clean train split;
 - predictions are converted to COCO detections and scored by
-  :func:`icm_lib.evaluate.cocoeval.coco_map`, not by ultralytics' own metric,
+  :func:`icm_lib.evaluate.recognition.cocoeval.coco_map`, not by ultralytics' own metric,
   so YOLO and Mask R-CNN are scored alike.
 
 Deviations: ultralytics' YOLOv5 is the anchor-free "v5u" head of ultralytics 8,
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import icm_lib  # noqa: F401 - offline hygiene before ultralytics is imported
 from icm_lib.data.layout import IMAGE_SUFFIXES
-from icm_lib.evaluate.cocoeval import coco_map, image_ids_by_stem, load_coco
+from icm_lib.evaluate.recognition.cocoeval import coco_map, image_ids_by_stem, load_coco
 
 
 @dataclass(frozen=True)

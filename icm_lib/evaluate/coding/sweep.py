@@ -5,7 +5,7 @@ Region Learning", Sec. 4), every image of a split is encoded to a real
 bitstream and decoded; bpp is ``8 * len(bitstream) / (H * W)``. Quality is
 PSNR over the whole image, inside the object mask of Eq. (3) and outside it.
 For learned codecs each record also holds the share of the entropy-model bits
-spent inside the objects (:mod:`icm_lib.evaluate.bitmaps`), the paper's
+spent inside the objects (:mod:`icm_lib.evaluate.coding.bitmaps`), the paper's
 Fig. 4 in numbers.
 
 ``decoded/<dataset>/<codec id>/``::
@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 from icm_lib.config import notebook_params
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.errors import UserError
-from icm_lib.evaluate.bitmaps import bit_allocation_map
-from icm_lib.evaluate.codecs import ImageCodec, LearnedCodec, classical_codecs
+from icm_lib.evaluate.coding.bitmaps import bit_allocation_map
+from icm_lib.evaluate.coding.codecs import ImageCodec, LearnedCodec, classical_codecs
 from icm_lib.io import write_atomic, write_json
 from icm_lib.metrics import region_psnr_uint8
 from icm_lib.paths import decoded_dir, results_dir
@@ -149,7 +149,7 @@ def _link_labels(layout: DatasetLayout, split: str, out: Path) -> None:
 
 def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, profile: str,
                     limit: int | None = None) -> dict:
-    """Share of a learned codec's bits inside the object masks, per image (:mod:`icm_lib.evaluate.bitmaps`).
+    """Share of a learned codec's bits inside the object masks, per image (:mod:`icm_lib.evaluate.coding.bitmaps`).
 
     Written to ``bits_<split>.json`` beside the records and reused like them.
     Returns:

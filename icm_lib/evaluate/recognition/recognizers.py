@@ -4,12 +4,12 @@ Shindo et al. evaluate every codec with YOLOv5 (detection, bbox mAP) and Mask
 R-CNN (instance segmentation, bbox and segm mAP), each "pre-trained" (trained on
 clean images) and "fine-tuned" on images decoded by the codec under test. A
 :class:`Recognizer` does three things for the orchestration in
-:mod:`icm_lib.evaluate.recognition`: give the clean model (trained here and
+:mod:`icm_lib.evaluate.recognition.curves`: give the clean model (trained here and
 cached, or the user's weights file), fine-tune it on a codec's decoded train
 images (cached), and score a model on a val split by COCOeval.
 
-YOLO lives in :mod:`icm_lib.evaluate.detection`, Mask R-CNN in
-:mod:`icm_lib.evaluate.segmentation`; a fake recognizer in the tests stands in
+YOLO lives in :mod:`icm_lib.evaluate.recognition.yolo`, Mask R-CNN in
+:mod:`icm_lib.evaluate.recognition.maskrcnn.train`; a fake recognizer in the tests stands in
 for both where only the plumbing is tested.
 """
 from __future__ import annotations
@@ -19,10 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.evaluate import detection, segmentation
-from icm_lib.evaluate.cocoeval import load_coco
-from icm_lib.evaluate.detection import YoloConfig
-from icm_lib.evaluate.segmentation import SegmenterConfig
+from icm_lib.evaluate.recognition import yolo as detection
+from icm_lib.evaluate.recognition.cocoeval import load_coco
+from icm_lib.evaluate.recognition.maskrcnn import train as segmentation
+from icm_lib.evaluate.recognition.maskrcnn.train import SegmenterConfig
+from icm_lib.evaluate.recognition.yolo import YoloConfig
 from icm_lib.paths import detectors_dir
 
 

@@ -46,10 +46,10 @@ import torch
 from compressai.transforms.functional import yuv_420_to_444, yuv_444_to_420
 from PIL import Image
 
+from icm_lib.bitstream import decode as decode_bitstream
+from icm_lib.bitstream import encode as encode_bitstream
+from icm_lib.bitstream import to_uint8
 from icm_lib.checkpoint import load_checkpoint, model_fingerprint
-from icm_lib.codec import decode as decode_bitstream
-from icm_lib.codec import encode as encode_bitstream
-from icm_lib.codec import to_uint8
 
 
 class ImageCodec(ABC):
@@ -283,7 +283,7 @@ def classical_codecs(
 
 
 class LearnedCodec(ImageCodec):
-    """A trained codec (TCM or a CompressAI baseline) coding through :mod:`icm_lib.codec`'s bitstream."""
+    """A trained codec (TCM or a CompressAI baseline) coding through :mod:`icm_lib.bitstream`'s bitstream."""
 
     def __init__(self, model, family: str, setting: str, meta: dict | None = None, path: Path | None = None):
         self.model = model.eval()

@@ -3,8 +3,8 @@
 The paper judges its codecs with Mask R-CNN instance segmentation on COCO2017
 (and fine-tunes it on each codec's decoded train split, Sec. 4). This module
 is that stage for torchvision's Mask R-CNN (models in
-:mod:`icm_lib.evaluate.maskrcnn_model`, data in
-:mod:`icm_lib.evaluate.maskrcnn_data`):
+:mod:`icm_lib.evaluate.recognition.maskrcnn.model`, data in
+:mod:`icm_lib.evaluate.recognition.maskrcnn.data`):
 
 * :func:`train_segmenter` trains from scratch, or fine-tunes from ``init`` (a
   checkpoint of this module or torchvision's COCO ResNet-50-FPN weights file),
@@ -12,11 +12,11 @@ is that stage for torchvision's Mask R-CNN (models in
   atomically after every epoch, so an interrupted run resumes, and a finished
   one with the same config and data is reused.
 * :func:`evaluate_segmenter` predicts on a split and scores it with pycocotools'
-  COCOeval (:mod:`icm_lib.evaluate.cocoeval`): masks thresholded at 0.5,
+  COCOeval (:mod:`icm_lib.evaluate.recognition.cocoeval`): masks thresholded at 0.5,
   RLE-encoded, as in the COCO protocol.
 
 Deviation: on the embedded data the model is the small from-scratch variant
-(see :mod:`icm_lib.evaluate.maskrcnn_model`), not a COCO-trained ResNet-50.
+(see :mod:`icm_lib.evaluate.recognition.maskrcnn.model`), not a COCO-trained ResNet-50.
 """
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ from torchvision.models.detection import MaskRCNN
 from tqdm.auto import tqdm
 
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.evaluate.cocoeval import coco_map, encode_mask
-from icm_lib.evaluate.maskrcnn_data import CocoSegmentationDataset, collate
-from icm_lib.evaluate.maskrcnn_model import (
+from icm_lib.evaluate.recognition.cocoeval import coco_map, encode_mask
+from icm_lib.evaluate.recognition.maskrcnn.data import CocoSegmentationDataset, collate
+from icm_lib.evaluate.recognition.maskrcnn.model import (
     ARCHITECTURE_FIELDS,
     SegmenterConfig,
     build_segmenter,
