@@ -14,6 +14,7 @@ every later stage reads one structure.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,26 @@ class DatasetLayout:
         """COCO categories (``id``, ``name``) of a split's annotations."""
         with open(self.annotations(split), encoding="utf-8") as f:
             return json.load(f)["categories"]
+
+    def fingerprint(self) -> str:
+        """SHA-256 identifying the data: of the generator's spec (``synth.json``, as the zoo records it) for
+        generated data, else of every image's name and size and the annotation files' bytes (real data).
+
+        What a trained codec, a coded split or a detector was made from: a cached result whose
+        data fingerprint differs is not reused.
+        """
+        marker = self.root / "synth.json"
+        if marker.is_file():
+            spec = json.loads(marker.read_text(encoding="utf-8"))
+            return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+        digest = hashlib.sha256()
+        for split in SPLITS:
+            if self.images(split).is_dir():
+                for path in self.image_files(split):
+                    digest.update(f"{split}/{path.name}:{path.stat().st_size};".encode())
+            if self.annotations(split).is_file():
+                digest.update(self.annotations(split).read_bytes())
+        return digest.hexdigest()
 
     def has_segmentation(self, split: str = "val") -> bool:
         """Whether annotations carry instance segmentation (the aerial / VisDrone data has boxes only)."""
