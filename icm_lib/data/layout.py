@@ -14,6 +14,7 @@ every later stage reads one structure.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -78,20 +79,30 @@ class DatasetLayout:
         if marker.is_file():
             spec = json.loads(marker.read_text(encoding="utf-8"))
             return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-        digest = hashlib.sha256()
-        for split in SPLITS:
-            if self.images(split).is_dir():
-                for path in self.image_files(split):
-                    digest.update(f"{split}/{path.name}:{path.stat().st_size};".encode())
-            if self.annotations(split).is_file():
-                digest.update(self.annotations(split).read_bytes())
-        return digest.hexdigest()
+        watched = [p for split in SPLITS for p in (self.images(split), self.annotations(split)) if p.exists()]
+        return _real_data_fingerprint(self, tuple((str(p), p.stat().st_mtime_ns) for p in watched))
 
     def has_segmentation(self, split: str = "val") -> bool:
         """Whether annotations carry instance segmentation (the aerial / VisDrone data has boxes only)."""
         with open(self.annotations(split), encoding="utf-8") as f:
             anns = json.load(f)["annotations"]
         return any(a.get("segmentation") for a in anns)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_data_fingerprint(layout: DatasetLayout, stamps: tuple) -> str:
+    """Hash of real data's image names and sizes and annotation bytes, computed once per change of ``stamps``
+    (the folders' and files' modification times): COCO's are large."""
+    digest = hashlib.sha256()
+    for split in SPLITS:
+        if layout.images(split).is_dir():
+            for path in layout.image_files(split):
+                digest.update(f"{split}/{path.name}:{path.stat().st_size};".encode())
+        if layout.annotations(split).is_file():
+            with open(layout.annotations(split), "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def _check_split(split: str) -> str:
