@@ -65,7 +65,10 @@ def param(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
+def fields_of(stage: type) -> set[str]:
+    """The setting names of a stage dataclass."""
+    return {f.name for f in fields(stage)}
+
 
 
 class Stage:

@@ -25,12 +25,12 @@ import multiprocessing
 import os
 import socket
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from icm_lib.checkpoint import verify_checkpoint
-from icm_lib.config import TrainingStage
+from icm_lib.config import TrainingStage, fields_of
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import read_json
 from icm_lib.losses import CRITERIA, criterion_class
@@ -39,10 +39,10 @@ from icm_lib.training import distributed
 from icm_lib.training.config import TrainConfig, recipe_differences, recorded_config
 from icm_lib.training.loop import CHECKPOINT, SUMMARY, train_codec
 
-# TrainingStage fields every run of a sweep takes as they are (TrainConfig fields of the same name).
-SHARED_FIELDS = ("dataset", "model", "model_kwargs", "batch_size", "crop_size", "lr", "aux_lr", "decay_at", "clip_max_norm",
-                 "checkpoint_every", "val_every", "val_images", "final_val_images", "empty_val_images", "seed", "workers",
-                 "cache_images", "time_budget")
+# TrainConfig fields a sweep sets per run; every other one of the same name as a TrainingStage setting is taken
+# from the stage as it is, so a setting added to both reaches every run without a list to edit here.
+PER_RUN = ("out_dir", "profile", "loss", "lmbda", "loss_kwargs", "steps", "init", "init_official", "resume", "stop_at")
+SHARED_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in PER_RUN and f.name in fields_of(TrainingStage))
 
 
 class RunMismatch(ValueError):
