@@ -70,7 +70,6 @@ def fields_of(stage: type) -> set[str]:
     return {f.name for f in fields(stage)}
 
 
-
 class Stage:
     """What the stage dataclasses share: one YAML section, one notebook, one command's flags."""
 
