@@ -168,6 +168,6 @@ def test_a_loss_that_needs_more_than_a_profile_gives_is_refused_in_one_line(tmp_
 def test_resuming_with_other_settings_is_refused(train_root, tmp_path):
     out = tmp_path / "run"
     loop.train_codec(config(out, steps=6, stop_at=3))
-    with pytest.raises(ValueError, match=r"trained with other settings \(lr 0.001 \(asked 0.0001\)\)"):
-        loop.train_codec(config(out, steps=6, lr=1e-4))
-    assert loop.train_codec(config(out, steps=9))["step"] == 9  # more steps of the same recipe: extended
+    with pytest.raises(ValueError, match=r"trained with other settings \(lmbda 0.01 \(asked 0.02\)\)"):
+        loop.train_codec(config(out, steps=6, lmbda=0.02))
+    assert loop.train_codec(config(out, steps=9, lr=1e-4))["step"] == 9  # the same codec, extended and re-planned

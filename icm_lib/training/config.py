@@ -121,14 +121,21 @@ def recipe(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def recipe_differences(wanted: "TrainConfig", recorded: dict[str, Any], steps: bool = True) -> list[str]:
+# What makes a codec the codec it is: a resumed run may change its schedule, optimizer or batch (the loop
+# extends and re-plans runs), never these.
+CODEC_FIELDS = ("profile", "dataset", "model", "model_kwargs", "loss", "lmbda", "loss_kwargs")
+
+
+def recipe_differences(wanted: "TrainConfig", recorded: dict[str, Any], steps: bool = True,
+                       only: tuple[str, ...] | None = None) -> list[str]:
     """Each setting in which a recorded run differs from ``wanted``, as ``"lr 0.0001 (asked 0.001)"``.
 
     Args:
         wanted: the run asked for.
         recorded: the run's recorded settings (:func:`recorded_config` reads old records too).
         steps: compare ``steps`` too (False when resuming, which may extend a run, or under a time budget).
+        only: compare these settings alone (resuming: :data:`CODEC_FIELDS`).
     """
     mine, theirs = recipe(wanted.to_meta()), recipe(recorded)
-    keys = [k for k in mine if k != "steps" or steps]
+    keys = [k for k in mine if (k != "steps" or steps) and (only is None or k in only)]
     return [f"{k} {theirs.get(k, 'unset')!r} (asked {mine[k]!r})" for k in keys if theirs.get(k) != mine[k]]

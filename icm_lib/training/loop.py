@@ -25,7 +25,7 @@ from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import json_safe, write_atomic, write_json
 from icm_lib.metrics import masked_mse, psnr_from_mse
 from icm_lib.training import distributed
-from icm_lib.training.config import TrainConfig, recipe_differences
+from icm_lib.training.config import CODEC_FIELDS, TrainConfig, recipe_differences
 from icm_lib.training.state import aux_parameter_names, configure_optimizers, epoch_indices, rng_state, seed_everything, set_rng_state
 from icm_lib.training.validate import evaluate_codec
 
@@ -220,8 +220,8 @@ def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]
         model, meta, state = load_checkpoint(own)
         if state is None:
             raise ValueError(f"{own} holds no training state to resume from")
-        differences = recipe_differences(cfg, meta.get("train_config") or {}, steps=False)
-        if differences:
+        differences = recipe_differences(cfg, meta.get("train_config") or {}, steps=False, only=CODEC_FIELDS)
+        if differences:  # another codec altogether (its schedule and optimizer settings may change on resuming)
             raise ValueError(f"{own} was trained with other settings ({'; '.join(differences)}): "
                              f"delete {own.parent} to train it anew, or ask for its settings")
         return model, state
