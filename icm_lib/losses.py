@@ -29,16 +29,72 @@ i.e. f of about 0.2, which is typical for COCO. With ``average="object"`` the
 lambdas are directly comparable with the MSE ones (use the MSE values).
 An all-zero mask gives Object_MSE = 0 with either average: the loss is the
 rate alone (no division by zero).
+
+The losses are registered by name, the way CompressAI registers its criteria
+(``compressai.registry.register_criterion``): ``mse`` (Eq. 1), ``object``
+(Eq. 4), ``task`` (Eq. 2). A training run names one (``TrainConfig.loss``) with
+its lambda and keyword arguments (``TrainConfig.loss_kwargs``, e.g.
+``{"average": "object"}``); :func:`create_criterion` builds it. Each class
+carries ``method``, the label of the compared method in tables and figures.
+Adding a loss is one :func:`register_criterion` plus its tests.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+CRITERIA: dict[str, type[nn.Module]] = {}  # loss name -> criterion class (``forward(output, target, mask)``)
+
+
+def register_criterion(name: str, method: str):
+    """Class decorator: register a rate-distortion loss under ``name``; ``method`` labels its codecs in results."""
+
+    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
+        cls.method = method
+        CRITERIA[name] = cls
+        return cls
+
+    return decorator
+
+
+def criterion_class(name: str) -> type[nn.Module]:
+    """The registered class of a loss name.
+
+    Raises:
+        ValueError: an unknown name (the message lists the registered ones).
+    """
+    if name not in CRITERIA:
+        raise ValueError(f"unknown loss {name!r}; registered: {', '.join(CRITERIA)}")
+    return CRITERIA[name]
+
+
+def criterion_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A loss's keyword arguments with its defaults filled in (``lmbda`` excluded: it is its own setting).
+
+    Raises:
+        ValueError: an unknown loss, an argument it does not take, or a required one missing.
+    """
+    cls = criterion_class(name)
+    params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k not in ("self", "lmbda")}
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise ValueError(f"loss {name!r} takes no {', '.join(unknown)}; its arguments: {', '.join(params) or 'none'}")
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
+    if missing:
+        raise ValueError(f"loss {name!r} needs {', '.join(missing)}: {getattr(cls, 'needs', 'pass them in loss_kwargs')}")
+    return {k: kwargs.get(k, p.default) for k, p in params.items()}
+
+
+def create_criterion(name: str, lmbda: float, **kwargs: Any) -> nn.Module:
+    """Build the registered loss ``name`` with its lambda and keyword arguments (see :func:`criterion_kwargs`)."""
+    return criterion_class(name)(lmbda=lmbda, **criterion_kwargs(name, kwargs))
 
 
 def bits_per_pixel(likelihoods: dict[str, Tensor], num_pixels: int) -> Tensor:
@@ -67,24 +123,7 @@ def object_mse(x_hat: Tensor, target: Tensor, mask: Tensor, average: str = "imag
     raise ValueError(f"average must be 'image' or 'object', not {average!r}")
 
 
-class RateDistortionLoss(nn.Module):
-    """Eq. (1): ``lmbda * 255**2 * MSE(x, x_hat) + bpp``."""
-
-    def __init__(self, lmbda: float = 0.01):
-        super().__init__()
-        self.lmbda = lmbda
-
-    def forward(self, output: dict, target: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
-        """``mask`` (optional) only adds ``object_mse_loss`` for logging; it does not enter the loss."""
-        n, _, h, w = target.shape
-        out = {"bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
-               "mse_loss": F.mse_loss(output["x_hat"], target)}
-        if mask is not None:
-            out["object_mse_loss"] = object_mse(output["x_hat"], target, mask).detach()
-        out["loss"] = self.lmbda * 255**2 * out["mse_loss"] + out["bpp_loss"]
-        return out
-
-
+@register_criterion("object", method="Object-MSE")
 class ObjectRateDistortionLoss(nn.Module):
     """Eq. (4): ``lmbda * 255**2 * Object_MSE(x, x_hat) + bpp`` with Object_MSE of Eq. (3)."""
 
@@ -105,6 +144,26 @@ class ObjectRateDistortionLoss(nn.Module):
         return out
 
 
+@register_criterion("mse", method="MSE")
+class RateDistortionLoss(nn.Module):
+    """Eq. (1): ``lmbda * 255**2 * MSE(x, x_hat) + bpp``."""
+
+    def __init__(self, lmbda: float = 0.01):
+        super().__init__()
+        self.lmbda = lmbda
+
+    def forward(self, output: dict, target: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """``mask`` (optional) only adds ``object_mse_loss`` for logging; it does not enter the loss."""
+        n, _, h, w = target.shape
+        out = {"bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
+               "mse_loss": F.mse_loss(output["x_hat"], target)}
+        if mask is not None:
+            out["object_mse_loss"] = object_mse(output["x_hat"], target, mask).detach()
+        out["loss"] = self.lmbda * 255**2 * out["mse_loss"] + out["bpp_loss"]
+        return out
+
+
+@register_criterion("task", method="task loss")
 class TaskRateDistortionLoss(nn.Module):
     """Eq. (2), the task-loss form: ``lmbda * D_task + bpp`` with
     ``D_task = mean_k MSE(f_k(x), f_k(x_hat))`` over the features f_k of a frozen task network.
@@ -118,6 +177,9 @@ class TaskRateDistortionLoss(nn.Module):
         feature_fn: ``feature_fn(task_network, images) -> Tensor | list[Tensor]``;
             defaults to calling the network.
     """
+
+    needs = ("a frozen recognition network: TrainConfig(loss='task', loss_kwargs={'task_network': <nn.Module>}) "
+             "from Python; no profile, notebook or CLI flag can name one yet")
 
     def __init__(self, lmbda: float, task_network: nn.Module,
                  feature_fn: Callable[[nn.Module, Tensor], Tensor | list[Tensor]] | None = None):

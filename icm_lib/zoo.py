@@ -214,7 +214,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         spec = dataset_spec(profile, cfg.dataset)
         kept[name] = {
             "name": name, "model": cfg.model, "model_config": meta["model_config"], "loss": cfg.loss,
-            "loss_kwargs": {"lmbda": cfg.lmbda, "average": cfg.object_average} if cfg.loss == "object" else {"lmbda": cfg.lmbda},
+            "loss_kwargs": {"lmbda": cfg.lmbda, **cfg.loss_kwargs},
             "lmbda": cfg.lmbda, "steps": int(meta["step"]), "target_steps": int(trained["steps"]),
             "finished": int(meta["step"]) >= int(trained["steps"]),
             "train_seconds": float(state["seconds"]) if state else previous.get("train_seconds"),
@@ -324,7 +324,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         chunk, rounds = 10**9, 1
     done_rounds = 0
     while True:
-        todo = [cfg for cfg in runs if not is_finished(cfg.out_dir, cfg.steps)]
+        todo = [cfg for cfg in runs if not is_finished(cfg)]
         if not todo or (rounds and done_rounds >= rounds):
             break
         done = {id(cfg): _step_of(cfg.out_dir / CHECKPOINT) for cfg in todo}
@@ -415,7 +415,7 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
         seed_runs(profile, [cfg])
         write_json(summary_path, {
             "model": cfg.model, "loss": cfg.loss, "lmbda": cfg.lmbda, "step": item["steps"],
-            "train_seconds": item.get("train_seconds"), "train_cpu_seconds": item.get("train_cpu_seconds"),
+            "data_fingerprint": item["data"]["fingerprint"], "train_seconds": item.get("train_seconds"), "train_cpu_seconds": item.get("train_cpu_seconds"),
             "device": ", ".join(item.get("hardware", [])), "val": item["val"], "config": item["train_config"],
             "zoo": {"profile": profile, "name": name, "sha256": item["sha256"], "finished": item["finished"]},
         })

@@ -17,18 +17,18 @@ def _set_params(root, **changes):
 
 def test_notebook_02_smoke_retrain_then_zoo(train_root, monkeypatch):  # noqa: F811
     from icm_lib import zoo
-    from icm_lib.config import notebook_params
+    from icm_lib.config import TrainingStage, notebook_params
     from icm_lib.notebook import read_record
     from icm_lib.paths import codecs_dir, figures_dir, notebooks_dir, results_dir, runs_dir
     from icm_lib.pipeline import run_notebook
-    from icm_lib.training.sweep import sweep_configs, trained_codecs
+    from icm_lib.training.sweep import is_finished, sweep_configs, trained_codecs
 
     run_notebook(notebooks_dir() / "02_train_codecs.ipynb", "smoke", runs_dir("smoke"))
     params = notebook_params("smoke", "02_train_codecs")
     model = params["MODEL"]
     rec = read_record("02_train_codecs", "smoke")
-    expected = {f"{model}-object@{lmbda:g}" for lmbda in params["OBJECT_LAMBDAS"]} | {f"{model}-mse@{lmbda:g}" for lmbda in params["MSE_LAMBDAS"]}
-    assert rec["zoo"] is False and set(rec["codecs"]) == expected
+    expected = {f"{model}-{loss}@{lmbda:g}" for loss, lambdas in params["LAMBDAS"].items() for lmbda in lambdas}
+    assert rec["zoo"] is False and set(rec["codecs"]) == expected and rec["config"]["LAMBDAS"] == params["LAMBDAS"]
     assert {c.codec_id for c in trained_codecs("smoke")} == expected
     assert rec["training_seconds"]["runs_finished"] == len(expected)
     assert set(rec["bd_psnr_db"]) >= {"object", "background", "whole"}
@@ -46,6 +46,9 @@ def test_notebook_02_smoke_retrain_then_zoo(train_root, monkeypatch):  # noqa: F
     run_notebook(notebooks_dir() / "02_train_codecs.ipynb", "smoke", runs_dir("smoke"))
     rec_zoo = read_record("02_train_codecs", "smoke")
     assert rec_zoo["zoo"] is True and set(rec_zoo["codecs"]) == expected
+    # the installed zoo codecs are the recipe's finished codecs: a retrain run with ZOO false reuses them
+    stage = TrainingStage.from_profile("smoke")
+    assert all(is_finished(cfg) for cfg in sweep_configs(stage)[1])
     assert all(json.loads((c.path.parent / "summary.json").read_text())["zoo"]["finished"] for c in trained_codecs("smoke"))
     assert rec_zoo["bd_psnr_db"] == rec["bd_psnr_db"]  # the same codecs, the same validation numbers
     assert "zoo_training_shapes" in rec_zoo["figures"] and (figures_dir() / "zoo_training_shapes.png").is_file()

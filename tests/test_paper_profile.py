@@ -19,9 +19,15 @@ def test_paper_parameters_describe_the_paper(project_root):
     assert plan.datasets == ["coco", "visdrone"] and set(plan.detectors) == {"yolo", "maskrcnn"}
     assert "tcm-large-object" in plan.codecs and "tcm-large-mse" in plan.codecs
     assert plan.finetune and not plan.finetune_images  # every train image
+    with pytest.raises(FileNotFoundError, match="run notebook 03_coding_examples at profile paper first"):
+        plan.resolved("paper")  # what notebook 03 coded comes from its record, not from its profile section
+    from icm_lib.config import CodingStage
+    from icm_lib.evaluate.coding.sweep import coding_record
+    from icm_lib.notebook import record
+
+    record("03_coding_examples", "paper", coding_record(CodingStage.from_profile("paper"), [], []))
     resolved = plan.resolved("paper")
-    assert "vvc" in resolved.classical  # the paper's anchor, from notebook 03's section
-    assert resolved.workers == notebook_params("paper", "03_coding_examples")["WORKERS"]  # coding the train images too
+    assert "vvc" in resolved.classical  # the paper's anchor, as notebook 03 recorded it
     yolo, maskrcnn = build_recognizers(plan.detectors, plan.yolo, plan.maskrcnn, plan.finetune_epochs, plan.weights)
     assert yolo.config.imgsz == 640 and maskrcnn.config.backbone == "resnet50"
     assert set(params["DATA_ROOTS"]) == {"coco", "visdrone"}

@@ -73,14 +73,18 @@ def test_malformed_profile_is_refused(toy_project):
 
 
 @pytest.mark.parametrize("profile", ["smoke", "demo", "paper"])
-def test_project_profiles_name_only_parameters_papermill_sees(profile):
-    """Every key of a profile is a parameter papermill parses from its notebook's cell (a key it cannot
-    parse would be injected with a warning, unchecked)."""
+def test_project_profiles_name_only_settings_of_their_stage(profile):
+    """Every key of a profile is a setting of its notebook's stage (typed, checked before anything runs), and
+    every parameter papermill parses from a notebook's cell is one too. Papermill injects the settings a short
+    cell leaves out; the notebook reads them back through its stage (Stage.from_namespace)."""
     import papermill
 
+    from icm_lib.config import STAGES
     from icm_lib.paths import project_root
 
+    stages = {stage.NOTEBOOK: stage for stage in STAGES}
     for notebook in sorted((project_root() / "notebooks").glob("0*.ipynb")):
+        settings = {name.upper() for name in stages[notebook.stem]._types()}
         declared = {p["name"] for p in papermill.inspect_notebook(str(notebook)).values()}
         given = set(notebook_params(profile, notebook.stem))
-        assert given <= declared, f"{notebook.name}: {sorted(given - declared)} not parsed from its parameters cell"
+        assert given <= settings and declared <= settings, f"{notebook.name}: {sorted((given | declared) - settings)}"

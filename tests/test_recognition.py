@@ -54,11 +54,15 @@ def toy_layout(project_root) -> DatasetLayout:
 
 
 class NamedJpeg(PillowCodec):
-    """JPEG under another family name, standing in for the learned codecs."""
+    """JPEG standing in for a learned codec: its identity (not its name) says which loss trained it."""
 
-    def __init__(self, family: str, quality: int):
+    def __init__(self, family: str, quality: int, loss: str):
         super().__init__("jpeg", quality)
-        self.family = family
+        self.family, self.loss = family, loss
+
+    @property
+    def identity(self) -> dict:
+        return {"method": self.loss, "model": "toy", "loss": self.loss, "lmbda": self.quality / 1000}
 
 
 class FakeRecognizer(Recognizer):
@@ -99,7 +103,7 @@ class FakeRecognizer(Recognizer):
 
 
 def _codecs():
-    return ([NamedJpeg("toy-object", q) for q in (20, 50, 80, 95)] + [NamedJpeg("toy-mse", q) for q in (10, 30, 60, 90)]
+    return ([NamedJpeg("toy-a", q, "object") for q in (20, 50, 80, 95)] + [NamedJpeg("toy-b", q, "mse") for q in (10, 30, 60, 90)]
             + [PillowCodec("jpeg", q) for q in (5, 25, 55, 85)] + [PillowCodec("webp", q) for q in (5, 25, 55, 85)])
 
 
@@ -109,22 +113,22 @@ def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
     monkeypatch.setattr(coding, "all_codecs", lambda profile, classical=None, qualities=None: (_codecs(), ["vvc: not here"]))
     plan = RecognitionPlan(datasets=["toy"], detectors=["fake"], codecs=["all"], classical=["jpeg", "webp"], qualities={},
                            val_images=4, finetune=True, finetune_datasets=["toy"], finetune_detectors=["fake"],
-                           finetune_codecs=["toy-object", "toy-mse", BEST_CLASSICAL], finetune_images=4)
+                           finetune_codecs=["toy-a", "toy-b", BEST_CLASSICAL], finetune_images=4)
     fake = FakeRecognizer()
     summary = run_recognition(plan, "smoke", [fake])
     folder = recognition_dir("smoke", "toy", "fake")
     assert summary["toy"]["fake"]["folder"] == folder
     curves = read_curves(folder)
-    assert {"toy-object (pretrained)", "jpeg (pretrained)", "webp (pretrained)", "toy-object (finetuned)"} <= set(curves)
+    assert {"toy-a (pretrained)", "jpeg (pretrained)", "webp (pretrained)", "toy-a (finetuned)"} <= set(curves)
     finetuned_classical = {n for n in curves if n.endswith("(finetuned)") and n.split(" (")[0] in ("jpeg", "webp")}
     assert len(finetuned_classical) == 1  # only the best classical family is fine-tuned
-    body = curves["toy-object (pretrained)"]
+    body = curves["toy-a (pretrained)"]
     assert body["results"]["bpp"] == sorted(body["results"]["bpp"]) and len(body["results"]["map"]) == 4
     assert "real bitstream" in body["description"]
     assert fake.calls["finetuned"] == 12
     table = json.loads((folder / "bdrate_map.json").read_text())
-    assert table["rows"][0] == "toy-object (finetuned)"
-    assert "| toy-object (finetuned) |" in (folder / "bdrate_map.md").read_text()
+    assert table["rows"][0] == "toy-a (finetuned)"
+    assert "| toy-a (finetuned) |" in (folder / "bdrate_map.md").read_text()
     numbers = headline("smoke", "toy", "fake")
     assert math.isfinite(numbers["uncompressed_map"]) and numbers["best_classical"] in {"jpeg (finetuned)", "webp (finetuned)"}
     # a second run reuses every score and model
@@ -144,7 +148,9 @@ def test_figure_from_results(toy_layout, monkeypatch, project_root):
     fig = plot_map_vs_bpp(recognition_dir("smoke", "toy", "fake"), ("map", "segm_map"), title="toy")
     assert len(fig.axes) == 1  # one metric present, pre-trained only
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert set(labels) == {"toy-object", "toy-mse", "uncompressed"}
+    assert set(labels) == {"toy-a", "toy-b", "uncompressed"}
+    colours = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
+    assert (colours["toy-a"], colours["toy-b"]) == ("tab:red", "tab:blue")  # styled by the loss the curve records
     paths = save_figure(fig, "map_vs_bpp_toy_fake")
     assert all(p.is_file() for p in paths) and paths[0].parent == project_root / "figures"
 

@@ -96,8 +96,18 @@ def test_window_attention_pads_only_what_is_needed(type_):
     torch.manual_seed(0)
     msa = WMSA(16, 16, 8, 4, type_)
     x = torch.randn(2, 8, 12, 16)
-    assert torch.equal(msa(x), msa(x))
-    assert msa(x[:, :6, :10]).shape == (2, 6, 10, 16)
+    crop = x[:, :6, :10]
+    out = msa(crop)
+    assert out.shape == (2, 6, 10, 16)
+    # a size that is no multiple of the window is zero-padded up to the next one: as if given padded
+    padded = torch.nn.functional.pad(crop, (0, 0, 0, 2, 0, 2))
+    assert torch.allclose(out, msa(padded)[:, :6, :10], atol=1e-6)
+    if type_ == "W":  # attention stays inside each 4x4 window: changing one window leaves the others alone
+        changed = x.clone()
+        changed[:, :4, :4] += 1.0
+        before, after = msa(x), msa(changed)
+        assert torch.equal(before[:, 4:], after[:, 4:]) and torch.equal(before[:, :, 4:], after[:, :, 4:])
+        assert not torch.allclose(before[:, :4, :4], after[:, :4, :4])
 
 
 def _old_naming(state: dict) -> dict:

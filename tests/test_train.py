@@ -127,3 +127,47 @@ def test_nan_loss_stops_without_saving(train_root, tmp_path, monkeypatch):
     _, meta, _ = load_checkpoint(out / loop.CHECKPOINT)
     assert meta["step"] == 2
     assert not (out / loop.SUMMARY).exists()
+
+
+def _task_network() -> torch.nn.Module:
+    """A small frozen convolutional feature extractor standing in for a detector backbone (Eq. 2's f)."""
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1))
+
+
+# what a registered loss needs to train here beyond config()'s settings (the task distortion is in feature
+# units, not 8-bit pixels: its lambda carries no 255**2)
+NEEDS = {"task": lambda: {"lmbda": 1000.0, "loss_kwargs": {"task_network": _task_network()}}}
+
+
+@pytest.mark.parametrize("loss", sorted(__import__("icm_lib.losses", fromlist=["CRITERIA"]).CRITERIA))
+def test_every_registered_loss_trains_and_its_loss_falls(train_root, tmp_path, loss):
+    """A few steps with each loss of the registry on the smoke data: the loss falls, and the run records
+    which loss and method made it."""
+    from icm_lib.checkpoint import load_checkpoint
+    from icm_lib.losses import CRITERIA
+
+    out = tmp_path / loss
+    settings = NEEDS.get(loss, dict)()
+    summary = loop.train_codec(config(out, loss=loss, steps=20, checkpoint_every=10, decay_at=(), **settings))
+    losses = train_losses(out)
+    assert len(losses) == 20 and all(map(torch.isfinite, torch.tensor(losses)))
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+    assert (summary["loss"], summary["method"]) == (loss, CRITERIA[loss].method)
+    _, meta, _ = load_checkpoint(out / loop.CHECKPOINT)
+    assert (meta["loss"], meta["method"], meta["lmbda"]) == (loss, CRITERIA[loss].method, settings.get("lmbda", 0.01))
+
+
+def test_a_loss_that_needs_more_than_a_profile_gives_is_refused_in_one_line(tmp_path):
+    with pytest.raises(ValueError, match=r"loss 'task' needs task_network: a frozen recognition network: .*no profile"):
+        config(tmp_path / "task", loss="task")
+    with pytest.raises(ValueError, match=r"loss 'mse' takes no average; its arguments: none"):
+        config(tmp_path / "mse", loss="mse", loss_kwargs={"average": "object"})
+
+
+def test_resuming_with_other_settings_is_refused(train_root, tmp_path):
+    out = tmp_path / "run"
+    loop.train_codec(config(out, steps=6, stop_at=3))
+    with pytest.raises(ValueError, match=r"trained with other settings \(lmbda 0.01 \(asked 0.02\)\)"):
+        loop.train_codec(config(out, steps=6, lmbda=0.02))
+    assert loop.train_codec(config(out, steps=9, lr=1e-4))["step"] == 9  # the same codec, extended and re-planned

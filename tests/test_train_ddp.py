@@ -36,7 +36,7 @@ def test_base_trains_data_parallel_from_python(train_root, monkeypatch):  # noqa
 
     monkeypatch.setenv("ICM_ROOT", str(train_root))
     params = {"PROFILE": "smoke", "MODEL": "bmshj2018-hyperprior", "DATASET": "shapes", "BASE_STEPS": 4, "BASE_LAMBDA": 0.01,
-              "STEPS": 2, "BATCH_SIZE": 4, "CROP_SIZE": 64, "CHECKPOINT_EVERY": 2, "MSE_LAMBDAS": [], "OBJECT_LAMBDAS": []}
+              "STEPS": 2, "BATCH_SIZE": 4, "CROP_SIZE": 64, "CHECKPOINT_EVERY": 2, "MODEL_KWARGS": {}, "LAMBDAS": {}}
     base, _ = sweep_configs(params)
     train_data_parallel(base, 2)
     summary = json.loads((base.out_dir / "summary.json").read_text())

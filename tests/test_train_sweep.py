@@ -6,36 +6,55 @@ import math
 
 import pytest
 
-from icm_lib.config import notebook_params
+from icm_lib.config import TrainingStage, notebook_params
+from icm_lib.training.config import TrainConfig
 from icm_lib.training.loop import CHECKPOINT, SUMMARY
 from icm_lib.training.report import bd_psnr, region_bd_psnr, write_results
-from icm_lib.training.sweep import is_finished, run_dir, sweep_configs, trained_codecs
+from icm_lib.training.sweep import RunMismatch, is_finished, run_dir, sweep_configs, trained_codecs
 
 
-def fake_finished_run(profile: str, loss: str, lmbda: float, val: dict, steps: int = 10) -> None:
-    """A finished run's files (a small real checkpoint: reusing a run verifies it)."""
+def run_config(profile: str, loss: str, lmbda: float, steps: int = 10, **settings) -> TrainConfig:
+    return TrainConfig(run_dir(profile, loss, "tcm-tiny", lmbda), profile=profile, model="tcm-tiny", loss=loss,
+                       lmbda=lmbda, steps=steps, **settings)
+
+
+def fake_finished_run(profile: str, loss: str, lmbda: float, val: dict, steps: int = 10, config: dict | None = None) -> TrainConfig:
+    """A finished run's files (a small real checkpoint: reusing a run verifies it); returns its config."""
     from icm_lib.checkpoint import save_checkpoint
     from icm_lib.models import create
 
-    out = run_dir(profile, loss, "tcm-tiny", lmbda)
+    cfg = run_config(profile, loss, lmbda, steps)
+    out = cfg.out_dir
     save_checkpoint(out / CHECKPOINT, create("bmshj2018-hyperprior", N=8, M=8), {"loss": loss, "lmbda": lmbda, "step": steps})
     summary = {"model": "tcm-tiny", "loss": loss, "lmbda": lmbda, "step": steps, "train_seconds": 1.5,
-               "val": val, "config": {"dataset": "shapes"}}
+               "val": val, "config": cfg.to_meta() if config is None else config}
     (out / SUMMARY).write_text(json.dumps(summary))
+    return cfg
 
 
 def test_demo_sweep_trains_every_codec_from_scratch_with_its_own_loss(project_root):
-    params = notebook_params("demo", "02_train_codecs")
-    base, runs = sweep_configs(params)
-    assert base is None and params["ZOO"] is True
-    assert len(runs) == len(params["OBJECT_LAMBDAS"]) + len(params["MSE_LAMBDAS"]) >= 6
-    assert all(r.init is None and r.model_kwargs == params["MODEL_KWARGS"] for r in runs)
-    assert runs[0].out_dir == run_dir("demo", "object", params["MODEL"], params["OBJECT_LAMBDAS"][0])
-    assert runs[0].out_dir.name == f"{params['MODEL']}_lambda{params['OBJECT_LAMBDAS'][0]:g}"
+    stage = TrainingStage.from_profile("demo")
+    base, runs = sweep_configs(stage)
+    assert base is None and stage.zoo is True
+    assert [(r.loss, r.lmbda) for r in runs] == [(loss, lmbda) for loss, ls in stage.lambdas.items() for lmbda in ls]
+    assert len(runs) >= 6 and all(r.init is None and r.model_kwargs == stage.model_kwargs for r in runs)
+    assert runs[0].out_dir == run_dir("demo", "object", stage.model, stage.lambdas["object"][0])
+    assert runs[0].out_dir.name == f"{stage.model}_lambda{stage.lambdas['object'][0]:g}"
+
+
+def test_a_sweep_of_an_unregistered_loss_is_refused(project_root):
+    with pytest.raises(ValueError, match="unknown loss 'l2'; registered: object, mse, task"):
+        sweep_configs(TrainingStage(profile="smoke", lambdas={"l2": [0.01]}))
+    with pytest.raises(ValueError, match="loss 'task' needs task_network: a frozen recognition network"):
+        sweep_configs(TrainingStage(profile="smoke", lambdas={"task": [0.01]}))
+    with pytest.raises(ValueError, match="02_train_codecs: unknown setting.s. OBJECT_LAMBDAS"):
+        TrainingStage.from_params({"OBJECT_LAMBDAS": [0.05]})
+    with pytest.raises(ValueError, match="STEPS must be int, got '30k'"):
+        TrainingStage.from_params({"STEPS": "30k"})
 
 
 def test_a_base_model_warm_starts_every_codec(project_root):
-    params = {**notebook_params("demo", "02_train_codecs"), "BASE_STEPS": 100, "BASE_LAMBDA": 0.003}
+    params = {**notebook_params("demo", "02_train_codecs"), "BASE_STEPS": 100, "BASE_LAMBDA": 0.003}  # a dict, as the zoo passes
     base, runs = sweep_configs(params)
     assert base is not None and base.loss == "mse" and base.steps == 100
     assert all(r.init == base.out_dir / CHECKPOINT for r in runs)
@@ -60,7 +79,40 @@ def test_trained_codecs_lists_only_finished_runs(project_root):
     codecs = trained_codecs("smoke")
     assert [(c.model, c.loss, c.lmbda) for c in codecs] == [("tcm-tiny", "object", 0.05), ("tcm-tiny", "mse", 0.01)]
     assert codecs[0].codec_id == "tcm-tiny-object@0.05" and codecs[0].path.name == CHECKPOINT
-    assert is_finished(codecs[0].path.parent, 10) and not is_finished(codecs[0].path.parent, 11)
+    assert [c.method for c in codecs] == ["Object-MSE", "MSE"]
+    assert is_finished(run_config("smoke", "object", 0.05, 10))
+    assert not is_finished(run_config("smoke", "object", 0.05, 11))  # fewer steps than asked: extended, not reused
+
+
+def test_a_finished_run_made_otherwise_is_refused_naming_what_differs(project_root):
+    """Reuse needs the whole recipe and the data to match, not the step count alone (a time budget aside)."""
+    val = {"bpp": 0.2, "psnr": 30.0, "object_psnr": 31.0, "background_psnr": 29.0}
+    fake_finished_run("smoke", "object", 0.05, val)
+    with pytest.raises(RunMismatch, match=r"lr 0.0001 \(asked 0.001\)"):
+        is_finished(run_config("smoke", "object", 0.05, 10, lr=1e-3))
+    with pytest.raises(RunMismatch, match=r"loss_kwargs .*'average': 'image'.*asked .*'average': 'object'"):
+        is_finished(run_config("smoke", "object", 0.05, 10, loss_kwargs={"average": "object"}))
+    with pytest.raises(RunMismatch, match=r"steps 10 \(asked 5\)"):
+        is_finished(run_config("smoke", "object", 0.05, 5))
+    # how a run goes is not what it learns: workers, caching, checkpoints, a time budget
+    assert is_finished(run_config("smoke", "object", 0.05, 10, workers=2, cache_images=True, checkpoint_every=5))
+    assert is_finished(run_config("smoke", "object", 0.05, 5, time_budget=60.0))
+    summary = json.loads((run_dir("smoke", "object", "tcm-tiny", 0.05) / SUMMARY).read_text())
+    summary["data_fingerprint"] = "0" * 64
+    (run_dir("smoke", "object", "tcm-tiny", 0.05) / SUMMARY).write_text(json.dumps(summary))
+    with pytest.raises(RunMismatch, match="data"):
+        is_finished(run_config("smoke", "object", 0.05, 10))
+
+
+def test_a_summary_written_before_the_loss_registry_is_read(project_root):
+    """Old records hold object_average instead of loss_kwargs, and no method: both are derived."""
+    val = {"bpp": 0.2, "psnr": 30.0, "object_psnr": 31.0, "background_psnr": 29.0}
+    old = {k: v for k, v in run_config("smoke", "object", 0.05).to_meta().items() if k != "loss_kwargs"}
+    fake_finished_run("smoke", "object", 0.05, val, config={**old, "object_average": "image"})
+    assert is_finished(run_config("smoke", "object", 0.05))
+    with pytest.raises(RunMismatch, match="loss_kwargs"):
+        is_finished(run_config("smoke", "object", 0.05, loss_kwargs={"average": "object"}))
+    assert trained_codecs("smoke")[0].method == "Object-MSE"
 
 
 def test_region_bd_psnr_measures_the_shift(project_root):
@@ -99,13 +151,13 @@ def test_a_damaged_finished_run_is_an_error_not_a_reuse(project_root):
     from icm_lib.errors import UserError
 
     val = {"bpp": 0.2, "psnr": 30.0, "object_psnr": 31.0, "background_psnr": 29.0}
-    fake_finished_run("smoke", "mse", 0.01, val)
-    out = run_dir("smoke", "mse", "tcm-tiny", 0.01)
-    assert is_finished(out, 10)
+    cfg = fake_finished_run("smoke", "mse", 0.01, val)
+    out = cfg.out_dir
+    assert is_finished(cfg)
     data = (out / CHECKPOINT).read_bytes()
     (out / CHECKPOINT).write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="checkpoint"):
-        is_finished(out, 10)
+        is_finished(cfg)
     (out / SUMMARY).write_text("{not json")
     with pytest.raises(UserError, match="summary.json: malformed JSON"):
         trained_codecs("smoke")

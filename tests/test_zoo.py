@@ -8,8 +8,8 @@ import pytest
 
 from conftest import REPO
 
-PARAMS = {"MODEL": "mbt2018-mean", "MODEL_KWARGS": {"N": 8, "M": 16}, "DATASET": "shapes", "OBJECT_LAMBDAS": [0.05],
-          "MSE_LAMBDAS": [0.01], "BASE_STEPS": 0, "STEPS": 2, "BATCH_SIZE": 2, "CROP_SIZE": 64, "LR": 1e-4,
+PARAMS = {"MODEL": "mbt2018-mean", "MODEL_KWARGS": {"N": 8, "M": 16}, "DATASET": "shapes", "LAMBDAS": {"object": [0.05], "mse": [0.01]},
+          "BASE_STEPS": 0, "STEPS": 2, "BATCH_SIZE": 2, "CROP_SIZE": 64, "LR": 1e-4, "DECAY_AT": [0.9],
           "CHECKPOINT_EVERY": 1, "VAL_EVERY": 1, "VAL_IMAGES": 2, "FINAL_VAL_IMAGES": 2, "PROCESSES": 1, "PROFILE": "smoke"}
 
 

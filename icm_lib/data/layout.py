@@ -14,6 +14,8 @@ every later stage reads one structure.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +68,41 @@ class DatasetLayout:
         with open(self.annotations(split), encoding="utf-8") as f:
             return json.load(f)["categories"]
 
+    def fingerprint(self) -> str:
+        """SHA-256 identifying the data: of the generator's spec (``synth.json``, as the zoo records it) for
+        generated data, else of every image's name and size and the annotation files' bytes (real data).
+
+        What a trained codec, a coded split or a detector was made from: a cached result whose
+        data fingerprint differs is not reused.
+        """
+        marker = self.root / "synth.json"
+        if marker.is_file():
+            spec = json.loads(marker.read_text(encoding="utf-8"))
+            return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+        watched = [p for split in SPLITS for p in (self.images(split), self.annotations(split)) if p.exists()]
+        return _real_data_fingerprint(self, tuple((str(p), p.stat().st_mtime_ns) for p in watched))
+
     def has_segmentation(self, split: str = "val") -> bool:
         """Whether annotations carry instance segmentation (the aerial / VisDrone data has boxes only)."""
         with open(self.annotations(split), encoding="utf-8") as f:
             anns = json.load(f)["annotations"]
         return any(a.get("segmentation") for a in anns)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_data_fingerprint(layout: DatasetLayout, stamps: tuple) -> str:
+    """Hash of real data's image names and sizes and annotation bytes, computed once per change of ``stamps``
+    (the folders' and files' modification times): COCO's are large."""
+    digest = hashlib.sha256()
+    for split in SPLITS:
+        if layout.images(split).is_dir():
+            for path in layout.image_files(split):
+                digest.update(f"{split}/{path.name}:{path.stat().st_size};".encode())
+        if layout.annotations(split).is_file():
+            with open(layout.annotations(split), "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def _check_split(split: str) -> str:

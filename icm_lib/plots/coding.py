@@ -12,6 +12,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from icm_lib.evaluate.coding.codecs import codec_identity
 from icm_lib.evaluate.coding.examples import example_panels
 from icm_lib.evaluate.coding.sweep import read_family_results
 
@@ -19,12 +20,16 @@ CLASSICAL_COLOURS = {"jpeg": "#7f7f7f", "webp": "#bcbd22", "avif": "#8c564b", "h
                      "vvc": "#2ca02c"}
 
 
-def family_style(family: str) -> dict:
-    """Line style of a codec family: object codecs red and solid, MSE codecs blue and dashed, anchors thin."""
-    if family.endswith("-object"):
-        return {"color": "#d62728", "linestyle": "-", "marker": "o", "linewidth": 2.0}
-    if family.endswith("-mse"):
-        return {"color": "#1f77b4", "linestyle": "--", "marker": "s", "linewidth": 2.0}
+LOSS_STYLES = {"object": {"color": "#d62728", "linestyle": "-", "marker": "o", "linewidth": 2.0},
+               "mse": {"color": "#1f77b4", "linestyle": "--", "marker": "s", "linewidth": 2.0}}
+OTHER_LOSS_STYLE = {"color": "#e377c2", "linestyle": "-.", "marker": "^", "linewidth": 2.0}
+
+
+def family_style(family: str, loss: str | None) -> dict:
+    """Line style of a codec family by its codec's loss: Object-MSE red and solid, MSE blue and dashed,
+    another registered loss pink, anchors (no loss) thin in their own colour."""
+    if loss is not None:
+        return dict(LOSS_STYLES.get(loss, OTHER_LOSS_STYLE))
     return {"color": CLASSICAL_COLOURS.get(family, "black"), "linestyle": ":", "marker": ".", "linewidth": 1.2}
 
 
@@ -37,7 +42,8 @@ def region_psnr_figure(profile: str, dataset: str):
     for ax, key, title in zip(axes, ("object_psnr", "background_psnr"), ("Object region", "Background")):
         for family, body in sorted(results.items()):
             r = body["results"]
-            ax.plot(r["bpp"], [np.nan if v is None else v for v in r[key]], label=family, **family_style(family))
+            style = family_style(family, codec_identity(body)["loss"])
+            ax.plot(r["bpp"], [np.nan if v is None else v for v in r[key]], label=family, **style)
         ax.set(xlabel="bits per pixel (real bitstream)", ylabel=f"{title.lower()} PSNR [dB]", title=f"{title} ({dataset})")
         ax.set_xscale("log")
         ax.grid(True, which="both", alpha=0.3)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from icm_lib.evaluate.recognition.results import MODES, codec_role, read_curves, read_uncompressed
+from icm_lib.evaluate.recognition.results import MODES, curve_losses, read_curves, read_uncompressed
 
 METRIC_LABELS = {"map": "bbox mAP@[.5:.95]", "map50": "bbox mAP50", "segm_map": "mask mAP@[.5:.95]", "segm_map50": "mask mAP50"}
 ROLE_STYLE = {"object": {"color": "tab:red", "lw": 2.2, "marker": "o", "zorder": 5},
@@ -22,12 +22,18 @@ ROLE_STYLE = {"object": {"color": "tab:red", "lw": 2.2, "marker": "o", "zorder":
 CLASSICAL_COLOURS = ("tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:gray", "tab:cyan")
 
 
-def family_styles(families: list[str]) -> dict[str, dict]:
-    """Matplotlib line styles per family, stable across panels."""
+OTHER_LOSS_STYLE = {"color": "tab:pink", "lw": 1.8, "marker": "^", "zorder": 4}  # a learned codec of another loss
+
+
+def family_styles(losses: dict[str, str | None]) -> dict[str, dict]:
+    """Matplotlib line styles per family (``losses``: family -> its codec's loss, None for an anchor), stable across panels."""
     styles, classical = {}, iter(CLASSICAL_COLOURS * 3)
-    for family in sorted(families):
-        role = codec_role(family)
-        styles[family] = dict(ROLE_STYLE[role]) if role in ROLE_STYLE else {"color": next(classical), "lw": 1.2, "marker": "."}
+    for family in sorted(losses):
+        loss = losses[family]
+        if loss is None:
+            styles[family] = {"color": next(classical), "lw": 1.2, "marker": "."}
+        else:
+            styles[family] = dict(ROLE_STYLE.get(loss, OTHER_LOSS_STYLE))
     return styles
 
 
@@ -40,8 +46,9 @@ def plot_map_vs_bpp(folder: Path, metrics: tuple[str, ...] = ("map",), title: st
     bodies, clean = read_curves(folder), read_uncompressed(folder)
     modes = [m for m in MODES if any(name.endswith(f"({m})") for name in bodies)] or ["pretrained"]
     metrics = [m for m in metrics if any(m in b["results"] for b in bodies.values())] or list(metrics[:1])
-    families = sorted({name.split(" (")[0] for name in bodies})
-    styles = family_styles(families)
+    losses = {name.split(" (")[0]: loss for name, loss in curve_losses(bodies).items()}
+    families = sorted(losses)
+    styles = family_styles(losses)
     fig, axes = plt.subplots(len(metrics), len(modes), figsize=(4.6 * len(modes), 3.6 * len(metrics)),
                              squeeze=False, sharey="row", sharex=True)
     for r, metric in enumerate(metrics):

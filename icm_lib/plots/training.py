@@ -9,11 +9,21 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from icm_lib.training.loop import METRICS
-from icm_lib.training.report import read_results
+from icm_lib.checkpoint import read_weights_only
+from icm_lib.io import read_json
+from icm_lib.training.loop import CHECKPOINT, METRICS, SUMMARY
+from icm_lib.training.report import results_by_loss
 
-LOSS_STYLE = {"object": "-", "mse": "--"}
-LOSS_LABEL = {"object": "Object-MSE (Eq. 4)", "mse": "MSE (Eq. 1)"}
+LOSS_STYLE = {"object": "-", "mse": "--"}  # another registered loss: dash-dot
+
+
+def run_loss(run_dir: Path) -> str | None:
+    """The loss a run was trained with, from its summary or checkpoint (None: neither exists yet)."""
+    if (Path(run_dir) / SUMMARY).is_file():
+        return read_json(Path(run_dir) / SUMMARY).get("loss")
+    if (Path(run_dir) / CHECKPOINT).is_file():
+        return read_weights_only(Path(run_dir) / CHECKPOINT)["meta"].get("loss")
+    return None
 
 
 def _smooth(values: list[float], width: int) -> np.ndarray:
@@ -39,7 +49,7 @@ def plot_training_curves(runs: dict[str, Path], smooth: int = 9):
         cols = read_metrics(folder)
         if not cols:
             continue
-        style = LOSS_STYLE.get(label.split("@")[0].rsplit("-", 1)[-1], ":")
+        style = LOSS_STYLE.get(run_loss(folder), "-.")
         for ax, key in zip(axes, ("loss", "bpp_loss", "object_psnr")):
             ax.plot(cols["step"], _smooth(cols[key], smooth), style, color=f"C{i % 10}", label=label, lw=1.2)
     for ax, title in zip(axes, ("loss (R + lambda 255^2 D)", "rate estimate (bpp)", "object-region PSNR (dB)")):
@@ -53,12 +63,12 @@ def plot_training_curves(runs: dict[str, Path], smooth: int = 9):
 
 
 def plot_region_rate_distortion(profile: str, model: str, bd_psnr: dict[str, float] | None = None):
-    """Real bpp against PSNR inside the object mask and over the background, both codec families."""
+    """Real bpp against PSNR inside the object mask and over the background, a curve per loss trained."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
-    for loss in ("object", "mse"):
-        res = read_results(profile, f"{model}-{loss}")["results"]
+    for loss, body in results_by_loss(profile, model).items():
+        res = body["results"]
         for ax, key in zip(axes, ("object_psnr", "background_psnr")):
-            ax.plot(res["bpp"], res[key], LOSS_STYLE[loss], marker="o", label=f"{model}, {LOSS_LABEL[loss]}")
+            ax.plot(res["bpp"], res[key], LOSS_STYLE.get(loss, "-."), marker="o", label=f"{model}, {body['method']}")
             for bpp, psnr, lmbda in zip(res["bpp"], res[key], res["lmbda"]):
                 ax.annotate(f"{lmbda:g}", (bpp, psnr), fontsize=7, xytext=(3, 3), textcoords="offset points")
     for ax, region, key in zip(axes, ("object region", "background"), ("object", "background")):
@@ -89,7 +99,7 @@ def plot_validation_curves(runs: dict[str, Path]):
         cols = read_metrics(folder, "val") if (Path(folder) / METRICS).is_file() else {}
         if not cols:
             continue
-        style = LOSS_STYLE.get(label.split("@")[0].rsplit("-", 1)[-1], ":")
+        style = LOSS_STYLE.get(run_loss(folder), "-.")
         color = f"C{i % 10}"
         axes[0].plot(cols["step"], cols["bpp"], style, color=color, label=label, lw=1.2, marker="o", ms=3)
         if "empty_bpp" in cols:

@@ -4,15 +4,25 @@ Defaults follow TCM's published recipe (Liu et al., CVPR 2023): Adam lr 1e-4,
 auxiliary Adam lr 1e-3, gradient clipping at 1.0, a step decay of the learning
 rate by 10x late in training. Decay points are fractions of the run's steps so
 that one setting serves the seconds-long smoke runs and the paper's long ones.
+
+A finished run is reused only when what made it matches: :func:`recipe_differences`
+compares a run's recorded settings and data with the ones asked for, leaving out
+the settings that change how it ran, not what it learned (:data:`HOW_FIELDS`).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("object", "mse")
+from icm_lib.losses import CRITERIA, criterion_kwargs
+
+# Settings that change how a run trains, not what it learns: left out when deciding whether a finished
+# run is the one asked for. A time budget fixes `steps` while the run goes (compared on their own).
+HOW_FIELDS = ("out_dir", "stop_at", "resume", "workers", "cache_images", "time_budget", "checkpoint_every",
+              "val_every", "val_images")
 
 
 @dataclass
@@ -23,9 +33,9 @@ class TrainConfig:
     profile: str = "demo"  # whose datasets to read (data/<profile>/datasets/)
     dataset: str = "shapes"  # dataset name in the shared layout (COCO stand-in for the demo)
     model: str = "tcm-tiny"  # icm_lib.models registry name
-    loss: str = "object"  # "object": Eq. (4) Object-MSE; "mse": Eq. (1)
+    loss: str = "object"  # a registered loss (icm_lib.losses.CRITERIA): "object" Eq. (4), "mse" Eq. (1), "task" Eq. (2)
     lmbda: float = 0.01  # rate-distortion trade-off lambda
-    object_average: str = "image"  # Object-MSE normalisation, see icm_lib.losses
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)  # the loss's other arguments, e.g. {"average": "object"}
     steps: int = 1000  # optimisation steps of this run
     stop_at: int = 0  # pause at this step (checkpointed, resumable; 0: run to `steps`); the schedule stays that of `steps`
     batch_size: int = 8  # images per step over all processes
@@ -53,8 +63,8 @@ class TrainConfig:
         self.out_dir = Path(self.out_dir)
         self.init = Path(self.init) if self.init else None
         self.decay_at = tuple(float(f) for f in self.decay_at)
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        self.loss_kwargs = dict(self.loss_kwargs or {})
+        criterion_kwargs(self.loss, self.loss_kwargs)  # an unknown loss or argument is refused here, not mid-run
         for name in ("steps", "batch_size", "crop_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -69,8 +79,63 @@ class TrainConfig:
 
     def to_meta(self) -> dict[str, Any]:
         """The settings as plain JSON values, for checkpoints and summaries."""
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
-        return out
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value: paths as strings, tuples as lists, a network (the task loss's) as its class and weights' hash."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "state_dict"):
+        digest = hashlib.sha256()
+        for name, tensor in sorted(value.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return f"{type(value).__name__}:{digest.hexdigest()[:16]}"
+    return value
+
+
+def recorded_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded settings (``train_config`` of a checkpoint, ``config`` of a summary, a zoo entry's
+    ``train_config``) in today's form: records written before the loss registry held ``object_average``
+    instead of ``loss_kwargs``. This is the one place that derives the new fields from the old ones."""
+    config = dict(config)
+    average = config.pop("object_average", None)
+    if "loss_kwargs" not in config:
+        config["loss_kwargs"] = {"average": average} if config.get("loss") == "object" and average else {}
+    return config
+
+
+def recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run learns from: its recorded settings without :data:`HOW_FIELDS`, the loss's defaults filled in."""
+    config = recorded_config(config)
+    out = {k: v for k, v in config.items() if k not in HOW_FIELDS}
+    if out.get("loss") in CRITERIA:
+        out["loss_kwargs"] = _plain(criterion_kwargs(out["loss"], out.get("loss_kwargs") or {}))
+    out["decay_at"] = [float(f) for f in out.get("decay_at", ())]
+    out["init"] = str(out["init"]) if out.get("init") else None
+    return out
+
+
+# What makes a codec the codec it is: a resumed run may change its schedule, optimizer or batch (the loop
+# extends and re-plans runs), never these.
+CODEC_FIELDS = ("profile", "dataset", "model", "model_kwargs", "loss", "lmbda", "loss_kwargs")
+
+
+def recipe_differences(wanted: TrainConfig, recorded: dict[str, Any], steps: bool = True,
+                       only: tuple[str, ...] | None = None) -> list[str]:
+    """Each setting in which a recorded run differs from ``wanted``, as ``"lr 0.0001 (asked 0.001)"``.
+
+    Args:
+        wanted: the run asked for.
+        recorded: the run's recorded settings (:func:`recorded_config` reads old records too).
+        steps: compare ``steps`` too (False when resuming, which may extend a run, or under a time budget).
+        only: compare these settings alone (resuming: :data:`CODEC_FIELDS`).
+    """
+    mine, theirs = recipe(wanted.to_meta()), recipe(recorded)
+    keys = [k for k in mine if (k != "steps" or steps) and (only is None or k in only)]
+    return [f"{k} {theirs.get(k, 'unset')!r} (asked {mine[k]!r})" for k in keys if theirs.get(k) != mine[k]]

@@ -1,4 +1,4 @@
-"""One training run: a model, a loss (Eq. 1 or Eq. 4), a lambda; resumable and data-parallel.
+"""One training run: a model, a registered loss (Eq. 1, 2 or 4), a lambda; resumable and data-parallel.
 
 The loop checkpoints atomically every ``checkpoint_every`` steps and at the
 end, with everything needed to continue exactly: the weights, both Adam
@@ -25,7 +25,7 @@ from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import json_safe, write_atomic, write_json
 from icm_lib.metrics import masked_mse, psnr_from_mse
 from icm_lib.training import distributed
-from icm_lib.training.config import TrainConfig
+from icm_lib.training.config import CODEC_FIELDS, TrainConfig, recipe_differences
 from icm_lib.training.state import (
     aux_parameter_names,
     configure_optimizers,
@@ -174,7 +174,7 @@ def _per_rank_batch(cfg: TrainConfig, ctx: distributed.Context, n_images: int) -
 
 def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     """Build the run: resumed from the run's own checkpoint, else initialised from ``cfg.init`` or seeded."""
-    from icm_lib.losses import ObjectRateDistortionLoss, RateDistortionLoss
+    from icm_lib.losses import create_criterion
 
     own = cfg.out_dir / CHECKPOINT
     seed_everything(cfg.seed)
@@ -184,7 +184,7 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest convolutions
     optimizer, aux_optimizer = configure_optimizers(model, cfg.lr, cfg.aux_lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones(), gamma=cfg.gamma)
-    criterion = ObjectRateDistortionLoss(cfg.lmbda, average=cfg.object_average) if cfg.loss == "object" else RateDistortionLoss(cfg.lmbda)
+    criterion = create_criterion(cfg.loss, cfg.lmbda, **cfg.loss_kwargs).to(ctx.device)
     run = Run(cfg, ctx, model, distributed.wrap(model, ctx, aux_parameter_names(model)), optimizer, aux_optimizer, scheduler, criterion)
     if state is not None:
         run.step, run.seconds, run.cpu_seconds = int(state["step"]), float(state["seconds"]), float(state.get("cpu_seconds", 0.0))
@@ -227,6 +227,10 @@ def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]
         model, meta, state = load_checkpoint(own)
         if state is None:
             raise ValueError(f"{own} holds no training state to resume from")
+        differences = recipe_differences(cfg, meta.get("train_config") or {}, steps=False, only=CODEC_FIELDS)
+        if differences:  # another codec altogether (its schedule and optimizer settings may change on resuming)
+            raise ValueError(f"{own} was trained with other settings ({'; '.join(differences)}): "
+                             f"delete {own.parent} to train it anew, or ask for its settings")
         return model, state
     if cfg.init is None:
         return create(cfg.model, **cfg.model_kwargs), None
@@ -308,7 +312,7 @@ def _meta(run: Run) -> dict[str, Any]:
     cfg = run.cfg
     return {
         "model": cfg.model, "model_config": getattr(run.model, "registry_config", cfg.model_kwargs),
-        "loss": cfg.loss, "lmbda": cfg.lmbda, "step": run.step,
+        "loss": cfg.loss, "lmbda": cfg.lmbda, "method": run.criterion.method, "step": run.step,
         "data": {"profile": cfg.profile, "dataset": cfg.dataset, "split": "train"}, "train_config": cfg.to_meta(),
     }
 
@@ -336,9 +340,10 @@ def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
         val = evaluate_codec(run.model, layout, "val", run.cfg.final_val_images, run.cfg.empty_val_images) | {"seconds": time.perf_counter() - started}
         _log(run, {"split": "val", **val})
         summary = {
-            "model": run.cfg.model, "loss": run.cfg.loss, "lmbda": run.cfg.lmbda, "step": run.step,
+            "model": run.cfg.model, "loss": run.cfg.loss, "lmbda": run.cfg.lmbda, "method": run.criterion.method, "step": run.step,
             "train_seconds": run.seconds, "train_cpu_seconds": run.cpu_seconds, "threads": torch.get_num_threads(),
             "images_per_second": run.step * run.cfg.batch_size / max(run.seconds, 1e-9), "device": str(run.ctx.device), "processes": run.ctx.world, "val": val, "config": run.cfg.to_meta(),
+            "data_fingerprint": layout.fingerprint(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         write_json(run.cfg.out_dir / SUMMARY, summary)

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from icm_lib.evaluate.coding.codecs import codec_identity
 from icm_lib.io import write_json
 from icm_lib.paths import results_dir
 from icm_lib.training.sweep import TrainedCodec, trained_codecs
@@ -30,7 +31,7 @@ def family_results(codecs: list[TrainedCodec]) -> dict[str, dict[str, Any]]:
     for codec in codecs:
         summary = codec.summary()
         entry = out.setdefault(codec.family, {
-            "name": codec.family,
+            "name": codec.family, "method": codec.method, "model": codec.model, "loss": codec.loss,
             "description": f"{codec.model} trained with the {codec.loss} loss; bpp from the real bitstream "
                            f"(rANS), PSNR over the whole image, the object mask and the background of the "
                            f"{summary['config']['dataset']} val split",
@@ -58,6 +59,17 @@ def write_results(profile: str, model: str | None = None) -> list[Path]:
     for family, entry in family_results(codecs).items():
         paths.append(write_json(folder / f"{family}.json", entry))
     return paths
+
+
+def results_by_loss(profile: str, model: str) -> dict[str, dict[str, Any]]:
+    """The training results of ``model``'s codecs by their loss (as the files record it)."""
+    out = {}
+    for path in sorted((results_dir(profile) / "training").glob("*.json")):
+        body = json.loads(path.read_text(encoding="utf-8"))
+        identity = codec_identity(body)
+        if identity["model"] == model and identity["loss"]:
+            out[identity["loss"]] = {**body, "method": identity["method"]}
+    return out
 
 
 def read_results(profile: str, family: str) -> dict[str, Any]:
@@ -96,8 +108,12 @@ def region_bd_psnr(profile: str, model: str = "tcm-tiny") -> dict[str, float]:
         and ``bpp_overlap``: the bpp interval both sweeps cover.
     """
     write_results(profile, model)
-    anchor = read_results(profile, f"{model}-mse")["results"]
-    test = read_results(profile, f"{model}-object")["results"]
+    found = results_by_loss(profile, model)
+    missing = [loss for loss in ("mse", "object") if loss not in found]
+    if missing:
+        raise FileNotFoundError(f"no training results of {model} with the {' or '.join(missing)} loss at profile {profile}: "
+                                f"train them first (icm train --profile {profile})")
+    anchor, test = found["mse"]["results"], found["object"]["results"]
     overlap = (max(min(anchor["bpp"]), min(test["bpp"])), min(max(anchor["bpp"]), max(test["bpp"])))
     return {
         "object": bd_psnr(anchor, test, "object_psnr"),

@@ -1,4 +1,4 @@
-"""Lambda sweeps: one codec per (loss, lambda), optionally warm-started from a shared base.
+"""Lambda sweeps: one codec per (registered loss, lambda), optionally warm-started from a shared base.
 
 The paper trains each of its eight codecs from scratch (object lambdas 0.05,
 0.02, 0.01, 0.005; MSE lambdas 0.01, 0.005, 0.002, 0.001). To fit the CPU
@@ -13,8 +13,11 @@ from a second thread, and more from a second process (tcm-tiny on 2 cores:
 5.2 steps/s data-parallel against 3.9 with one process).
 A GPU trains everything in one process (several GPUs use torchrun instead).
 
-Codecs live in ``codecs_dir(profile)/<loss>/<model>_lambda<lmbda>/``; a run
-is finished when its ``summary.json`` records at least the steps asked for.
+The sweeps are :class:`icm_lib.config.TrainingStage`'s ``lambdas``, one list per
+registered loss (:data:`icm_lib.losses.CRITERIA`). Codecs live in
+``codecs_dir(profile)/<loss>/<model>_lambda<lmbda>/``; a run is reused only when
+its ``summary.json`` records the settings and data asked for
+(:func:`is_finished`); one made otherwise is refused with what differs.
 """
 from __future__ import annotations
 
@@ -22,26 +25,28 @@ import multiprocessing
 import os
 import socket
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from icm_lib.checkpoint import verify_checkpoint
+from icm_lib.config import TrainingStage, fields_of
+from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import read_json
+from icm_lib.losses import CRITERIA, criterion_class
 from icm_lib.paths import codecs_dir
 from icm_lib.training import distributed
-from icm_lib.training.config import LOSSES, TrainConfig
+from icm_lib.training.config import TrainConfig, recipe_differences, recorded_config
 from icm_lib.training.loop import CHECKPOINT, SUMMARY, train_codec
 
-# Notebook parameter (upper case, as in 02_train_codecs) -> TrainConfig field.
-SHARED_PARAMS = {
-    "DATASET": "dataset", "MODEL": "model", "BATCH_SIZE": "batch_size", "CROP_SIZE": "crop_size",
-    "LR": "lr", "AUX_LR": "aux_lr", "DECAY_AT": "decay_at", "CLIP_MAX_NORM": "clip_max_norm",
-    "CHECKPOINT_EVERY": "checkpoint_every", "VAL_EVERY": "val_every", "VAL_IMAGES": "val_images",
-    "SEED": "seed", "WORKERS": "workers", "OBJECT_AVERAGE": "object_average", "MODEL_KWARGS": "model_kwargs",
-    "FINAL_VAL_IMAGES": "final_val_images", "EMPTY_VAL_IMAGES": "empty_val_images",
-    "CACHE_IMAGES": "cache_images", "TIME_BUDGET": "time_budget",
-}
+# TrainConfig fields a sweep sets per run; every other one of the same name as a TrainingStage setting is taken
+# from the stage as it is, so a setting added to both reaches every run without a list to edit here.
+PER_RUN = ("out_dir", "profile", "loss", "lmbda", "loss_kwargs", "steps", "init", "init_official", "resume", "stop_at")
+SHARED_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in PER_RUN and f.name in fields_of(TrainingStage))
+
+
+class RunMismatch(ValueError):
+    """A run folder holds a codec made with other settings or data than the ones asked for."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,10 @@ class TrainedCodec:
     """A finished codec of a sweep."""
 
     model: str  # registry name, e.g. tcm-tiny
-    loss: str  # object | mse
+    loss: str  # a registered loss name (icm_lib.losses.CRITERIA)
     lmbda: float
     path: Path  # its checkpoint.pt
+    method: str = ""  # the compared method's label (the loss's), e.g. Object-MSE
 
     @property
     def family(self) -> str:
@@ -78,63 +84,108 @@ def base_dir(profile: str, loss: str, model: str, lmbda: float) -> Path:
     return codecs_dir(profile) / "base" / f"{model}_{loss}_lambda{lmbda:g}"
 
 
-def is_finished(out_dir: Path, steps: int) -> bool:
-    """Whether the run in ``out_dir`` completed at least ``steps`` steps."""
-    summary = Path(out_dir) / SUMMARY
-    if not summary.is_file() or not (Path(out_dir) / CHECKPOINT).is_file():
+def is_finished(cfg: TrainConfig) -> bool:
+    """Whether ``cfg.out_dir`` holds the finished run ``cfg`` asks for (then it is reused, not trained).
+
+    False when the folder holds no finished run, or one of fewer steps with the same settings (it is
+    extended). A run zoo.install placed counts as finished once it reached its steps, like one trained here.
+
+    Raises:
+        RunMismatch: the run was made with other settings (:func:`recipe_differences`, ``steps`` included
+            unless a time budget fixes them) or on other data; the message names each difference.
+    """
+    out_dir = Path(cfg.out_dir)
+    if not (out_dir / SUMMARY).is_file() or not (out_dir / CHECKPOINT).is_file():
         return False
-    if read_json(summary).get("step", 0) < steps:
+    summary = read_json(out_dir / SUMMARY)
+    recorded = recorded_config(summary.get("config") or {})
+    budget = cfg.time_budget > 0 or recorded.get("time_budget", 0) > 0
+    differences = recipe_differences(cfg, recorded, steps=False)
+    if not budget and summary.get("step", 0) > cfg.steps:
+        differences.append(f"steps {summary.get('step')} (asked {cfg.steps})")
+    fingerprint = summary.get("data_fingerprint") or (summary.get("zoo") or {}).get("data_fingerprint")
+    if fingerprint and fingerprint != DatasetLayout.of(cfg.profile, cfg.dataset).fingerprint():
+        differences.append(f"data (it was trained on other {cfg.profile}/{cfg.dataset} data)")
+    if differences:
+        raise RunMismatch(f"{out_dir} holds a codec made otherwise: {'; '.join(differences)}. "
+                          f"Delete the folder to train it anew, or ask for its settings")
+    if summary.get("step", 0) < cfg.steps:
         return False
-    verify_checkpoint(Path(out_dir) / CHECKPOINT)  # a truncated or altered checkpoint is an error, not a finished run
+    verify_checkpoint(out_dir / CHECKPOINT)  # a truncated or altered checkpoint is an error, not a finished run
     return True
 
 
 def trained_codecs(profile: str) -> list[TrainedCodec]:
-    """The finished codecs of a profile, by loss then decreasing lambda."""
+    """The finished codecs of a profile (every registered loss), by loss then decreasing lambda."""
     found = []
-    for loss in LOSSES:
+    for loss in CRITERIA:
         for summary in sorted((codecs_dir(profile) / loss).glob(f"*/{SUMMARY}")):
             data = read_json(summary)
             if (summary.parent / CHECKPOINT).is_file():
-                found.append(TrainedCodec(data["model"], loss, float(data["lmbda"]), summary.parent / CHECKPOINT))
-    return sorted(found, key=lambda c: (LOSSES.index(c.loss), -c.lmbda))
+                method = data.get("method") or criterion_class(loss).method  # summaries before the registry lack it
+                found.append(TrainedCodec(data["model"], loss, float(data["lmbda"]), summary.parent / CHECKPOINT, method))
+    order = list(CRITERIA)
+    return sorted(found, key=lambda c: (order.index(c.loss), -c.lmbda))
 
 
-def sweep_configs(params: dict[str, Any], losses: tuple[str, ...] = LOSSES) -> tuple[TrainConfig | None, list[TrainConfig]]:
-    """The base run (None without ``BASE_STEPS``) and one run per (loss, lambda) from notebook parameters."""
-    profile = params["PROFILE"]
-    shared = {field: params[key] for key, field in SHARED_PARAMS.items() if key in params}
-    shared["resume"] = params.get("RESUME", True)
+def training_stage(params: TrainingStage | dict[str, Any]) -> TrainingStage:
+    """A :class:`TrainingStage` from itself or from notebook parameters (``RESUME`` aside)."""
+    if isinstance(params, TrainingStage):
+        return params
+    return TrainingStage.from_params({k: v for k, v in params.items() if k != "RESUME"})
+
+
+def sweep_configs(params: TrainingStage | dict[str, Any], losses: tuple[str, ...] | None = None,
+                  resume: bool | None = None) -> tuple[TrainConfig | None, list[TrainConfig]]:
+    """The base run (None without ``base_steps``) and one run per (loss, lambda) of the stage.
+
+    Args:
+        params: the stage, or its upper-case parameters (``RESUME`` among them, as the zoo passes them).
+        losses: which of the stage's sweeps (default: all of its ``lambdas``).
+        resume: continue unfinished runs (default: ``RESUME`` of the parameters, else True).
+    """
+    stage = training_stage(params)
+    if resume is None:
+        resume = params.get("RESUME", True) if isinstance(params, dict) else True
+    losses = tuple(stage.lambdas) if losses is None else tuple(losses)
+    for loss in losses:
+        criterion_class(loss)  # an unknown loss name is refused with the registered ones
+    shared = {name: getattr(stage, name) for name in SHARED_FIELDS} | {"resume": resume}
     base = None
-    if params.get("BASE_STEPS", 0) > 0:
-        loss, lmbda = params.get("BASE_LOSS", "mse"), params["BASE_LAMBDA"]
-        base_shared = {**shared, "lr": params.get("BASE_LR", shared.get("lr", 1e-4))}
-        base = TrainConfig(base_dir(profile, loss, shared["model"], lmbda), profile=profile, loss=loss, lmbda=lmbda,
-                           steps=params["BASE_STEPS"], **base_shared)
-    init = base.out_dir / CHECKPOINT if base else (Path(params["INIT"]) if params.get("INIT") else None)
+    if stage.base_steps > 0:
+        base = TrainConfig(base_dir(stage.profile, stage.base_loss, stage.model, stage.base_lambda), profile=stage.profile,
+                           loss=stage.base_loss, lmbda=stage.base_lambda, steps=stage.base_steps,
+                           loss_kwargs=stage.loss_kwargs.get(stage.base_loss, {}), **{**shared, "lr": stage.base_lr})
+    init = base.out_dir / CHECKPOINT if base else (Path(stage.init) if stage.init else None)
     runs = [
-        TrainConfig(run_dir(profile, loss, shared["model"], lmbda), profile=profile, loss=loss, lmbda=float(lmbda),
-                    steps=params["STEPS"], init=init, init_official=bool(params.get("INIT_OFFICIAL")) and base is None, **shared)
+        TrainConfig(run_dir(stage.profile, loss, stage.model, lmbda), profile=stage.profile, loss=loss, lmbda=float(lmbda),
+                    steps=stage.steps, init=init, init_official=stage.init_official and base is None,
+                    loss_kwargs=stage.loss_kwargs.get(loss, {}), **shared)
         for loss in losses
-        for lmbda in params[f"{loss.upper()}_LAMBDAS"]
+        for lmbda in stage.lambdas.get(loss, [])
     ]
     return base, runs
 
 
-def train_sweeps(params: dict[str, Any], losses: tuple[str, ...] = LOSSES, ctx: distributed.Context | None = None) -> list[TrainedCodec]:
-    """Train the base (when asked) and every codec of the sweeps, skipping finished runs.
+def train_sweeps(params: TrainingStage | dict[str, Any], losses: tuple[str, ...] | None = None,
+                 ctx: distributed.Context | None = None, resume: bool | None = None) -> list[TrainedCodec]:
+    """Train the base (when asked) and every codec of the sweeps, reusing the finished runs asked for.
 
     Args:
-        params: the ``02_train_codecs`` parameters (``notebook_params(profile, "02_train_codecs")``);
-            ``PROCESSES`` (default 1) codecs are trained side by side after the base.
-        losses: which sweeps to run.
+        params: the stage (``TrainingStage.from_profile(profile)``) or its parameters;
+            ``processes`` codecs are trained side by side after the base.
+        losses: which sweeps to run (default: every loss of ``lambdas``).
     Returns:
         The profile's finished codecs of these losses.
+    Raises:
+        RunMismatch: a run folder holds a codec made with other settings or data.
     """
     ctx = ctx or distributed.setup()
-    base, runs = sweep_configs(params, losses)
+    stage = training_stage(params)
+    base, runs = sweep_configs(params, losses, resume)
+    losses = tuple(stage.lambdas) if losses is None else tuple(losses)
     todo = [cfg for cfg in ([base] if base else []) + runs if not _reused(cfg, ctx)]
-    processes = int(params.get("PROCESSES", 1))
+    processes = stage.processes
     side_by_side = processes > 1 and ctx.world == 1 and ctx.device.type == "cpu"
     if base in todo:
         if side_by_side:
@@ -149,11 +200,11 @@ def train_sweeps(params: dict[str, Any], losses: tuple[str, ...] = LOSSES, ctx: 
     else:
         for cfg in todo:
             train_codec(cfg, ctx)
-    return [c for c in trained_codecs(params["PROFILE"]) if c.loss in losses and c.model == params["MODEL"]]
+    return [c for c in trained_codecs(stage.profile) if c.loss in losses and c.model == stage.model]
 
 
 def _reused(cfg: TrainConfig, ctx: distributed.Context) -> bool:
-    if not is_finished(cfg.out_dir, cfg.steps):
+    if not is_finished(cfg):
         return False
     if ctx.is_main:
         print(f"[train] {cfg.out_dir.name} ({cfg.loss}): finished, reused", flush=True)
@@ -200,7 +251,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def sweep_runs(params: dict[str, Any], losses: tuple[str, ...] = LOSSES) -> dict[str, Path]:
+def sweep_runs(params: TrainingStage | dict[str, Any], losses: tuple[str, ...] | None = None) -> dict[str, Path]:
     """Every run folder of the sweeps by label (``base mse@0.003``, ``tcm-tiny-object@0.05`` ...)."""
     base, runs = sweep_configs(params, losses)
     out = {f"base {base.loss}@{base.lmbda:g}": base.out_dir} if base else {}

@@ -8,6 +8,9 @@ self-contained bitstream and back, so bits per pixel always come from
 
 A codec is named ``<family>@<setting>``: ``tcm-tiny-object@0.05`` (learned:
 model, loss, lambda), ``jpeg@q30`` (Pillow quality), ``vvc@qp37`` (VVC QP).
+The name is a folder name only: what a codec is travels as data
+(:attr:`ImageCodec.identity`: ``method``, ``model``, ``loss``, ``lmbda``) in its
+coding records and every results file, and is read back by :func:`codec_identity`.
 
 Deviations from the paper: besides VVC (``vvencapp``/``vvdecapp``, used when
 they are on PATH and skipped with a message otherwise), the anchors include
@@ -67,6 +70,11 @@ class ImageCodec(ABC):
     def fingerprint(self) -> str:
         """What makes this codec's output: decoded images coded with another fingerprint are redone."""
         return self.id
+
+    @property
+    def identity(self) -> dict:
+        """What the codec is, as data: ``method`` (label), ``model``, ``loss`` and ``lmbda`` (None for an anchor)."""
+        return {"method": self.family, "model": None, "loss": None, "lmbda": None}
 
     @abstractmethod
     def encode(self, image: np.ndarray) -> bytes:
@@ -319,11 +327,43 @@ class LearnedCodec(ImageCodec):
     def lmbda(self) -> float:
         return float(self.setting)
 
+    @property
+    def identity(self) -> dict:
+        return codec_identity({"model": self.meta.get("model"), "loss": self.meta.get("loss"), "lmbda": self.lmbda,
+                               "method": self.meta.get("method"), "family": self.family})
+
     def encode(self, image: np.ndarray) -> bytes:
         return encode_bitstream(self.model, _check_image(image), fingerprint=self.weights_fingerprint)
 
     def decode(self, data: bytes) -> np.ndarray:
         return to_uint8(decode_bitstream(self.model, data, fingerprint=self.weights_fingerprint))
+
+
+def codec_identity(record: dict) -> dict:
+    """``method``, ``model``, ``loss`` and ``lmbda`` of a codec from any record of it: a checkpoint's meta,
+    a coding payload, a results body (there ``lmbda`` is the list of its points'), a recognition curve.
+
+    Records written before these fields existed are read here, and only here: the method from the
+    loss's registration, the model and loss from a family name ``<model>-<loss>`` (a registered loss;
+    anything else is a classical anchor), a point's lambda from its ``setting``.
+    """
+    from icm_lib.losses import CRITERIA
+
+    out = {k: record.get(k) for k in ("method", "model", "loss", "lmbda")}
+    family = record.get("family") or record.get("name") or ""
+    if "loss" not in record and "model" not in record:  # a record from before the registry
+        out["loss"] = next((loss for loss in CRITERIA if family.endswith(f"-{loss}")), None)
+        out["model"] = family[: -len(out["loss"]) - 1] if out["loss"] else None
+    if out["lmbda"] is None and out["loss"] is not None:
+        settings = record.get("setting") or (record.get("results") or {}).get("setting")
+        if isinstance(settings, list):
+            out["lmbda"] = [float(s) for s in settings]
+        elif settings is not None:
+            out["lmbda"] = float(settings)
+    if not out["method"]:
+        out["method"] = CRITERIA[out["loss"]].method if out["loss"] in CRITERIA else family
+    return out
+
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

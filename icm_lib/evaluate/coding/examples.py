@@ -15,17 +15,21 @@ import numpy as np
 
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.evaluate.coding.bitmaps import bit_allocation_map
-from icm_lib.evaluate.coding.codecs import LearnedCodec
+from icm_lib.evaluate.coding.codecs import LearnedCodec, codec_identity
 from icm_lib.evaluate.coding.sweep import codec_dir, load_records, read_family_results, read_mask, read_rgb
 
+PAPER_LOSS, BASELINE_LOSS = "object", "mse"  # the paper's codec (Eq. 4) and the one it is compared with (Eq. 1)
 
-def _points(profile: str, dataset: str, suffix: str) -> list[dict]:
-    """Every coded point of the families ending in ``suffix`` (``-object`` / ``-mse``)."""
+
+def _points(profile: str, dataset: str, loss: str) -> list[dict]:
+    """Every coded point of the codecs trained with ``loss``, each with its ``lmbda``."""
     points = []
     for family, body in read_family_results(profile, dataset).items():
-        if family.endswith(suffix):
+        identity = codec_identity(body)
+        if identity["loss"] == loss:
             r = body["results"]
-            points += [{k: r[k][i] for k in r} | {"family": family} for i in range(len(r["codec_id"]))]
+            points += [{k: r[k][i] for k in r} | {"family": family, "lmbda": identity["lmbda"][i]}
+                       for i in range(len(r["codec_id"]))]
     return points
 
 
@@ -36,7 +40,7 @@ def similar_bpp_pairs(profile: str, dataset: str) -> list[dict]:
         One dict per object codec: ``object_id``, ``mse_id`` and their ``*_bpp``, ``*_object_psnr``,
         ``*_background_psnr``, ``*_bit_share`` (None where not measured), and ``object_area``.
     """
-    objects, mses = _points(profile, dataset, "-object"), _points(profile, dataset, "-mse")
+    objects, mses = _points(profile, dataset, PAPER_LOSS), _points(profile, dataset, BASELINE_LOSS)
     pairs = []
     for o in objects:
         if not mses:
@@ -44,7 +48,7 @@ def similar_bpp_pairs(profile: str, dataset: str) -> list[dict]:
         m = min(mses, key=lambda p: abs(np.log(p["bpp"]) - np.log(o["bpp"])))
         pair = {"object_area": o.get("object_area")}
         for role, p in (("object", o), ("mse", m)):
-            pair.update({f"{role}_id": p["codec_id"], f"{role}_bpp": p["bpp"], f"{role}_object_psnr": p["object_psnr"],
+            pair.update({f"{role}_id": p["codec_id"], f"{role}_lmbda": p["lmbda"], f"{role}_bpp": p["bpp"], f"{role}_object_psnr": p["object_psnr"],
                          f"{role}_background_psnr": p["background_psnr"], f"{role}_bit_share": p.get("object_bit_share")})
         pairs.append(pair)
     return sorted(pairs, key=lambda p: p["object_bpp"])
@@ -57,7 +61,7 @@ def pick_pair(profile: str, dataset: str, object_lambda: float | None = None) ->
         raise ValueError(f"no object and MSE codec results for {dataset} at profile {profile}: run notebooks 02 and 03")
     if object_lambda is None:
         return pairs[len(pairs) // 2]
-    chosen = [p for p in pairs if float(p["object_id"].split("@")[1]) == float(object_lambda)]
+    chosen = [p for p in pairs if p["object_lmbda"] == float(object_lambda)]
     if not chosen:
         raise ValueError(f"no object codec with lambda {object_lambda} in {[p['object_id'] for p in pairs]}")
     return chosen[0]

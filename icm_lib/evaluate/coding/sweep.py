@@ -33,11 +33,11 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from icm_lib.config import notebook_params
+from icm_lib.config import CodingStage
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.errors import UserError
 from icm_lib.evaluate.coding.bitmaps import bit_allocation_map
-from icm_lib.evaluate.coding.codecs import ImageCodec, LearnedCodec, classical_codecs
+from icm_lib.evaluate.coding.codecs import ImageCodec, LearnedCodec, classical_codecs, codec_identity
 from icm_lib.io import write_atomic, write_json
 from icm_lib.metrics import region_psnr_uint8
 from icm_lib.paths import decoded_dir, results_dir
@@ -102,8 +102,9 @@ def load_records(profile: str, dataset: str, codec_id: str, split: str) -> dict 
 def code_split(codec: ImageCodec, layout: DatasetLayout, split: str, profile: str, limit: int | None = None) -> dict:
     """Encode and decode every image of a split (the first ``limit`` by name when given).
 
-    Images already coded by the same codec (same :attr:`ImageCodec.fingerprint`) are reused, so a
-    smaller ``limit`` costs nothing and a larger one codes only the new images.
+    Images already coded by the same codec (same :attr:`ImageCodec.fingerprint`) from the same data
+    (same :meth:`DatasetLayout.fingerprint`) are reused, so a smaller ``limit`` costs nothing and a
+    larger one codes only the new images; records of another codec or other data are coded anew.
     Returns:
         The records payload for the requested images: ``codec``, ``family``, ``setting``, ``dataset``,
         ``split``, ``images`` (per stem: bytes, bpp, psnr, object_psnr, background_psnr, ...), ``mean``.
@@ -115,7 +116,8 @@ def code_split(codec: ImageCodec, layout: DatasetLayout, split: str, profile: st
     image_dir = out / "images" / split
     done = load_records(profile, layout.name, codec.id, split) or {}
     records = {s: r for s, r in done.get("images", {}).items() if (image_dir / f"{s}.png").is_file()}
-    if done.get("fingerprint") != codec.fingerprint:
+    data = layout.fingerprint()
+    if done.get("fingerprint") != codec.fingerprint or done.get("data_fingerprint") != data:
         records = {}
     todo = [f for f in files if f.stem not in records]
     if todo:
@@ -126,13 +128,13 @@ def code_split(codec: ImageCodec, layout: DatasetLayout, split: str, profile: st
             buffer = io.BytesIO()
             Image.fromarray(decoded).save(buffer, format="PNG", compress_level=1)
             write_atomic(image_dir / f"{path.stem}.png", buffer.getvalue())
-        write_json(out / f"records_{split}.json", _payload(codec, layout.name, split, records))
-    return _payload(codec, layout.name, split, {f.stem: records[f.stem] for f in files})
+        write_json(out / f"records_{split}.json", _payload(codec, layout.name, split, records, data))
+    return _payload(codec, layout.name, split, {f.stem: records[f.stem] for f in files}, data)
 
 
-def _payload(codec: ImageCodec, dataset: str, split: str, records: dict) -> dict:
-    return {"codec": codec.id, "family": codec.family, "setting": codec.setting, "fingerprint": codec.fingerprint,
-            "dataset": dataset, "split": split, "bpp_source": "real bitstream (8 * bytes / pixels, headers included)",
+def _payload(codec: ImageCodec, dataset: str, split: str, records: dict, data: str) -> dict:
+    return {"codec": codec.id, "family": codec.family, "setting": codec.setting, **codec.identity,
+            "fingerprint": codec.fingerprint, "data_fingerprint": data, "dataset": dataset, "split": split, "bpp_source": "real bitstream (8 * bytes / pixels, headers included)",
             "images": dict(sorted(records.items())), "mean": mean_record(records)}
 
 
@@ -158,7 +160,9 @@ def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, prof
     files = layout.image_files(split)[:limit]
     path = codec_dir(profile, layout.name, codec.id) / f"bits_{split}.json"
     done = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    images = done.get("images", {}) if done.get("fingerprint") == codec.fingerprint else {}
+    data = layout.fingerprint()
+    same = done.get("fingerprint") == codec.fingerprint and done.get("data_fingerprint") == data
+    images = done.get("images", {}) if same else {}
     todo = [f for f in files if f.stem not in images]
     for file in tqdm(todo, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False, disable=not todo):
         mask = read_mask(layout, split, file.stem)
@@ -167,7 +171,7 @@ def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, prof
                              "object_area": float((mask > 0).mean())}
 
     def payload(chosen: dict) -> dict:
-        return {"codec": codec.id, "fingerprint": codec.fingerprint, "dataset": layout.name, "split": split,
+        return {"codec": codec.id, "fingerprint": codec.fingerprint, "data_fingerprint": data, "dataset": layout.name, "split": split,
                 "bpp_source": "entropy estimate (-log2 likelihoods of y and z)", "images": dict(sorted(chosen.items())),
                 "mean": mean_record(chosen)}
 
@@ -220,7 +224,9 @@ def write_family_results(profile: str, dataset: str, split: str, family: str, pa
     keys = ["bpp", "psnr", "object_psnr", "background_psnr"]
     if all("object_bit_share" in p["mean"] for p in payloads):
         keys += ["estimated_bpp", "object_bit_share", "object_area"]
-    results = {"codec_id": [p["codec"] for p in payloads], "setting": [p["setting"] for p in payloads]}
+    identity = codec_identity(payloads[0])
+    results = {"codec_id": [p["codec"] for p in payloads], "setting": [p["setting"] for p in payloads],
+               "lmbda": [codec_identity(p)["lmbda"] for p in payloads]}
     results.update({k: [p["mean"].get(k, math.nan) for p in payloads] for k in keys})
     description = (f"{family} on {dataset}/{split} ({payloads[0]['mean']['n']} images): bpp from the real bitstream "
                    "(8 * bytes / pixels, headers included); PSNR in dB averaged per image over the whole image, "
@@ -230,7 +236,8 @@ def write_family_results(profile: str, dataset: str, split: str, family: str, pa
                         "estimated_bpp) spent inside the object mask, object_area: the mask's share of the pixels")
     path = results_dir(profile) / "coding" / dataset / f"{family}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"name": family, "description": description, "dataset": dataset, "split": split, "results": results}
+    body = {"name": family, "description": description, "dataset": dataset, "split": split,
+            **{k: identity[k] for k in ("method", "model", "loss")}, "results": results}
     write_json(path, body)
     return path
 
@@ -314,38 +321,39 @@ def read_family_results(profile: str, dataset: str) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
 
 
+def coding_record(stage, codecs: list[ImageCodec], skipped: list[str]) -> dict:
+    """What notebook 03 and ``icm code`` record of a sweep: the settings coded with (read back by notebook 04) and the codecs."""
+    return {"config": stage.to_params(), "datasets": stage.datasets, "split": stage.split,
+            "codecs": [c.id for c in codecs], "identities": {c.id: c.identity for c in codecs}, "skipped": skipped}
+
+
 def _cli(args: argparse.Namespace) -> int:
-    """``icm code``: the coding sweep of notebook 03, its defaults from the profile's ``03_coding_examples`` section."""
+    """``icm code``: the coding sweep of notebook 03, its settings from the profile's :class:`CodingStage`."""
+    from icm_lib.notebook import record
+
     try:
-        params = notebook_params(args.profile, STEM)
+        stage = CodingStage.from_args(args)
     except ValueError as err:
         raise UserError(str(err)) from None
-    datasets = args.dataset or params.get("DATASETS", ["shapes"])
-    for dataset in datasets:
-        if not DatasetLayout.of(args.profile, dataset).images(args.split).is_dir():
+    for dataset in stage.datasets:
+        if not DatasetLayout.of(args.profile, dataset).images(stage.split).is_dir():
             raise UserError(f"no dataset {dataset!r} at profile {args.profile}: build it first (notebook 01)")
-    codecs, skipped = all_codecs(args.profile, params.get("CLASSICAL"), params.get("QUALITIES"))
+    codecs, skipped = all_codecs(args.profile, stage.classical, stage.qualities)
     chosen = select_codecs(codecs, args.codecs)
     if not chosen:
         raise UserError(f"no codec matches {args.codecs}; available: {sorted({c.family for c in codecs})}")
-    limit = args.limit if args.limit is not None else params.get("LIMIT") or None
-    for dataset in datasets:
-        bitmap_limit, workers = params.get("BITMAP_IMAGES") or None, args.workers or params.get("WORKERS", 1)
-        for family, path in coding_sweep(args.profile, dataset, args.split, chosen, limit, skipped, bitmap_limit,
-                                         workers).items():
-            print(f"[coding] {dataset}/{args.split} {family}: {path}")
+    for dataset in stage.datasets:
+        for family, path in coding_sweep(args.profile, dataset, stage.split, chosen, stage.limit or None, skipped,
+                                         stage.bitmap_images or None, stage.workers).items():
+            print(f"[coding] {dataset}/{stage.split} {family}: {path}")
+    record(STEM, args.profile, coding_record(stage, chosen, skipped))
     return 0
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("code", help="encode and decode dataset splits with learned and classical codecs (notebook 03)")
     p.add_argument("--profile", default="demo", help="smoke | demo | paper: defaults from its 03_coding_examples section")
-    p.add_argument("--dataset", nargs="+", default=None, help="dataset names (default: the profile's DATASETS)")
-    p.add_argument("--split", default="val", choices=("train", "val"))
     p.add_argument("--codecs", nargs="+", default=["all"],
                    help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="code only the first N images by name (default: the profile's LIMIT)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="codecs coded at once, one process each (default: the profile's WORKERS)")
+    CodingStage.add_arguments(p, skip=("n_examples", "object_lambda", "interactive"))
     p.set_defaults(func=_cli)

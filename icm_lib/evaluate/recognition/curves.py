@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from icm_lib.config import notebook_params
+from icm_lib.config import RecognitionStage
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.errors import UserError
 from icm_lib.evaluate.coding import sweep as coding_sweep
@@ -58,7 +58,7 @@ class RecognitionPlan:
     finetune_detectors: list = field(default_factory=lambda: ["yolo", "maskrcnn"])  # detectors fine-tuned
     finetune_codecs: list = field(default_factory=lambda: ["learned", BEST_CLASSICAL])  # codec selectors, or best-classical
     finetune_images: int | None = None  # code and fine-tune on the first N train images (None: all)
-    workers: int | None = None  # codecs coding those train images at once (None: notebook 03's WORKERS)
+    workers: int | None = None  # codecs coding those train images at once (None: 1)
     finetune_epochs: dict = field(default_factory=lambda: {"yolo": 3, "maskrcnn": 2})  # epochs per detector
     yolo: dict = field(default_factory=dict)  # YoloConfig overrides (scale, imgsz, epochs, batch, ...)
     maskrcnn: dict = field(default_factory=dict)  # SegmenterConfig overrides
@@ -70,17 +70,28 @@ class RecognitionPlan:
     def from_params(cls, params: dict) -> RecognitionPlan:
         """From a notebook's parameters (UPPER_CASE keys; unknown keys such as PROFILE ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k.lower(): v for k, v in params.items() if k.lower() in names})
+        values = {k.lower(): v for k, v in params.items() if k.lower() in names}
+        for key in ("val_images", "finetune_images"):  # 0 in a profile or notebook: as notebook 03 / all
+            values[key] = values.get(key) or None
+        return cls(**values)
 
     def resolved(self, profile: str) -> RecognitionPlan:
-        """A copy with the coding settings left None taken from notebook 03's section, so both
-        notebooks score the very same decoded images."""
-        coding = notebook_params(profile, "03_coding_examples")
+        """A copy with the coding settings left None taken from what notebook 03 (or ``icm code``) recorded
+        it coded, so both stages score the very same decoded images.
+
+        Raises:
+            FileNotFoundError: a setting is left to notebook 03 and it has not recorded one.
+        """
+
+        from icm_lib.notebook import read_record
+
+        coding = {}
+        if self.classical is None or self.qualities is None or self.val_images is None:
+            coding = read_record("03_coding_examples", profile).get("config", {})
         limit = self.val_images if self.val_images is not None else (coding.get("LIMIT") or None)
         return replace(self, classical=self.classical if self.classical is not None else coding.get("CLASSICAL"),
                        qualities=self.qualities if self.qualities is not None else coding.get("QUALITIES"),
-                       val_images=limit or None,
-                       workers=self.workers if self.workers is not None else coding.get("WORKERS", 1))
+                       val_images=limit or None, workers=self.workers or 1)
 
 
 def validate_paths(plan: RecognitionPlan, profile: str, data_roots: dict | None = None) -> None:
@@ -175,13 +186,14 @@ def evaluate_dataset(recognizer: Recognizer, layout: DatasetLayout, codecs: list
     base = recognizer.clean(layout, profile)
     timings["train_s"] = time.perf_counter() - start
     rr.write_uncompressed(folder, recognizer.name, cache.score(recognizer, base, layout, None, plan.val_images), plan.val_images)
+    identities = {c.family: c.identity for c in codecs}
     for family, rows in pretrained_curves(recognizer, base, layout, codecs, plan, profile, cache).items():
-        rr.write_curve(folder, family, "pretrained", recognizer.name, rows, plan.val_images)
+        rr.write_curve(folder, family, "pretrained", recognizer.name, rows, plan.val_images, identities[family])
     timings["pretrained_s"] = time.perf_counter() - start - timings["train_s"]
     if plan.finetune and layout.name in plan.finetune_datasets and recognizer.name in plan.finetune_detectors:
         chosen = finetune_selection(codecs, plan.finetune_codecs, folder, plan)
         for family, rows in finetuned_curves(recognizer, base, layout, chosen, plan, profile, cache).items():
-            rr.write_curve(folder, family, "finetuned", recognizer.name, rows, plan.val_images)
+            rr.write_curve(folder, family, "finetuned", recognizer.name, rows, plan.val_images, identities[family])
         timings["finetune_s"] = time.perf_counter() - start - timings["train_s"] - timings["pretrained_s"]
     metrics = tuple(k for k in recognizer.metric_keys if not k.endswith("50"))
     rr.bd_rate_tables(folder, metrics, plan.bd_min_points, plan.bd_drop_dominated)
@@ -220,9 +232,10 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
     table = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     result = {"bd_rate_vs_mse": math.nan, "bd_rate_vs_best_classical": math.nan, "best_classical": None}
     if table:
-        anchor = next((r for r in table["rows"] if rr.codec_role(r.split(" (")[0]) == "object" and r.endswith(f"({mode})")), None)
-        mse = next((c for c in table["columns"] if rr.codec_role(c.split(" (")[0]) == "mse" and c.endswith(f"({mode})")), None)
-        best = rr.best_classical(table, mode)
+        losses = rr.table_losses(table, folder)
+        anchor = next((r for r in table["rows"] if losses.get(r) == rr.PAPER_LOSS and r.endswith(f"({mode})")), None)
+        mse = next((c for c in table["columns"] if losses.get(c) == rr.BASELINE_LOSS and c.endswith(f"({mode})")), None)
+        best = rr.best_classical(table, mode, losses)
         if anchor:
             result.update(bd_rate_vs_mse=rr.table_value(table, anchor, mse or ""), best_classical=best,
                           bd_rate_vs_best_classical=rr.table_value(table, anchor, best or ""))
@@ -232,16 +245,13 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
 
 
 def _cli(args: argparse.Namespace) -> int:
-    plan = RecognitionPlan.from_params(notebook_params(args.profile, "04_recognition_accuracy"))
-    params = notebook_params(args.profile, "04_recognition_accuracy")
-    if args.dataset:
-        plan.datasets = args.dataset
-    if args.detector:
-        plan.detectors = args.detector
-    if args.no_finetune:
-        plan.finetune = False
     try:
-        validate_paths(plan, args.profile, params.get("DATA_ROOTS"))
+        stage = RecognitionStage.from_args(args)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    plan = RecognitionPlan.from_params(stage.to_params())
+    try:
+        validate_paths(plan, args.profile, stage.data_roots)
         summary = run_recognition(plan, args.profile)
     except (FileNotFoundError, ValueError) as err:
         raise UserError(str(err)) from err
@@ -254,7 +264,5 @@ def _cli(args: argparse.Namespace) -> int:
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="detector accuracy on decoded images, fine-tuning and BD-rate (notebook 04's plan)")
     p.add_argument("--profile", default="demo")
-    p.add_argument("--dataset", nargs="+", help="datasets (default: the profile's)")
-    p.add_argument("--detector", nargs="+", choices=["yolo", "maskrcnn"], help="detectors (default: the profile's)")
-    p.add_argument("--no-finetune", action="store_true", help="score the pre-trained detectors only")
+    RecognitionStage.add_arguments(p, skip=("headline",))
     p.set_defaults(func=_cli)

@@ -9,8 +9,11 @@
     evaluations.json                  cache of scores, keyed by model and image folder
 
 A curve is named ``<family> (<mode>)``, e.g. ``tcm-tiny-object (finetuned)``.
-Codec roles follow the family name: ``*-object`` is the paper's codec,
-``*-mse`` the MSE-trained one, anything else a classical anchor.
+Each curve's file carries what its codec is (``method``, ``model``, ``loss``;
+:func:`icm_lib.evaluate.coding.codecs.codec_identity`): the paper's codec is the one
+trained with the ``object`` loss (:data:`PAPER_LOSS`), compared with the one
+trained with ``mse`` (:data:`BASELINE_LOSS`); a curve without a loss is a
+classical anchor. BD-rate tables record each row's loss beside its name.
 """
 from __future__ import annotations
 
@@ -18,30 +21,36 @@ import json
 import math
 from pathlib import Path
 
+from icm_lib.evaluate.coding.codecs import codec_identity
 from icm_lib.evaluate.recognition.bdrate import Curve, bd_rate_table, write_table
 from icm_lib.io import write_json
 from icm_lib.paths import results_dir
 
 MODES = ("pretrained", "finetuned")
+PAPER_LOSS = "object"  # the loss of the paper's codec (Eq. 4): the anchor of every BD-rate table
+BASELINE_LOSS = "mse"  # the loss of the codec it is compared with (Eq. 1)
 
 
 def recognition_dir(profile: str, dataset: str, detector: str) -> Path:
     return results_dir(profile) / "recognition" / dataset / detector
 
 
-def codec_role(family: str) -> str:
-    """``object``, ``mse`` or ``classical`` from a family name (``tcm-tiny-object``, ``tcm-tiny-mse``, ``jpeg``)."""
-    return "object" if family.endswith("-object") else "mse" if family.endswith("-mse") else "classical"
+def curve_losses(bodies: dict[str, dict]) -> dict[str, str | None]:
+    """The loss each curve's codec was trained with (None: a classical anchor), by curve name."""
+    return {name: codec_identity(body)["loss"] for name, body in bodies.items()}
 
 
-def write_curve(folder: Path, family: str, mode: str, detector: str, rows: list[dict], n_images: int | None) -> Path:
-    """``<family>_<mode>.json``: one point per codec setting, sorted by bpp."""
+def write_curve(folder: Path, family: str, mode: str, detector: str, rows: list[dict], n_images: int | None,
+                identity: dict | None = None) -> Path:
+    """``<family>_<mode>.json``: one point per codec setting, sorted by bpp, with what the codec is
+    (``identity``: ``method``, ``model``, ``loss``, as :attr:`ImageCodec.identity`)."""
     rows = sorted(rows, key=lambda r: r["bpp"])
     keys = [k for k in rows[0] if k != "codec_id"]
     description = (f"{detector} ({mode}) on {family}-decoded val images ({n_images or 'all'} images): "
                    "bpp from the real bitstream (mean over images); mAP@[.5:.95] and mAP50 by pycocotools COCOeval")
+    identity = identity or {}
     body = {"name": family, "description": description, "detector": detector, "mode": mode,
-            "results": {"codec_id": [r["codec_id"] for r in rows], **{k: [r[k] for r in rows] for k in keys}}}
+            **{k: identity.get(k) for k in ("method", "model", "loss")}, "results": {"codec_id": [r["codec_id"] for r in rows], **{k: [r[k] for r in rows] for k in keys}}}
     return write_json(folder / f"{family}_{mode}.json", body)
 
 
@@ -74,9 +83,9 @@ def _curve(body: dict, metric: str) -> Curve:
     return Curve(list(res["bpp"]), [math.nan if v is None else v for v in res.get(metric, [None] * len(res["bpp"]))])
 
 
-def anchor_curve(names: list[str]) -> str | None:
-    """The object codec's curve, fine-tuned when there is one."""
-    objects = [n for n in names if codec_role(n.split(" (")[0]) == "object"]
+def anchor_curve(losses: dict[str, str | None]) -> str | None:
+    """The paper's codec's curve (:data:`PAPER_LOSS`), fine-tuned when there is one; ``losses`` by curve name."""
+    objects = [n for n, loss in losses.items() if loss == PAPER_LOSS]
     finetuned = [n for n in objects if n.endswith("(finetuned)")]
     return (finetuned or objects or [None])[0]
 
@@ -84,13 +93,16 @@ def anchor_curve(names: list[str]) -> str | None:
 def bd_rate_tables(folder: Path, metrics: tuple[str, ...] = ("map",), min_points: int = 4, drop_dominated: bool = False) -> dict[str, dict]:
     """Write ``bdrate_<metric>.json`` and ``.md`` for every metric the curves hold; returns the tables."""
     bodies = read_curves(folder)
+    losses = curve_losses(bodies)
     tables = {}
     for metric in metrics:
         curves = {n: _curve(b, metric) for n, b in bodies.items() if metric in b["results"]}
         if not curves:
             continue
-        table = bd_rate_table(curves, anchor=anchor_curve(list(curves)), min_points=min_points, drop_dominated=drop_dominated)
-        table.update(metric=metric, min_points=min_points, drop_dominated=drop_dominated)
+        table = bd_rate_table(curves, anchor=anchor_curve({n: losses[n] for n in curves}), min_points=min_points,
+                              drop_dominated=drop_dominated)
+        table.update(metric=metric, min_points=min_points, drop_dominated=drop_dominated,
+                     losses={n: losses[n] for n in table["rows"]})
         description = (f"BD-rate (%) of each row's curve against each column's at equal {metric} "
                        "(bjontegaard, Akima); negative = the row needs fewer bits")
         write_table(table, Path(folder) / f"bdrate_{metric}.json", description, title=f"{Path(folder).parent.name} / {Path(folder).name}: {metric}")
@@ -106,10 +118,19 @@ def table_value(table: dict, row: str, column: str) -> float:
     return math.nan if value is None else value
 
 
-def best_classical(table: dict, mode: str) -> str | None:
-    """The classical curve of ``mode`` the object codec saves the fewest bits against (the strongest anchor)."""
+def table_losses(table: dict, folder: Path) -> dict[str, str | None]:
+    """Each row's loss of a BD-rate table (tables written before they recorded it: from the folder's curves)."""
+    return table.get("losses") or curve_losses(read_curves(folder))
+
+
+def best_classical(table: dict, mode: str, losses: dict[str, str | None] | None = None) -> str | None:
+    """The classical curve of ``mode`` the object codec saves the fewest bits against (the strongest anchor).
+
+    ``losses``: each curve's loss (default: the table's own record of them).
+    """
+    losses = losses if losses is not None else table.get("losses", {})
     anchor = table["rows"][0]
-    candidates = [c for c in table["columns"] if c.endswith(f"({mode})") and codec_role(c.split(" (")[0]) == "classical"]
+    candidates = [c for c in table["columns"] if c.endswith(f"({mode})") and c in losses and losses[c] is None]
     scored = [(table_value(table, anchor, c), c) for c in candidates]
     scored = [(v, c) for v, c in scored if math.isfinite(v)]
     return max(scored)[1] if scored else None
@@ -120,7 +141,7 @@ def most_accurate_classical(folder: Path, mode: str, metric: str = "map") -> str
     scored = []
     for name, body in read_curves(folder).items():
         values = [v for v in body["results"].get(metric, []) if v is not None and math.isfinite(v)]
-        if name.endswith(f"({mode})") and codec_role(name.split(" (")[0]) == "classical" and values:
+        if name.endswith(f"({mode})") and codec_identity(body)["loss"] is None and values:
             scored.append((sum(values) / len(values), name))
     return max(scored)[1] if scored else None
 
@@ -131,7 +152,7 @@ def recovered_fraction(folder: Path, metric: str = "map") -> float:
     ``(finetuned - pretrained) / (uncompressed - pretrained)`` at the lowest-bpp point.
     """
     bodies, clean = read_curves(folder), read_uncompressed(folder).get(metric, math.nan)
-    objects = [n.split(" (")[0] for n in bodies if codec_role(n.split(" (")[0]) == "object"]
+    objects = [n.split(" (")[0] for n, loss in curve_losses(bodies).items() if loss == PAPER_LOSS]
     for family in objects:
         pre, fine = bodies.get(f"{family} (pretrained)"), bodies.get(f"{family} (finetuned)")
         if pre is None or fine is None:
