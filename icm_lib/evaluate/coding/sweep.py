@@ -21,12 +21,12 @@ larger or smaller image limit). Results per codec family go to
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -181,8 +181,8 @@ def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, prof
 
 
 def learned_codecs(profile: str) -> list[LearnedCodec]:
-    """Every finished trained codec of a profile (:func:`icm_lib.train.trained_codecs`), loaded."""
-    from icm_lib.train import trained_codecs
+    """Every finished trained codec of a profile (:func:`icm_lib.training.sweep.trained_codecs`), loaded."""
+    from icm_lib.training.sweep import trained_codecs
 
     codecs = []
     for trained in trained_codecs(profile):
@@ -314,38 +314,38 @@ def read_family_results(profile: str, dataset: str) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
 
 
-def _cli(args: argparse.Namespace) -> int:
-    """``icm code``: the coding sweep of notebook 03, its defaults from the profile's ``03_coding_examples`` section."""
+@dataclass
+class CodingRun:
+    """A coding sweep of a profile's datasets (what ``icm code`` runs): :func:`coding_run` fills it."""
+
+    datasets: list[str]  # dataset names in data/<profile>/datasets
+    split: str  # train | val
+    codecs: list[ImageCodec]  # the codecs chosen
+    skipped: list[str]  # classical families whose encoder is missing, and why
+    limit: int | None  # code the first N images by name (None: all)
+    bitmap_limit: int | None  # bit shares of learned codecs on the first N images (None: as many as coded)
+    workers: int  # codecs coded at once
+
+
+def coding_run(profile: str, datasets: list[str] | None = None, split: str = "val", selectors: list[str] = ("all",),
+               limit: int | None = None, workers: int | None = None) -> CodingRun:
+    """The sweep of notebook 03 with the given overrides, the rest from the profile's ``03_coding_examples`` section.
+
+    Raises:
+        UserError: an unknown profile, a dataset not built, or no codec matching ``selectors``.
+    """
     try:
-        params = notebook_params(args.profile, STEM)
+        params = notebook_params(profile, STEM)
     except ValueError as err:
         raise UserError(str(err)) from None
-    datasets = args.dataset or params.get("DATASETS", ["shapes"])
+    datasets = datasets or params.get("DATASETS", ["shapes"])
     for dataset in datasets:
-        if not DatasetLayout.of(args.profile, dataset).images(args.split).is_dir():
-            raise UserError(f"no dataset {dataset!r} at profile {args.profile}: build it first (notebook 01)")
-    codecs, skipped = all_codecs(args.profile, params.get("CLASSICAL"), params.get("QUALITIES"))
-    chosen = select_codecs(codecs, args.codecs)
+        if not DatasetLayout.of(profile, dataset).images(split).is_dir():
+            raise UserError(f"no dataset {dataset!r} at profile {profile}: build it first (notebook 01)")
+    codecs, skipped = all_codecs(profile, params.get("CLASSICAL"), params.get("QUALITIES"))
+    chosen = select_codecs(codecs, list(selectors))
     if not chosen:
-        raise UserError(f"no codec matches {args.codecs}; available: {sorted({c.family for c in codecs})}")
-    limit = args.limit if args.limit is not None else params.get("LIMIT") or None
-    for dataset in datasets:
-        bitmap_limit, workers = params.get("BITMAP_IMAGES") or None, args.workers or params.get("WORKERS", 1)
-        for family, path in coding_sweep(args.profile, dataset, args.split, chosen, limit, skipped, bitmap_limit,
-                                         workers).items():
-            print(f"[coding] {dataset}/{args.split} {family}: {path}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("code", help="encode and decode dataset splits with learned and classical codecs (notebook 03)")
-    p.add_argument("--profile", default="demo", help="smoke | demo | paper: defaults from its 03_coding_examples section")
-    p.add_argument("--dataset", nargs="+", default=None, help="dataset names (default: the profile's DATASETS)")
-    p.add_argument("--split", default="val", choices=("train", "val"))
-    p.add_argument("--codecs", nargs="+", default=["all"],
-                   help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="code only the first N images by name (default: the profile's LIMIT)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="codecs coded at once, one process each (default: the profile's WORKERS)")
-    p.set_defaults(func=_cli)
+        raise UserError(f"no codec matches {selectors}; available: {sorted({c.family for c in codecs})}")
+    return CodingRun(datasets=list(datasets), split=split, codecs=chosen, skipped=skipped,
+                     limit=limit if limit is not None else params.get("LIMIT") or None,
+                     bitmap_limit=params.get("BITMAP_IMAGES") or None, workers=workers or params.get("WORKERS", 1))

@@ -24,7 +24,6 @@ as notebook 04.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -35,11 +34,11 @@ from tqdm.auto import tqdm
 
 from icm_lib.config import notebook_params
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.errors import UserError
 from icm_lib.evaluate.coding import sweep as coding_sweep
 from icm_lib.evaluate.recognition import results as rr
 from icm_lib.evaluate.recognition.recognizers import Recognizer, build_recognizers
 
+STEM = "04_recognition_accuracy"  # the notebook whose profile section holds the plan
 BEST_CLASSICAL = "best-classical"  # finetune selector: the strongest classical family, chosen from the pre-trained curves
 
 
@@ -231,30 +230,25 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
             "uncompressed_map": clean.get("map", math.nan), "uncompressed_map50": clean.get("map50", math.nan)}
 
 
-def _cli(args: argparse.Namespace) -> int:
-    plan = RecognitionPlan.from_params(notebook_params(args.profile, "04_recognition_accuracy"))
-    params = notebook_params(args.profile, "04_recognition_accuracy")
-    if args.dataset:
-        plan.datasets = args.dataset
-    if args.detector:
-        plan.detectors = args.detector
-    if args.no_finetune:
+def profile_plan(profile: str, datasets: list[str] | None = None, detectors: list[str] | None = None,
+                 finetune: bool = True) -> RecognitionPlan:
+    """Notebook 04's plan from the profile's ``04_recognition_accuracy`` section, with the given overrides."""
+    plan = RecognitionPlan.from_params(notebook_params(profile, STEM))
+    if datasets:
+        plan.datasets = datasets
+    if detectors:
+        plan.detectors = detectors
+    if not finetune:
         plan.finetune = False
-    try:
-        validate_paths(plan, args.profile, params.get("DATA_ROOTS"))
-        summary = run_recognition(plan, args.profile)
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(str(err)) from err
-    for dataset in plan.datasets:
-        for detector, info in summary.get(dataset, {}).items():
-            print(f"[evaluate] {dataset}/{detector}: {info['folder']} {headline(args.profile, dataset, detector)}")
-    return 0
+    return plan
 
 
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="detector accuracy on decoded images, fine-tuning and BD-rate (notebook 04's plan)")
-    p.add_argument("--profile", default="demo")
-    p.add_argument("--dataset", nargs="+", help="datasets (default: the profile's)")
-    p.add_argument("--detector", nargs="+", choices=["yolo", "maskrcnn"], help="detectors (default: the profile's)")
-    p.add_argument("--no-finetune", action="store_true", help="score the pre-trained detectors only")
-    p.set_defaults(func=_cli)
+def run_profile(plan: RecognitionPlan, profile: str) -> dict:
+    """:func:`run_recognition` of a profile's plan after :func:`validate_paths` (with the profile's ``DATA_ROOTS``).
+
+    Raises:
+        FileNotFoundError: a missing input path, before any work.
+        ValueError: no codec matches the plan.
+    """
+    validate_paths(plan, profile, notebook_params(profile, STEM).get("DATA_ROOTS"))
+    return run_recognition(plan, profile)
