@@ -1,4 +1,4 @@
-"""``icm bench codec``: coding speed on this CPU and the real rate against its estimate.
+"""Coding speed on this CPU and the real rate against its estimate (``icm bench codec``).
 
 For each model, image size and batch size: milliseconds per image to
 ``compress`` and to ``decompress`` a batch (CompressAI's rANS coder), and the
@@ -36,11 +36,9 @@ import torch
 
 from icm_lib.bitstream import bits_per_pixel, encode
 from icm_lib.checkpoint import load_checkpoint, read_weights_only
-from icm_lib.cli_groups import group
 from icm_lib.errors import UserError
 from icm_lib.losses import RateDistortionLoss
 from icm_lib.models import create, parameter_count, with_config
-from icm_lib.models.entropy_tables import CDF_ROUNDINGS
 
 MODELS = ("tcm-tiny", "tcm-small")
 QUICK_TRAIN_MAX_PARAMS = 5_000_000  # larger models are too slow to pre-train here: they stay random
@@ -163,38 +161,16 @@ def format_row(row: Row) -> str:
             f"{row.decode_ms:>11.1f} {row.bits_ratio:>13.4f} {row.bpp:>7.4f}")
 
 
-def _cli(args) -> int:
+def checkpoints_by_model(paths: list) -> dict[str, object]:
+    """``{model name: checkpoint path}`` of trained weights given for the benchmark (the model each names).
+
+    Raises:
+        UserError: a file that is not an icm codec checkpoint.
+    """
     checkpoints = {}
-    for path in args.checkpoint or []:
+    for path in paths:
         meta = read_weights_only(path).get("meta", {})
         if "model" not in meta:
             raise UserError(f"{path} is not an icm codec checkpoint")
         checkpoints[meta["model"]] = path
-    models = args.models or (["tcm-tiny"] if args.quick else list(MODELS))
-    sizes, batches = ([256], [1, 8]) if args.quick else (args.sizes, args.batches)
-    steps = min(args.train_steps, 100) if args.quick else args.train_steps
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"icm bench codec: CPU, {torch.get_num_threads()} thread(s), photo crops from scikit-image")
-    print(HEADER)
-    tables = {key: value for key, value in (("scale_levels", args.scale_levels), ("cdf_rounding", args.cdf_rounding))
-              if value is not None}
-    rows = bench(models, sizes, batches, checkpoints, steps, tables)
-    print("weights: " + "; ".join(sorted({f"{r.model}: {r.weights}" for r in rows})))
-    print("bits/estimate: entropy-coded string bits over -sum log2 likelihoods; bpp: whole files, batch 1")
-    return 0
-
-
-def add_cli(sub) -> None:
-    parser = group(sub, "bench", "benchmarks").add_parser("codec", help="encode/decode speed and real bits vs entropy estimate")
-    parser.add_argument("--models", nargs="+", help=f"registry names (default: {' '.join(MODELS)})")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512], help="square image sides")
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8], help="batch sizes")
-    parser.add_argument("--checkpoint", action="append", help="trained weights for the model they name (repeatable)")
-    parser.add_argument("--train-steps", type=int, default=300, help="quick RD steps for small random models")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    parser.add_argument("--quick", action="store_true", help="tcm-tiny at 256x256 only, <= 100 training steps")
-    parser.add_argument("--scale-levels", type=int, help="code TCMs with this many scales (default: each config's)")
-    parser.add_argument("--cdf-rounding", choices=CDF_ROUNDINGS,
-                        help="code TCMs with this pmf rounding (default: each config's)")
-    parser.set_defaults(func=_cli)
+    return checkpoints

@@ -1,4 +1,4 @@
-"""``icm bench train``: training throughput and peak memory of the codecs on this machine.
+"""Training throughput and peak memory of the codecs on this machine (``icm bench train``).
 
 Each configuration runs in its own Python process, so that its peak resident
 memory (``ru_maxrss``) is its own: one warm-up step, then timed steps of the
@@ -8,17 +8,16 @@ it does not pass or fail.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from icm_lib.cli_groups import group
-from icm_lib.config import PROFILES, notebook_params
+from icm_lib.config import notebook_params
 from icm_lib.losses import ObjectRateDistortionLoss
 from icm_lib.models import create, parameter_count
 from icm_lib.paths import results_dir
@@ -76,27 +75,19 @@ def bench(models: tuple[str, ...], crop_size: int, batch_size: int, steps: int) 
     return rows
 
 
-def _cli(args: argparse.Namespace) -> int:
-    params = notebook_params(args.profile, "02_train_codecs")
-    crop = args.crop_size or params.get("CROP_SIZE", 256)
-    batch = args.batch_size or params.get("BATCH_SIZE", 8)
-    rows = bench(tuple(args.models), crop, batch, args.steps)
-    path = results_dir(args.profile) / "bench" / "train.json"
+def bench_profile(profile: str, models: tuple[str, ...] = MODELS, crop_size: int | None = None,
+                  batch_size: int | None = None, steps: int = 3) -> Path:
+    """:func:`bench` at the crop size and batch of a profile's ``02_train_codecs`` section (unless given),
+    written to ``results/bench/train.json``; returns that path."""
+    params = notebook_params(profile, "02_train_codecs")
+    crop = crop_size or params.get("CROP_SIZE", 256)
+    batch = batch_size or params.get("BATCH_SIZE", 8)
+    rows = bench(tuple(models), crop, batch, steps)
+    path = results_dir(profile) / "bench" / "train.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"name": "train", "description": "training images per second and peak resident memory, one process per model, CPU threads as shown", "results": rows}
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    print(f"-> {path}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = group(sub, "bench", "benchmarks").add_parser("train", help="training images/s and peak memory of tcm-tiny and tcm-small")
-    p.add_argument("--profile", default="demo", choices=PROFILES, help="takes the crop size and batch from its 02_train_codecs section")
-    p.add_argument("--models", nargs="+", default=list(MODELS))
-    p.add_argument("--crop-size", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
-    p.set_defaults(func=_cli)
+    return path
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ Values take the suffixes K, M, G, T (powers of 1024): ``ICM_MAX_MEMORY=24G``.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from icm_lib.errors import UserError
 
@@ -130,16 +130,13 @@ def check_image_size(height: int, width: int, what: str) -> None:
     MAX_PIXELS.check(height * width, what)
 
 
-def add_arguments(parser: argparse.ArgumentParser, *limits: Limit) -> None:
-    """Add ``--max-...`` flags for ``limits`` (all by default); :func:`overridden` applies them."""
-    for limit in limits or LIMITS:
-        parser.add_argument(f"--{limit.name}", type=size, metavar="SIZE",
-                            help=f"{limit.doc}; also {limit.env}")
-
-
 @contextmanager
-def overridden(args: argparse.Namespace) -> Iterator[None]:
-    """The limit flags given on a command line in force while it runs (restored afterwards)."""
+def overridden(args: Any) -> Iterator[None]:
+    """The limit flags given on a command line in force while it runs (restored afterwards).
+
+    ``args`` holds each limit's value, or None, as the attribute named by its ``dest`` (an
+    ``argparse.Namespace`` of a command with the flags of :func:`icm_lib.cli.groups.add_limit_arguments`).
+    """
     given = {limit.name: getattr(args, limit.dest) for limit in LIMITS if getattr(args, limit.dest, None) is not None}
     saved = dict(_overrides)
     _overrides.update(given)

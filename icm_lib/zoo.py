@@ -23,13 +23,11 @@ on the embedded ``shapes`` data (see the README for the recipe and compute).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,14 +35,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from icm_lib.cli_groups import group
-from icm_lib.config import PROFILES, notebook_params
+from icm_lib.config import notebook_params
 from icm_lib.errors import UserError
 from icm_lib.io import read_json, write_atomic, write_json
 from icm_lib.paths import PACKAGE_DIR, dataset_dir
 
 # The training, data, checkpoint and safetensors modules are imported inside the commands that
-# use them, not here: `python -m icm_lib.zoo list|verify` then starts in about 2 s instead of 5
+# use them, not here: `python -m icm_lib.cli.zoo list|verify` then starts in about 2 s instead of 5
 # (no CompressAI, OpenCV, pycocotools). None of them imports this module: no cycle is hidden.
 
 MANIFEST = "manifest.json"
@@ -371,12 +368,10 @@ def zoo_runs(params: dict[str, Any]) -> list:
 def ensure_data(profile: str, dataset: str) -> None:
     """Generate an embedded dataset and its masks when they are missing (a fresh machine); real data must exist."""
     from icm_lib.data import synth
-    from icm_lib.data.masks import build_masks
+    from icm_lib.data.masks import build_dataset_masks
 
     if dataset in synth.DATASETS and profile in synth.SIZES:
-        layout = synth.synthesize(dataset, profile)
-        for split in ("train", "val"):
-            build_masks(layout, split, verbose=False)
+        build_dataset_masks(synth.synthesize(dataset, profile), verbose=False)
     elif not dataset_dir(profile, dataset).is_dir():
         raise UserError(f"no dataset {dataset_dir(profile, dataset)}: bring it into the layout first (icm data ...)")
 
@@ -423,70 +418,11 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
     return placed
 
 
-def _recipe(args) -> dict[str, Any]:
-    params = notebook_params(args.profile, "02_train_codecs")
+def recipe(profile: str) -> dict[str, Any]:
+    """The zoo's recipe of a profile: its ``02_train_codecs`` parameters, runs resumed from their checkpoints."""
+    params = notebook_params(profile, "02_train_codecs")
     params["RESUME"] = True
     return params
-
-
-def _list(args) -> int:
-    print(f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}")
-    for e in entries(args.profile):
-        val = e.get("val", {})
-        steps = f"{e['steps']}/{e['target_steps']}"
-        print(f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
-              f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
-              f"{val.get('object_bit_share', float('nan')):>10.1%}")
-    return 0
-
-
-def _verify(args) -> int:
-    problems = verify(args.profile)
-    for name, problem in problems:
-        print(f"{name}: {problem}")
-    if problems:
-        raise UserError(f"{len(problems)} of {len(entries(args.profile))} zoo codecs failed verification")
-    print(f"{len(entries(args.profile))} codecs verified: files match the manifest, trained on this data")
-    return 0
-
-
-def _train(args) -> int:
-    params = _recipe(args)
-    for key, value in (("PROCESSES", args.processes), ("STEPS", args.steps), ("VAL_EVERY", args.val_every),
-                       ("BATCH_SIZE", args.batch_size), ("TIME_BUDGET", args.time_budget), ("CACHE_IMAGES", args.cache_images or None)):
-        if value is not None:
-            params[key] = value
-    train(params, chunk=args.chunk, rounds=args.rounds)
-    return _list(args)
-
-
-def _export(args) -> int:
-    params = _recipe(args)
-    export(args.profile, params, zoo_runs(params))
-    return _list(args)
-
-
-def add_cli(sub) -> None:
-    """``icm zoo list|verify|train|export``."""
-    zoo = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
-    for name, func, help in (("list", _list, "the zoo's codecs with their last validation"),
-                             ("verify", _verify, "check every file's sha256 and the data fingerprint"),
-                             ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
-                             ("export", _export, "write the runs' current weights, logs and manifest into the zoo")):
-        p = zoo.add_parser(name, help=help)
-        p.add_argument("--profile", default="demo", choices=PROFILES)
-        p.set_defaults(func=func)
-        if name == "train":
-            p.add_argument("--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)")
-            p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: until finished)")
-            p.add_argument("--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)")
-            p.add_argument("--steps", type=int, help="steps per codec (default: the recipe's STEPS)")
-            p.add_argument("--val-every", type=int, help="steps between validations (default: the recipe's VAL_EVERY)")
-            p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's BATCH_SIZE)")
-            p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                           help="train every codec for this long from now, in one round: each fixes its steps from its "
-                                "measured speed, the lr decay placed at the recipe's fractions of them")
-            p.add_argument("--cache-images", action="store_true", help="keep the decoded training images in memory")
 
 
 def obtain_codecs(params: dict[str, Any]) -> list:
@@ -502,20 +438,3 @@ def obtain_codecs(params: dict[str, Any]) -> list:
     placed = install(params["PROFILE"], params)
     print(f"[zoo] {len(placed)} codecs from {zoo_dir(params['PROFILE'])} (no training; ZOO: false retrains them here)", flush=True)
     return [c for c in trained_codecs(params["PROFILE"]) if c.model == params["MODEL"]]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m icm_lib.zoo``: the ``icm zoo`` commands without the rest of the CLI (whose other commands
-    import packages a bare GPU machine lacks)."""
-    parser = argparse.ArgumentParser(prog="python -m icm_lib.zoo", description=__doc__.splitlines()[0])
-    add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["zoo", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except UserError as err:
-        print(f"icm zoo: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

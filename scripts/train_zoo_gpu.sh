@@ -51,11 +51,11 @@ PY
     local log="${OUT:-/tmp}/train.log"  # progress bars and all; the lines that matter are echoed
     local guard=()  # WALL: seconds the whole run may take; training is stopped in time to export what it has
     [ -n "${WALL:-}" ] && guard=(timeout --signal=TERM --kill-after=10 $((WALL - SECONDS - 45)))
-    TQDM_MININTERVAL=20 "${guard[@]}" python3 -m icm_lib.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
+    TQDM_MININTERVAL=20 "${guard[@]}" python3 -m icm_lib.cli.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
         ${STEPS:+--steps "$STEPS"} ${BATCH:+--batch-size "$BATCH"} --chunk "${CHUNK:-1000000}" \
         ${BUDGET:+--time-budget "$BUDGET" --cache-images} > "$log" 2>&1 || status=$?
     tr '\r' '\n' < "$log" | grep -v 'it/s\|?it\|Warning\|warnings.warn' | tail -40
-    [ "$status" = 0 ] || { echo "[gpu] training failed ($status): exporting what the checkpoints hold"; python3 -m icm_lib.zoo export --profile demo || true; }
+    [ "$status" = 0 ] || { echo "[gpu] training failed ($status): exporting what the checkpoints hold"; python3 -m icm_lib.cli.zoo export --profile demo || true; }
     echo "[gpu] total $((SECONDS - started)) s"
     if [ -n "${OUT:-}" ]; then
         local zoo="${ICM_ZOO:-zoo}"

@@ -20,7 +20,7 @@ CAP = 3 * 2**30 // 2  # 1.5 GiB: torch and a tiny codec take about 0.9 GiB here
 # `icm` with only the command modules these tests use: main() and the commands are the real ones,
 # without the 5 s of imports (ultralytics, torchvision, ...) that the other commands bring.
 ICM = [sys.executable, "-c", "import sys; from icm_lib import cli; "
-       "cli.COMMAND_MODULES = ('icm_lib.codec_cli', 'icm_lib.data.cli'); sys.exit(cli.main())"]
+       "cli.COMMAND_MODULES = ('icm_lib.cli.codec', 'icm_lib.cli.data'); sys.exit(cli.main())"]
 
 
 @dataclass

@@ -112,7 +112,7 @@ def test_big_one_bit_png_stays_within_memory(codec, tmp_path):
 
 
 def test_sixteen_bit_grayscale_is_scaled_not_clipped(codec, tmp_path, capsys):
-    from icm_lib.codec_cli import read_image
+    from icm_lib.file_coding import read_image
 
     root, _ = codec
     ramp = np.linspace(0, 65535, 40 * 56).reshape(40, 56).astype(np.uint16)
@@ -128,7 +128,7 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(codec, tmp_path, capsys):
 def test_sixteen_bit_colour_says_so(tmp_path):
     import cv2
 
-    from icm_lib.codec_cli import read_image
+    from icm_lib.file_coding import read_image
 
     colour = np.zeros((8, 8, 3), np.uint16)
     colour[..., 0], colour[..., 1], colour[..., 2] = 65535, 32896, 300  # written as BGR

@@ -19,8 +19,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "icm_lib"
-# The command line is the only module that may import the command line.
+# The command line is a package: only its own modules may import any of them.
 CLI = "icm_lib.cli"
+
+
+def in_cli(name: str) -> bool:
+    """Whether a module is the command-line package or one of its modules."""
+    return name == CLI or name.startswith(CLI + ".")
 
 
 def module_names() -> dict[str, Path]:
@@ -89,13 +94,16 @@ def test_import_graph_is_acyclic():
 
 
 def test_no_module_imports_the_command_line():
-    importers = sorted(name for name, edges in import_graph().items() if CLI in edges and name != CLI)
+    graph = import_graph()
+    assert {"icm_lib.cli.groups", "icm_lib.zoo"} <= graph["icm_lib.cli.zoo"]  # the rule below sees CLI edges
+    importers = sorted(name for name, edges in graph.items() if not in_cli(name) and any(map(in_cli, edges)))
     assert not importers, f"import the command line ({CLI}): {importers}"
 
 
 def test_every_module_imports_in_dependency_order_in_a_fresh_interpreter():
     """Each module alone, dependencies first, in one new interpreter: a hidden run-time cycle fails here."""
-    order = list(TopologicalSorter(import_graph()).static_order())
+    # A package's __main__ (``python -m icm_lib.cli``) runs the program when imported: it is not imported here.
+    order = [name for name in TopologicalSorter(import_graph()).static_order() if not name.endswith(".__main__")]
     script = ("import importlib, sys\n"
               "for name in sys.argv[1:]:\n"
               "    importlib.import_module(name)\n")

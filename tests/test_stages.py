@@ -67,7 +67,7 @@ def test_command_flags_come_from_the_stage(capsys):
     assert "fractions of the steps where the lr drops 10x" in help_text
     args = build_parser().parse_args(["train", "--profile", "smoke", "--steps", "7", "--model-kwargs", "N=8,M=16",
                                       "--decay-at", "0.5", "0.75", "--cache-images"])
-    from icm_lib.train import stage_of
+    from icm_lib.cli.train import stage_of
 
     stage = stage_of(args)
     assert (stage.steps, stage.model_kwargs, stage.decay_at, stage.cache_images) == (7, {"N": 8, "M": 16}, [0.5, 0.75], True)

@@ -13,7 +13,7 @@ from test_train import train_root  # noqa: F401 - the fixture
 def test_two_process_ddp_run(train_root, tmp_path):  # noqa: F811
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ICM_ROOT": str(train_root)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "icm_lib.train", "--profile", "smoke", "--loss", "mse", "--lambdas", "0.01",
+           "-m", "icm_lib.cli.train", "--profile", "smoke", "--loss", "mse", "--lambdas", "0.01",
            "--model", "bmshj2018-hyperprior", "--base-steps", "0", "--steps", "4", "--batch-size", "4",
            "--checkpoint-every", "2"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)

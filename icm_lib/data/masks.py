@@ -38,7 +38,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from icm_lib import limits
-from icm_lib.data.layout import DatasetLayout
+from icm_lib.data.layout import SPLITS, DatasetLayout
 from icm_lib.errors import UserError
 from icm_lib.io import open_image, write_atomic
 
@@ -341,6 +341,11 @@ def build_masks(layout: DatasetLayout, split: str, from_boxes: bool = False, ove
     write_atomic(stamp_path, json.dumps({"source": source, "images": summary["images"], "seconds": summary["seconds"]}, sort_keys=True))
     return {**summary, "reused": False}
 
+
+
+def build_dataset_masks(layout: DatasetLayout, verbose: bool = True) -> dict[str, dict]:
+    """Masks of every split of a dataset (train, val): :func:`build_masks` of each, by split."""
+    return {split: build_masks(layout, split, verbose=verbose) for split in SPLITS}
 
 def mask_statistics(layout: DatasetLayout, split: str) -> dict:
     """Object-area statistics of a split's masks: the fraction of pixels inside the mask, per image.

@@ -31,7 +31,7 @@ from icm_lib.errors import UserError
 from icm_lib.models.gated import GatedMeanScaleHyperprior
 from icm_lib.models.tcm import TCM, TCM_SIZES, TCMConfig
 
-__all__ = ["TCM", "TCMConfig", "available", "build", "create", "model_config",
+__all__ = ["TCM", "TCMConfig", "available", "build", "create", "defaults", "model_config",
            "parameter_count", "register", "with_config"]
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
@@ -45,6 +45,13 @@ def register(name: str, builder: Callable[..., nn.Module], **defaults: Any) -> N
 def available() -> list[str]:
     """The registered model names."""
     return list(_REGISTRY)
+
+
+def defaults(name: str) -> dict[str, Any]:
+    """The registry's default keyword arguments of the model ``name`` (what :func:`create` builds without overrides)."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown model {name!r}; available: {', '.join(available())}")
+    return dict(_REGISTRY[name][1])
 
 
 def create(name: str, **kwargs: Any) -> nn.Module:
@@ -110,14 +117,3 @@ register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
 register("mbt2018-mean-gated", GatedMeanScaleHyperprior, N=128, M=192, gate_channels=32, gate_bias=1.5)
 register("cheng2020-attn", Cheng2020Attention, N=128)
 
-
-def _list_models(args) -> int:
-    print(f"{'model':<22} {'parameters':>12}  config")
-    for name in available():
-        print(f"{name:<22} {parameter_count(create(name)):>12,}  {_REGISTRY[name][1]}")
-    return 0
-
-
-def add_cli(sub) -> None:
-    parser = sub.add_parser("models", help="list the registered codec models with their parameter counts")
-    parser.set_defaults(func=_list_models)

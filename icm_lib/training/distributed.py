@@ -1,6 +1,6 @@
 """Data-parallel training under ``torchrun``: one process per GPU (nccl) or per CPU share (gloo).
 
-``torchrun --nproc_per_node K -m icm_lib.train ...`` sets ``WORLD_SIZE``,
+``torchrun --nproc_per_node K -m icm_lib.cli.train ...`` sets ``WORLD_SIZE``,
 ``RANK`` and ``LOCAL_RANK``; without them everything runs in one process.
 The network's parameters are averaged by ``DistributedDataParallel``; the
 entropy bottleneck's quantiles, which only the auxiliary loss trains (outside

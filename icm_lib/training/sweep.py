@@ -222,7 +222,7 @@ def train_one_thread(cfg: TrainConfig) -> None:
 def train_data_parallel(cfg: TrainConfig, processes: int) -> None:
     """Train one run data-parallel over ``processes`` local CPU processes (gloo, one thread each).
 
-    The same as ``torchrun --nproc_per_node <processes> -m icm_lib.train`` on this
+    The same as ``torchrun --nproc_per_node <processes> -m icm_lib.cli.train`` on this
     machine, started from Python (a notebook) instead of the shell. A failure in
     any process is raised here with that process's traceback.
     """

@@ -21,7 +21,6 @@ larger or smaller image limit). Results per codec family go to
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -185,8 +184,8 @@ def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, prof
 
 
 def learned_codecs(profile: str) -> list[LearnedCodec]:
-    """Every finished trained codec of a profile (:func:`icm_lib.train.trained_codecs`), loaded."""
-    from icm_lib.train import trained_codecs
+    """Every finished trained codec of a profile (:func:`icm_lib.training.sweep.trained_codecs`), loaded."""
+    from icm_lib.training.sweep import trained_codecs
 
     codecs = []
     for trained in trained_codecs(profile):
@@ -327,33 +326,24 @@ def coding_record(stage, codecs: list[ImageCodec], skipped: list[str]) -> dict:
             "codecs": [c.id for c in codecs], "identities": {c.id: c.identity for c in codecs}, "skipped": skipped}
 
 
-def _cli(args: argparse.Namespace) -> int:
-    """``icm code``: the coding sweep of notebook 03, its settings from the profile's :class:`CodingStage`."""
+def code_profile(profile: str, stage: CodingStage, selectors: list[str]) -> dict[str, dict[str, Path]]:
+    """What ``icm code`` runs: a :class:`CodingStage`'s sweep over its datasets, recorded as notebook 03 records it.
+
+    Returns:
+        ``{dataset: {family: results file}}``.
+    Raises:
+        UserError: a dataset not built, or no codec matching ``selectors``.
+    """
     from icm_lib.notebook import record
 
-    try:
-        stage = CodingStage.from_args(args)
-    except ValueError as err:
-        raise UserError(str(err)) from None
     for dataset in stage.datasets:
-        if not DatasetLayout.of(args.profile, dataset).images(stage.split).is_dir():
-            raise UserError(f"no dataset {dataset!r} at profile {args.profile}: build it first (notebook 01)")
-    codecs, skipped = all_codecs(args.profile, stage.classical, stage.qualities)
-    chosen = select_codecs(codecs, args.codecs)
+        if not DatasetLayout.of(profile, dataset).images(stage.split).is_dir():
+            raise UserError(f"no dataset {dataset!r} at profile {profile}: build it first (notebook 01)")
+    codecs, skipped = all_codecs(profile, stage.classical, stage.qualities)
+    chosen = select_codecs(codecs, list(selectors))
     if not chosen:
-        raise UserError(f"no codec matches {args.codecs}; available: {sorted({c.family for c in codecs})}")
-    for dataset in stage.datasets:
-        for family, path in coding_sweep(args.profile, dataset, stage.split, chosen, stage.limit or None, skipped,
-                                         stage.bitmap_images or None, stage.workers).items():
-            print(f"[coding] {dataset}/{stage.split} {family}: {path}")
-    record(STEM, args.profile, coding_record(stage, chosen, skipped))
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("code", help="encode and decode dataset splits with learned and classical codecs (notebook 03)")
-    p.add_argument("--profile", default="demo", help="smoke | demo | paper: defaults from its 03_coding_examples section")
-    p.add_argument("--codecs", nargs="+", default=["all"],
-                   help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
-    CodingStage.add_arguments(p, skip=("n_examples", "object_lambda", "interactive"))
-    p.set_defaults(func=_cli)
+        raise UserError(f"no codec matches {list(selectors)}; available: {sorted({c.family for c in codecs})}")
+    written = {dataset: coding_sweep(profile, dataset, stage.split, chosen, stage.limit or None, skipped,
+                                     stage.bitmap_images or None, stage.workers) for dataset in stage.datasets}
+    record(STEM, profile, coding_record(stage, chosen, skipped))
+    return written

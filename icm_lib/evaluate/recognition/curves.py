@@ -24,7 +24,6 @@ as notebook 04.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -35,11 +34,11 @@ from tqdm.auto import tqdm
 
 from icm_lib.config import RecognitionStage
 from icm_lib.data.layout import DatasetLayout
-from icm_lib.errors import UserError
 from icm_lib.evaluate.coding import sweep as coding_sweep
 from icm_lib.evaluate.recognition import results as rr
 from icm_lib.evaluate.recognition.recognizers import Recognizer, build_recognizers
 
+STEM = "04_recognition_accuracy"  # the notebook whose profile section holds the plan
 BEST_CLASSICAL = "best-classical"  # finetune selector: the strongest classical family, chosen from the pre-trained curves
 
 
@@ -244,25 +243,13 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
             "uncompressed_map": clean.get("map", math.nan), "uncompressed_map50": clean.get("map50", math.nan)}
 
 
-def _cli(args: argparse.Namespace) -> int:
-    try:
-        stage = RecognitionStage.from_args(args)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+def run_stage(profile: str, stage: RecognitionStage) -> tuple[RecognitionPlan, dict]:
+    """What ``icm evaluate`` runs: notebook 04's plan from a :class:`RecognitionStage`, its paths checked first.
+
+    Raises:
+        FileNotFoundError: a missing input path, before any work.
+        ValueError: no codec matches the plan.
+    """
     plan = RecognitionPlan.from_params(stage.to_params())
-    try:
-        validate_paths(plan, args.profile, stage.data_roots)
-        summary = run_recognition(plan, args.profile)
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(str(err)) from err
-    for dataset in plan.datasets:
-        for detector, info in summary.get(dataset, {}).items():
-            print(f"[evaluate] {dataset}/{detector}: {info['folder']} {headline(args.profile, dataset, detector)}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="detector accuracy on decoded images, fine-tuning and BD-rate (notebook 04's plan)")
-    p.add_argument("--profile", default="demo")
-    RecognitionStage.add_arguments(p, skip=("headline",))
-    p.set_defaults(func=_cli)
+    validate_paths(plan, profile, stage.data_roots)
+    return plan, run_recognition(plan, profile)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 
 from icm_lib import limits
-from icm_lib.cli_groups import group
+from icm_lib.cli.groups import add_limit_arguments, group
 from icm_lib.errors import UserError
 
 # Each command imports its data module when it runs: building the `icm` parser then costs no
-# OpenCV and no dataset generator. None of them imports this module: no cycle is hidden.
+# OpenCV and no dataset generator. The library never imports the CLI: no cycle is hidden.
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from icm_lib.data.masks import build_masks
+    from icm_lib.data.masks import build_dataset_masks
     from icm_lib.data.synth import SEED, synthesize_profile
 
     try:
@@ -26,8 +26,7 @@ def _synth(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UserError(str(err)) from None
     for layout in layouts.values():
-        for split in ("train", "val"):
-            build_masks(layout, split)
+        build_dataset_masks(layout)
         print(f"{layout.name}: {layout.root}")
     return 0
 
@@ -82,5 +81,5 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder for <image stem>.png masks")
     p.add_argument("--from", dest="from_", choices=("segmentation", "boxes"), default="segmentation",
                    help="fill instance segmentations (default) or boxes")
-    limits.add_arguments(p, limits.MAX_PIXELS, limits.MAX_SIDE)
+    add_limit_arguments(p, limits.MAX_PIXELS, limits.MAX_SIDE)
     p.set_defaults(func=_masks)

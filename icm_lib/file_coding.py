@@ -1,6 +1,6 @@
-"""``icm encode`` and ``icm decode``: an image file to a bitstream file and back.
+"""Image files to bitstream files and back (what ``icm encode`` and ``icm decode`` do).
 
-Both refuse what would harm before doing it:
+:func:`encode_file` and :func:`decode_file` refuse what would harm before doing it:
 
 - sizes: the image's size (read from its header, pixels not yet decoded) or the
   size a bitstream claims, against :mod:`icm_lib.limits`, then the memory the
@@ -8,7 +8,7 @@ Both refuse what would harm before doing it:
 - outputs (:func:`icm_lib.io.check_output`): never the input or the
   checkpoint, never a folder, never an existing file of another kind (for
   ``encode`` anything but a bitstream, for ``decode`` anything but an image)
-  unless ``--force``.
+  unless ``force`` (``icm encode --force``).
 
 An image that is not 8-bit RGB is converted and the conversion said: grayscale
 and palette images become RGB, alpha is dropped, 16-bit grayscale samples are
@@ -18,9 +18,9 @@ colour samples keep their high byte (PIL's reading, within one level of that);
 """
 from __future__ import annotations
 
-import argparse
 import io
-import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,29 +75,59 @@ def read_image(path: Path) -> tuple[np.ndarray, str | None]:
         return to_rgb8(img, Path(path).name)
 
 
-def _encode_cli(args: argparse.Namespace) -> int:
-    source, output, checkpoint = Path(args.input), Path(args.output), Path(args.checkpoint)
-    check_output(output, [source, checkpoint], ("a bitstream", is_bitstream), args.force)
+@dataclass(frozen=True)
+class CodedFile:
+    """What :func:`encode_file` or :func:`decode_file` wrote."""
+
+    path: Path  # the file written
+    height: int  # the image's size in pixels
+    width: int
+    bytes: int  # the bitstream's size
+    bpp: float  # bits per pixel of the bitstream file, header included
+    model: str | None = None  # the codec's registry name (encoding)
+
+
+def encode_file(source: Path, output: Path, checkpoint: Path, force: bool = False,
+                note: Callable[[str], None] | None = None) -> CodedFile:
+    """Code the image file ``source`` into the bitstream file ``output`` with a trained codec.
+
+    Everything is checked before anything is written or decoded: ``output`` (never the input or
+    the checkpoint; an existing file that is not a bitstream only with ``force``), the image's
+    size from its header, then the memory the coding would take. ``note`` is told, before the
+    coding starts, what was converted to make the image 8-bit RGB.
+
+    Raises:
+        UserError: any of those checks, an unreadable image or checkpoint.
+    """
+    source, output, checkpoint = Path(source), Path(output), Path(checkpoint)
+    check_output(output, [source, checkpoint], ("a bitstream", is_bitstream), force)
     with open_image(source) as img:
         limits.check_image_size(img.height, img.width, f"encoding {source.name}")
         model, meta, _ = load_checkpoint(checkpoint)
         check_size(model, img.height, img.width, "encoding")
-        image, note = to_rgb8(img, source.name)
-    if note:
-        print(f"icm: note: {note}", file=sys.stderr)
+        image, converted = to_rgb8(img, source.name)
+    if converted and note is not None:
+        note(converted)
     data = encode(model, image, model_name=meta["model"])
     write_output(output, data)
     h, w = image.shape[:2]
-    print(f"{output}: {w}x{h}, {len(data)} bytes, {bits_per_pixel(data, h, w):.4f} bpp ({meta['model']})")
-    return 0
+    return CodedFile(output, h, w, len(data), bits_per_pixel(data, h, w), meta["model"])
 
 
-def _decode_cli(args: argparse.Namespace) -> int:
-    source, output, checkpoint = Path(args.input), Path(args.output), Path(args.checkpoint)
+def decode_file(source: Path, output: Path, checkpoint: Path, force: bool = False) -> CodedFile:
+    """Decode the bitstream file ``source`` into the image file ``output`` (its format from the suffix).
+
+    The output is checked first (an existing file that is not an image only with ``force``), then the
+    bitstream's file size against the memory limit and its header, before the checkpoint is loaded.
+
+    Raises:
+        UserError: an unknown image suffix, any of those checks, a bad bitstream or checkpoint.
+    """
+    source, output, checkpoint = Path(source), Path(output), Path(checkpoint)
     fmt = Image.registered_extensions().get(output.suffix.lower())
     if fmt is None:
         raise UserError(f"unknown image format for {output} (use .png)")
-    check_output(output, [source, checkpoint], ("an image", is_image), args.force)
+    check_output(output, [source, checkpoint], ("an image", is_image), force)
     if not source.is_file():
         raise UserError(f"bitstream not found: {source}")
     limits.MAX_MEMORY.check(source.stat().st_size, f"bitstream {source}", "a file of ")
@@ -108,21 +138,5 @@ def _decode_cli(args: argparse.Namespace) -> int:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format=fmt)
     write_output(output, buffer.getvalue())
-    print(f"{output}: {image.shape[1]}x{image.shape[0]}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    enc = sub.add_parser("encode", help="code an image into a bitstream file with a trained codec")
-    enc.add_argument("input", help="image file (any size; grayscale, 16-bit and RGBA are coded as 8-bit RGB)")
-    enc.add_argument("output", help="bitstream file to write (.icm)")
-    enc.add_argument("--checkpoint", required=True, help="codec checkpoint (icm train output)")
-    dec = sub.add_parser("decode", help="decode a bitstream file into an image")
-    dec.add_argument("input", help="bitstream file (.icm)")
-    dec.add_argument("output", help="image file to write (.png)")
-    dec.add_argument("--checkpoint", required=True, help="the checkpoint that encoded it")
-    for parser, kind in ((enc, "a bitstream"), (dec, "an image")):
-        parser.add_argument("--force", action="store_true", help=f"overwrite an existing output that is not {kind}")
-        limits.add_arguments(parser)
-    enc.set_defaults(func=_encode_cli)
-    dec.set_defaults(func=_decode_cli)
+    h, w = image.shape[:2]
+    return CodedFile(output, h, w, len(data), bits_per_pixel(data, h, w))

@@ -6,7 +6,7 @@ to the ``02_train_codecs`` section of the chosen profile
 the demo's codecs exactly as notebook 02 does. For several GPUs or processes,
 run the module under torchrun::
 
-    torchrun --nproc_per_node 4 -m icm_lib.train --profile paper --loss object \\
+    torchrun --nproc_per_node 4 -m icm_lib.cli.train --profile paper --loss object \\
         --lambdas 0.05 0.02 0.01 0.005 --model tcm-large --dataset coco
 
 The work is done in :mod:`icm_lib.training`; this module is its command line.
@@ -75,8 +75,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m icm_lib.train`` (what torchrun starts): the same options as ``icm train``."""
-    parser = argparse.ArgumentParser(prog="python -m icm_lib.train", description=__doc__.splitlines()[0])
+    """``python -m icm_lib.cli.train`` (what torchrun starts): the same options as ``icm train``."""
+    parser = argparse.ArgumentParser(prog="python -m icm_lib.cli.train", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,91 @@
+"""``icm zoo list|verify|train|export``: the trained codecs shipped in ``zoo/<profile>`` (:mod:`icm_lib.zoo`).
+
+``python -m icm_lib.cli.zoo ...`` runs the same commands without the rest of the CLI, whose
+other commands import packages a bare GPU machine lacks (ultralytics, papermill): this module
+imports only :mod:`icm_lib.zoo`, the profiles and the argparse helpers.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from icm_lib import zoo
+from icm_lib.cli.groups import group
+from icm_lib.config import PROFILES
+from icm_lib.errors import UserError
+
+
+def _list(args: argparse.Namespace) -> int:
+    print(f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}")
+    for e in zoo.entries(args.profile):
+        val = e.get("val", {})
+        steps = f"{e['steps']}/{e['target_steps']}"
+        print(f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
+              f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
+              f"{val.get('object_bit_share', float('nan')):>10.1%}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    problems = zoo.verify(args.profile)
+    for name, problem in problems:
+        print(f"{name}: {problem}")
+    if problems:
+        raise UserError(f"{len(problems)} of {len(zoo.entries(args.profile))} zoo codecs failed verification")
+    print(f"{len(zoo.entries(args.profile))} codecs verified: files match the manifest, trained on this data")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    params = zoo.recipe(args.profile)
+    for key, value in (("PROCESSES", args.processes), ("STEPS", args.steps), ("VAL_EVERY", args.val_every),
+                       ("BATCH_SIZE", args.batch_size), ("TIME_BUDGET", args.time_budget), ("CACHE_IMAGES", args.cache_images or None)):
+        if value is not None:
+            params[key] = value
+    zoo.train(params, chunk=args.chunk, rounds=args.rounds)
+    return _list(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    params = zoo.recipe(args.profile)
+    zoo.export(args.profile, params, zoo.zoo_runs(params))
+    return _list(args)
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    """``icm zoo list|verify|train|export``."""
+    commands = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
+    for name, func, help in (("list", _list, "the zoo's codecs with their last validation"),
+                             ("verify", _verify, "check every file's sha256 and the data fingerprint"),
+                             ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
+                             ("export", _export, "write the runs' current weights, logs and manifest into the zoo")):
+        p = commands.add_parser(name, help=help)
+        p.add_argument("--profile", default="demo", choices=PROFILES)
+        p.set_defaults(func=func)
+        if name == "train":
+            p.add_argument("--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)")
+            p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: until finished)")
+            p.add_argument("--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)")
+            p.add_argument("--steps", type=int, help="steps per codec (default: the recipe's STEPS)")
+            p.add_argument("--val-every", type=int, help="steps between validations (default: the recipe's VAL_EVERY)")
+            p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's BATCH_SIZE)")
+            p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                           help="train every codec for this long from now, in one round: each fixes its steps from its "
+                                "measured speed, the lr decay placed at the recipe's fractions of them")
+            p.add_argument("--cache-images", action="store_true", help="keep the decoded training images in memory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m icm_lib.cli.zoo``: the ``icm zoo`` commands without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="python -m icm_lib.cli.zoo", description=zoo.__doc__.splitlines()[0])
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["zoo", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"icm zoo: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
