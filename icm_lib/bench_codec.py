@@ -26,6 +26,7 @@ state), paid twice per image (one y string, one z string). At 256x256 and
 ``--scale-levels`` and ``--cdf-rounding`` code a TCM with other tables than
 its config's (same weights), to compare.
 """
+
 from __future__ import annotations
 
 import time
@@ -153,12 +154,16 @@ def bench(models, sizes, batches, checkpoints: dict, train_steps: int, tables: d
     return rows
 
 
-HEADER = f"{'model':<10} {'size':>9} {'batch':>5} {'enc ms/img':>11} {'dec ms/img':>11} {'bits/estimate':>13} {'bpp':>7}"
+HEADER = (
+    f"{'model':<10} {'size':>9} {'batch':>5} {'enc ms/img':>11} {'dec ms/img':>11} {'bits/estimate':>13} {'bpp':>7}"
+)
 
 
 def format_row(row: Row) -> str:
-    return (f"{row.model:<10} {f'{row.size}x{row.size}':>9} {row.batch:>5} {row.encode_ms:>11.1f} "
-            f"{row.decode_ms:>11.1f} {row.bits_ratio:>13.4f} {row.bpp:>7.4f}")
+    return (
+        f"{row.model:<10} {f'{row.size}x{row.size}':>9} {row.batch:>5} {row.encode_ms:>11.1f} "
+        f"{row.decode_ms:>11.1f} {row.bits_ratio:>13.4f} {row.bpp:>7.4f}"
+    )
 
 
 def checkpoints_by_model(paths: list) -> dict[str, object]:

@@ -16,6 +16,7 @@ scaled to 8 bits (``round(v * 255 / 65535)``, not clipped to white), 16-bit
 colour samples keep their high byte (PIL's reading, within one level of that);
 32-bit integer and float images are refused.
 """
+
 from __future__ import annotations
 
 import io
@@ -61,7 +62,11 @@ def to_rgb8(img, name: str) -> tuple[np.ndarray, str | None]:
             rgb = img.convert("RGB")
     except (OSError, ValueError, SyntaxError) as err:
         raise UserError(f"cannot read image {name}: {str(err).splitlines()[0][:120]}") from None
-    notes = [f"{name} is a 16-bit {mode} image: reduced to 8 bits (the high byte of each sample)"] if sixteen_bit_colour else []
+    notes = (
+        [f"{name} is a 16-bit {mode} image: reduced to 8 bits (the high byte of each sample)"]
+        if sixteen_bit_colour
+        else []
+    )
     if mode != "RGB":
         alpha = "A" in mode or "transparency" in img.info
         notes.append(f"{name} is a {mode} image: coded as RGB" + (", alpha dropped" if alpha else ""))
@@ -87,8 +92,9 @@ class CodedFile:
     model: str | None = None  # the codec's registry name (encoding)
 
 
-def encode_file(source: Path, output: Path, checkpoint: Path, force: bool = False,
-                note: Callable[[str], None] | None = None) -> CodedFile:
+def encode_file(
+    source: Path, output: Path, checkpoint: Path, force: bool = False, note: Callable[[str], None] | None = None
+) -> CodedFile:
     """Code the image file ``source`` into the bitstream file ``output`` with a trained codec.
 
     Everything is checked before anything is written or decoded: ``output`` (never the input or

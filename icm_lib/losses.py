@@ -38,6 +38,7 @@ its lambda and keyword arguments (``TrainConfig.loss_kwargs``, e.g.
 carries ``method``, the label of the compared method in tables and figures.
 Adding a loss is one :func:`register_criterion` plus its tests.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -88,7 +89,9 @@ def criterion_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"loss {name!r} takes no {', '.join(unknown)}; its arguments: {', '.join(params) or 'none'}")
     missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
     if missing:
-        raise ValueError(f"loss {name!r} needs {', '.join(missing)}: {getattr(cls, 'needs', 'pass them in loss_kwargs')}")
+        raise ValueError(
+            f"loss {name!r} needs {', '.join(missing)}: {getattr(cls, 'needs', 'pass them in loss_kwargs')}"
+        )
     return {k: kwargs.get(k, p.default) for k, p in params.items()}
 
 
@@ -137,9 +140,11 @@ class ObjectRateDistortionLoss(nn.Module):
     def forward(self, output: dict, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """Args: ``output`` of a model's forward, ``target`` (B, 3, H, W), ``mask`` (B, 1, H, W) in {0, 1}."""
         n, _, h, w = target.shape
-        out = {"bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
-               "mse_loss": F.mse_loss(output["x_hat"], target).detach(),
-               "object_mse_loss": object_mse(output["x_hat"], target, mask, self.average)}
+        out = {
+            "bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
+            "mse_loss": F.mse_loss(output["x_hat"], target).detach(),
+            "object_mse_loss": object_mse(output["x_hat"], target, mask, self.average),
+        }
         out["loss"] = self.lmbda * 255**2 * out["object_mse_loss"] + out["bpp_loss"]
         return out
 
@@ -155,8 +160,10 @@ class RateDistortionLoss(nn.Module):
     def forward(self, output: dict, target: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         """``mask`` (optional) only adds ``object_mse_loss`` for logging; it does not enter the loss."""
         n, _, h, w = target.shape
-        out = {"bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
-               "mse_loss": F.mse_loss(output["x_hat"], target)}
+        out = {
+            "bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
+            "mse_loss": F.mse_loss(output["x_hat"], target),
+        }
         if mask is not None:
             out["object_mse_loss"] = object_mse(output["x_hat"], target, mask).detach()
         out["loss"] = self.lmbda * 255**2 * out["mse_loss"] + out["bpp_loss"]
@@ -178,11 +185,17 @@ class TaskRateDistortionLoss(nn.Module):
             defaults to calling the network.
     """
 
-    needs = ("a frozen recognition network: TrainConfig(loss='task', loss_kwargs={'task_network': <nn.Module>}) "
-             "from Python; no profile, notebook or CLI flag can name one yet")
+    needs = (
+        "a frozen recognition network: TrainConfig(loss='task', loss_kwargs={'task_network': <nn.Module>}) "
+        "from Python; no profile, notebook or CLI flag can name one yet"
+    )
 
-    def __init__(self, lmbda: float, task_network: nn.Module,
-                 feature_fn: Callable[[nn.Module, Tensor], Tensor | list[Tensor]] | None = None):
+    def __init__(
+        self,
+        lmbda: float,
+        task_network: nn.Module,
+        feature_fn: Callable[[nn.Module, Tensor], Tensor | list[Tensor]] | None = None,
+    ):
         super().__init__()
         self.lmbda = lmbda
         self.task_network = task_network.eval().requires_grad_(False)
@@ -203,9 +216,11 @@ class TaskRateDistortionLoss(nn.Module):
             reference = self._features(target)
         decoded = self._features(output["x_hat"])
         task = sum(F.mse_loss(d, r) for d, r in zip(decoded, reference)) / len(reference)
-        out = {"bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
-               "mse_loss": F.mse_loss(output["x_hat"], target).detach(),
-               "task_loss": task}
+        out = {
+            "bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
+            "mse_loss": F.mse_loss(output["x_hat"], target).detach(),
+            "task_loss": task,
+        }
         if mask is not None:
             out["object_mse_loss"] = object_mse(output["x_hat"], target, mask).detach()
         out["loss"] = self.lmbda * task + out["bpp_loss"]

@@ -5,6 +5,7 @@ with the parameters of ``notebooks/params/<profile>.yaml`` and writes the
 executed copies to ``runs/<profile>/``. It stops at the first failing notebook
 and names it and the failing cell.
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """The `icm` command: every listed command module exists and registers its commands."""
+
 import importlib.util
 import subprocess
 import sys
@@ -26,15 +27,17 @@ def test_help_runs_as_a_console_script():
 
 def test_zoo_commands_run_without_the_rest_of_the_cli():
     """`python -m icm_lib.cli.zoo` (a bare GPU machine): no ultralytics, papermill or other command module."""
-    script = ("import sys, runpy\n"
-              "sys.argv = ['icm_lib.cli.zoo', 'list', '--profile', 'demo']\n"
-              "try:\n"
-              "    runpy.run_module('icm_lib.cli.zoo', run_name='__main__')\n"
-              "except SystemExit as stop:\n"
-              "    assert stop.code == 0, stop.code\n"
-              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('ultralytics', 'papermill', 'torchvision')\n"
-              "               or m.startswith('icm_lib.cli.') and m not in ('icm_lib.cli.zoo', 'icm_lib.cli.groups'))\n"
-              "print('HEAVY', heavy)\n")
+    script = (
+        "import sys, runpy\n"
+        "sys.argv = ['icm_lib.cli.zoo', 'list', '--profile', 'demo']\n"
+        "try:\n"
+        "    runpy.run_module('icm_lib.cli.zoo', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 0, stop.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('ultralytics', 'papermill', 'torchvision')\n"
+        "               or m.startswith('icm_lib.cli.') and m not in ('icm_lib.cli.zoo', 'icm_lib.cli.groups'))\n"
+        "print('HEAVY', heavy)\n"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "mbt2018-mean-object-" in out.stdout  # the demo zoo listed

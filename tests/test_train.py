@@ -4,6 +4,7 @@ A small ``bmshj2018-hyperprior`` stands in for TCM where the test is about the
 loop's plumbing (it trains in milliseconds per step); notebook 02's test runs
 ``tcm-tiny``.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,19 @@ def train_root(smoke_root, tmp_path, monkeypatch) -> Path:
 
 
 def config(out_dir: Path, **overrides) -> TrainConfig:
-    settings = dict(profile="smoke", loss="mse", lmbda=0.01, steps=6, batch_size=2, crop_size=64, lr=1e-3,
-                    checkpoint_every=3, decay_at=(0.5,), final_val_images=2, **SMALL)
+    settings = dict(
+        profile="smoke",
+        loss="mse",
+        lmbda=0.01,
+        steps=6,
+        batch_size=2,
+        crop_size=64,
+        lr=1e-3,
+        checkpoint_every=3,
+        decay_at=(0.5,),
+        final_val_images=2,
+        **SMALL,
+    )
     return TrainConfig(out_dir, **{**settings, **overrides})
 
 
@@ -132,7 +144,9 @@ def test_nan_loss_stops_without_saving(train_root, tmp_path, monkeypatch):
 def _task_network() -> torch.nn.Module:
     """A small frozen convolutional feature extractor standing in for a detector backbone (Eq. 2's f)."""
     torch.manual_seed(1)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1)
+    )
 
 
 # what a registered loss needs to train here beyond config()'s settings (the task distortion is in feature

@@ -1,4 +1,5 @@
 """Sweep plumbing: run folders, warm starts, the list of finished codecs, region BD-PSNR, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -14,20 +15,38 @@ from icm_lib.training.sweep import RunMismatch, is_finished, run_dir, sweep_conf
 
 
 def run_config(profile: str, loss: str, lmbda: float, steps: int = 10, **settings) -> TrainConfig:
-    return TrainConfig(run_dir(profile, loss, "tcm-tiny", lmbda), profile=profile, model="tcm-tiny", loss=loss,
-                       lmbda=lmbda, steps=steps, **settings)
+    return TrainConfig(
+        run_dir(profile, loss, "tcm-tiny", lmbda),
+        profile=profile,
+        model="tcm-tiny",
+        loss=loss,
+        lmbda=lmbda,
+        steps=steps,
+        **settings,
+    )
 
 
-def fake_finished_run(profile: str, loss: str, lmbda: float, val: dict, steps: int = 10, config: dict | None = None) -> TrainConfig:
+def fake_finished_run(
+    profile: str, loss: str, lmbda: float, val: dict, steps: int = 10, config: dict | None = None
+) -> TrainConfig:
     """A finished run's files (a small real checkpoint: reusing a run verifies it); returns its config."""
     from icm_lib.checkpoint import save_checkpoint
     from icm_lib.models import create
 
     cfg = run_config(profile, loss, lmbda, steps)
     out = cfg.out_dir
-    save_checkpoint(out / CHECKPOINT, create("bmshj2018-hyperprior", N=8, M=8), {"loss": loss, "lmbda": lmbda, "step": steps})
-    summary = {"model": "tcm-tiny", "loss": loss, "lmbda": lmbda, "step": steps, "train_seconds": 1.5,
-               "val": val, "config": cfg.to_meta() if config is None else config}
+    save_checkpoint(
+        out / CHECKPOINT, create("bmshj2018-hyperprior", N=8, M=8), {"loss": loss, "lmbda": lmbda, "step": steps}
+    )
+    summary = {
+        "model": "tcm-tiny",
+        "loss": loss,
+        "lmbda": lmbda,
+        "step": steps,
+        "train_seconds": 1.5,
+        "val": val,
+        "config": cfg.to_meta() if config is None else config,
+    }
     (out / SUMMARY).write_text(json.dumps(summary))
     return cfg
 
@@ -54,7 +73,11 @@ def test_a_sweep_of_an_unregistered_loss_is_refused(project_root):
 
 
 def test_a_base_model_warm_starts_every_codec(project_root):
-    params = {**notebook_params("demo", "02_train_codecs"), "BASE_STEPS": 100, "BASE_LAMBDA": 0.003}  # a dict, as the zoo passes
+    params = {
+        **notebook_params("demo", "02_train_codecs"),
+        "BASE_STEPS": 100,
+        "BASE_LAMBDA": 0.003,
+    }  # a dict, as the zoo passes
     base, runs = sweep_configs(params)
     assert base is not None and base.loss == "mse" and base.steps == 100
     assert all(r.init == base.out_dir / CHECKPOINT for r in runs)
@@ -118,8 +141,15 @@ def test_a_summary_written_before_the_loss_registry_is_read(project_root):
 def test_region_bd_psnr_measures_the_shift(project_root):
     for lmbda, bpp in [(0.001, 0.1), (0.003, 0.2), (0.01, 0.4)]:
         psnr = 25 + 5 * math.log2(bpp / 0.1)
-        fake_finished_run("smoke", "mse", lmbda, {"bpp": bpp, "psnr": psnr, "object_psnr": psnr, "background_psnr": psnr})
-        fake_finished_run("smoke", "object", 5 * lmbda, {"bpp": bpp, "psnr": psnr - 1, "object_psnr": psnr + 3, "background_psnr": psnr - 2})
+        fake_finished_run(
+            "smoke", "mse", lmbda, {"bpp": bpp, "psnr": psnr, "object_psnr": psnr, "background_psnr": psnr}
+        )
+        fake_finished_run(
+            "smoke",
+            "object",
+            5 * lmbda,
+            {"bpp": bpp, "psnr": psnr - 1, "object_psnr": psnr + 3, "background_psnr": psnr - 2},
+        )
     bd = region_bd_psnr("smoke", "tcm-tiny")
     assert bd["object"] == pytest.approx(3.0, abs=1e-6)
     assert bd["background"] == pytest.approx(-2.0, abs=1e-6)
@@ -127,7 +157,10 @@ def test_region_bd_psnr_measures_the_shift(project_root):
     (path,) = [p for p in write_results("smoke") if p.stem == "tcm-tiny-object"]
     res = json.loads(path.read_text())
     assert res["name"] == "tcm-tiny-object" and "real bitstream" in res["description"]
-    assert res["results"]["bpp"] == sorted(res["results"]["bpp"]) and res["results"]["codec_id"][0] == "tcm-tiny-object@0.005"
+    assert (
+        res["results"]["bpp"] == sorted(res["results"]["bpp"])
+        and res["results"]["codec_id"][0] == "tcm-tiny-object@0.005"
+    )
 
 
 def test_bd_psnr_needs_two_points():

@@ -11,6 +11,7 @@ The command modules are imported by name when the parser is built, not here: ``p
 icm_lib.cli.zoo`` then loads this package without the other commands' dependencies
 (ultralytics, papermill), which a bare GPU machine lacks.
 """
+
 from __future__ import annotations
 
 import argparse

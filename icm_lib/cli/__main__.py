@@ -1,4 +1,5 @@
 """``python -m icm_lib.cli``: the ``icm`` command."""
+
 import sys
 
 from icm_lib.cli import main

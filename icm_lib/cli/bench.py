@@ -2,6 +2,7 @@
 
 A benchmark measures; it does not pass or fail.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,11 @@ def _codec(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     print(f"icm bench codec: CPU, {torch.get_num_threads()} thread(s), photo crops from scikit-image")
     print(bench_codec.HEADER)
-    tables = {key: value for key, value in (("scale_levels", args.scale_levels), ("cdf_rounding", args.cdf_rounding))
-              if value is not None}
+    tables = {
+        key: value
+        for key, value in (("scale_levels", args.scale_levels), ("cdf_rounding", args.cdf_rounding))
+        if value is not None
+    }
     rows = bench_codec.bench(models, sizes, batches, checkpoints, steps, tables)
     print("weights: " + "; ".join(sorted({f"{r.model}: {r.weights}" for r in rows})))
     print("bits/estimate: entropy-coded string bits over -sum log2 likelihoods; bpp: whole files, batch 1")
@@ -48,12 +52,18 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="tcm-tiny at 256x256 only, <= 100 training steps")
     parser.add_argument("--scale-levels", type=int, help="code TCMs with this many scales (default: each config's)")
-    parser.add_argument("--cdf-rounding", choices=CDF_ROUNDINGS,
-                        help="code TCMs with this pmf rounding (default: each config's)")
+    parser.add_argument(
+        "--cdf-rounding", choices=CDF_ROUNDINGS, help="code TCMs with this pmf rounding (default: each config's)"
+    )
     parser.set_defaults(func=_codec)
 
     p = bench.add_parser("train", help="training images/s and peak memory of tcm-tiny and tcm-small")
-    p.add_argument("--profile", default="demo", choices=PROFILES, help="takes the crop size and batch from its 02_train_codecs section")
+    p.add_argument(
+        "--profile",
+        default="demo",
+        choices=PROFILES,
+        help="takes the crop size and batch from its 02_train_codecs section",
+    )
     p.add_argument("--models", nargs="+", default=list(bench_train.MODELS))
     p.add_argument("--crop-size", type=int)
     p.add_argument("--batch-size", type=int)

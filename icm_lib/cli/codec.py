@@ -3,6 +3,7 @@
 The work, and every check made before it, is :func:`icm_lib.file_coding.encode_file` and
 :func:`icm_lib.file_coding.decode_file`.
 """
+
 from __future__ import annotations
 
 import argparse

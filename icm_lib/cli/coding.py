@@ -2,6 +2,7 @@
 
 Its settings are the profile's :class:`icm_lib.config.CodingStage`, each overridable by its flag.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,14 @@ def _cli(args: argparse.Namespace) -> int:
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("code", help="encode and decode dataset splits with learned and classical codecs (notebook 03)")
-    p.add_argument("--profile", default="demo", help="smoke | demo | paper: defaults from its 03_coding_examples section")
-    p.add_argument("--codecs", nargs="+", default=["all"],
-                   help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
+    p.add_argument(
+        "--profile", default="demo", help="smoke | demo | paper: defaults from its 03_coding_examples section"
+    )
+    p.add_argument(
+        "--codecs",
+        nargs="+",
+        default=["all"],
+        help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)",
+    )
     CodingStage.add_arguments(p, skip=("n_examples", "object_lambda", "interactive"))
     p.set_defaults(func=_cli)

@@ -5,6 +5,7 @@ one group, so the group is made once and shared. And the ``--max-...`` flags of 
 limits (:mod:`icm_lib.limits`). A module of its own, apart from :mod:`icm_lib.cli`, so that a
 command module run alone (``python -m icm_lib.cli.zoo``) needs nothing else of the CLI.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,5 +27,4 @@ def group(subparsers: argparse._SubParsersAction, name: str, help: str) -> argpa
 def add_limit_arguments(parser: argparse.ArgumentParser, *limits: _limits.Limit) -> None:
     """Add ``--max-...`` flags for ``limits`` (all by default); :func:`icm_lib.limits.overridden` applies them."""
     for limit in limits or _limits.LIMITS:
-        parser.add_argument(f"--{limit.name}", type=_limits.size, metavar="SIZE",
-                            help=f"{limit.doc}; also {limit.env}")
+        parser.add_argument(f"--{limit.name}", type=_limits.size, metavar="SIZE", help=f"{limit.doc}; also {limit.env}")

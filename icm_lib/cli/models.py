@@ -1,4 +1,5 @@
 """``icm models``: the registered codec models (:mod:`icm_lib.models`) with their parameter counts."""
+
 from __future__ import annotations
 
 import argparse

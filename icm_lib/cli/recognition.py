@@ -2,6 +2,7 @@
 
 Its settings are the profile's :class:`icm_lib.config.RecognitionStage`, each overridable by its flag.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,9 @@ def _cli(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="detector accuracy on decoded images, fine-tuning and BD-rate (notebook 04's plan)")
+    p = sub.add_parser(
+        "evaluate", help="detector accuracy on decoded images, fine-tuning and BD-rate (notebook 04's plan)"
+    )
     p.add_argument("--profile", default="demo")
     RecognitionStage.add_arguments(p, skip=("headline",))
     p.set_defaults(func=_cli)

@@ -4,6 +4,7 @@
 other commands import packages a bare GPU machine lacks (ultralytics, papermill): this module
 imports only :mod:`icm_lib.zoo`, the profiles and the argparse helpers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,17 @@ from icm_lib.errors import UserError
 
 
 def _list(args: argparse.Namespace) -> int:
-    print(f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}")
+    print(
+        f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}"
+    )
     for e in zoo.entries(args.profile):
         val = e.get("val", {})
         steps = f"{e['steps']}/{e['target_steps']}"
-        print(f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
-              f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
-              f"{val.get('object_bit_share', float('nan')):>10.1%}")
+        print(
+            f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
+            f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
+            f"{val.get('object_bit_share', float('nan')):>10.1%}"
+        )
     return 0
 
 
@@ -38,8 +43,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     params = zoo.recipe(args.profile)
-    for key, value in (("PROCESSES", args.processes), ("STEPS", args.steps), ("VAL_EVERY", args.val_every),
-                       ("BATCH_SIZE", args.batch_size), ("TIME_BUDGET", args.time_budget), ("CACHE_IMAGES", args.cache_images or None)):
+    for key, value in (
+        ("PROCESSES", args.processes),
+        ("STEPS", args.steps),
+        ("VAL_EVERY", args.val_every),
+        ("BATCH_SIZE", args.batch_size),
+        ("TIME_BUDGET", args.time_budget),
+        ("CACHE_IMAGES", args.cache_images or None),
+    ):
         if value is not None:
             params[key] = value
     zoo.train(params, chunk=args.chunk, rounds=args.rounds)
@@ -55,23 +66,33 @@ def _export(args: argparse.Namespace) -> int:
 def add_cli(sub: argparse._SubParsersAction) -> None:
     """``icm zoo list|verify|train|export``."""
     commands = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
-    for name, func, help in (("list", _list, "the zoo's codecs with their last validation"),
-                             ("verify", _verify, "check every file's sha256 and the data fingerprint"),
-                             ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
-                             ("export", _export, "write the runs' current weights, logs and manifest into the zoo")):
+    for name, func, help in (
+        ("list", _list, "the zoo's codecs with their last validation"),
+        ("verify", _verify, "check every file's sha256 and the data fingerprint"),
+        ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
+        ("export", _export, "write the runs' current weights, logs and manifest into the zoo"),
+    ):
         p = commands.add_parser(name, help=help)
         p.add_argument("--profile", default="demo", choices=PROFILES)
         p.set_defaults(func=func)
         if name == "train":
-            p.add_argument("--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)")
+            p.add_argument(
+                "--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)"
+            )
             p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: until finished)")
-            p.add_argument("--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)")
+            p.add_argument(
+                "--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)"
+            )
             p.add_argument("--steps", type=int, help="steps per codec (default: the recipe's STEPS)")
             p.add_argument("--val-every", type=int, help="steps between validations (default: the recipe's VAL_EVERY)")
             p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's BATCH_SIZE)")
-            p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                           help="train every codec for this long from now, in one round: each fixes its steps from its "
-                                "measured speed, the lr decay placed at the recipe's fractions of them")
+            p.add_argument(
+                "--time-budget",
+                type=float,
+                metavar="SECONDS",
+                help="train every codec for this long from now, in one round: each fixes its steps from its "
+                "measured speed, the lr decay placed at the recipe's fractions of them",
+            )
             p.add_argument("--cache-images", action="store_true", help="keep the decoded training images in memory")
 
 

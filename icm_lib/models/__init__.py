@@ -18,6 +18,7 @@ the model (``model.registry_name``, ``model.registry_config``: every
 checkpoint rebuilds the very model with :func:`build` even after the
 registry's defaults for that name have changed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,8 +32,18 @@ from icm_lib.errors import UserError
 from icm_lib.models.gated import GatedMeanScaleHyperprior
 from icm_lib.models.tcm import TCM, TCM_SIZES, TCMConfig
 
-__all__ = ["TCM", "TCMConfig", "available", "build", "create", "defaults", "model_config",
-           "parameter_count", "register", "with_config"]
+__all__ = [
+    "TCM",
+    "TCMConfig",
+    "available",
+    "build",
+    "create",
+    "defaults",
+    "model_config",
+    "parameter_count",
+    "register",
+    "with_config",
+]
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
 
@@ -116,4 +127,3 @@ register("bmshj2018-hyperprior", ScaleHyperprior, N=128, M=192)
 register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
 register("mbt2018-mean-gated", GatedMeanScaleHyperprior, N=128, M=192, gate_channels=32, gate_bias=1.5)
 register("cheng2020-attn", Cheng2020Attention, N=128)
-
