@@ -21,10 +21,9 @@ reproduce: $(STAMP)
 	$(BIN)/icm pipeline --profile $(PROFILE)
 
 # Lint first (ruff, configured in pyproject.toml), then the tests.
-# TODO(lead): add `$(BIN)/ruff format --check .` here once `ruff format` has run over the whole
-# tree (after the open branches are merged), and drop E501 from the ignores in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
