@@ -15,6 +15,9 @@ and palette images become RGB, alpha is dropped, 16-bit grayscale samples are
 scaled to 8 bits (``round(v * 255 / 65535)``, not clipped to white), 16-bit
 colour samples keep their high byte (PIL's reading, within one level of that);
 32-bit integer and float images are refused.
+
+An ROI codec (:mod:`icm_lib.models.roi`) codes an object mask given with
+``--mask``: missing, of another size or not binary, it is refused in one line.
 """
 from __future__ import annotations
 
@@ -75,17 +78,36 @@ def read_image(path: Path) -> tuple[np.ndarray, str | None]:
         return to_rgb8(img, Path(path).name)
 
 
+def read_object_mask(path: Path, width: int, height: int) -> np.ndarray:
+    """The HxW bool object mask of an ROI codec from an image file of the image's size, 0 = background and
+    1 or 255 = object (a 1-bit, grayscale or palette PNG); anything else is a one-line :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"mask not found: {path}")
+    with open_image(path) as img:
+        if (img.width, img.height) != (width, height):
+            raise UserError(f"mask {path.name} is {img.width}x{img.height}, the image {width}x{height}: they must match")
+        try:
+            values = np.asarray(img.convert("L") if img.mode in ("1", "P") else img)
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read mask {path.name}: {str(err).splitlines()[0][:120]}") from None
+    if values.ndim != 2 or not (np.isin(values, (0, 1)).all() or np.isin(values, (0, 255)).all()):
+        raise UserError(f"mask {path.name} is not binary: one channel of 0 (background) and 1 or 255 (objects) expected")
+    return values > 0
+
+
 def _encode_cli(args: argparse.Namespace) -> int:
     source, output, checkpoint = Path(args.input), Path(args.output), Path(args.checkpoint)
     check_output(output, [source, checkpoint], ("a bitstream", is_bitstream), args.force)
     with open_image(source) as img:
         limits.check_image_size(img.height, img.width, f"encoding {source.name}")
+        mask = read_object_mask(Path(args.mask), img.width, img.height) if args.mask else None
         model, meta, _ = load_checkpoint(checkpoint)
         check_size(model, img.height, img.width, "encoding")
         image, note = to_rgb8(img, source.name)
     if note:
         print(f"icm: note: {note}", file=sys.stderr)
-    data = encode(model, image, model_name=meta["model"])
+    data = encode(model, image, model_name=meta["model"], mask=mask)
     write_output(output, data)
     h, w = image.shape[:2]
     print(f"{output}: {w}x{h}, {len(data)} bytes, {bits_per_pixel(data, h, w):.4f} bpp ({meta['model']})")
@@ -117,6 +139,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     enc.add_argument("input", help="image file (any size; grayscale, 16-bit and RGBA are coded as 8-bit RGB)")
     enc.add_argument("output", help="bitstream file to write (.icm)")
     enc.add_argument("--checkpoint", required=True, help="codec checkpoint (icm train output)")
+    enc.add_argument("--mask", help="object mask of an ROI codec (mbt2018-mean-roi): a PNG of the image's size, "
+                                    "0 = background, 1 or 255 = object; coded in the bitstream")
     dec = sub.add_parser("decode", help="decode a bitstream file into an image")
     dec.add_argument("input", help="bitstream file (.icm)")
     dec.add_argument("output", help="image file to write (.png)")
