@@ -190,6 +190,10 @@ class TaskRateDistortionLoss(nn.Module):
     docstring), or a weights file. From Python a module may be given instead (``task_network``,
     with ``feature_fn(task_network, images)`` when calling it is not what gives the features).
 
+    The default ``task_weight`` weighs the two distortions about equally: on demo ``shapes`` val
+    images JPEG-coded at 0.36-0.99 bpp, ``255**2 * MSE`` was 59-282 and D_task (clean YOLOv5n
+    backbone) 0.11-0.30, a ratio of about 1,000.
+
     Args:
         lmbda: the rate-distortion trade-off (MSE codecs' scale: 0.01 ... 0.001).
         task_weight: weight of D_task relative to ``255**2 * MSE``.

@@ -25,8 +25,10 @@ the hyperprior (a zero latent is not free under a Gaussian whose mean and scale
 ``h_s`` predicts from ``z``, and ``z`` itself is skipped on the background).
 So the latent-grid mask ``m_y`` is coded in the file as a third string
 (:mod:`icm_lib.models.latent_mask`: raw bits or run-lengths, whichever is
-shorter) and counted in bpp like every other byte: a 256x256 demo image with a
-few objects pays 8-25 bytes for it, an image without objects 3 bytes. The
+shorter) and counted in bpp like every other byte. Measured on the 200 demo
+``shapes`` val images (160-256 pixels a side): 16.5 bytes on average for the
+images with objects (at most 28; 0.003 bpp), 3 bytes for those without; the
+mask keeps 28 % of the latents where the objects cover 19 % of the pixels. The
 decoder decodes the mask, then ``z`` at ``m_z``, then ``y`` at ``m_y``, and sets
 the skipped elements to 0, as the forward pass does. An image without any
 object therefore costs the file's header, the mask's bytes and the CRC, nothing
