@@ -6,6 +6,7 @@ rate-distortion loss spends its bits on object regions; detectors judge the
 decoded images. Importing the package applies offline hygiene first (see
 :mod:`icm_lib.offline`).
 """
+
 from icm_lib import offline as _offline
 
 _offline.apply()

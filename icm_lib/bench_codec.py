@@ -26,6 +26,7 @@ state), paid twice per image (one y string, one z string). At 256x256 and
 ``--scale-levels`` and ``--cdf-rounding`` code a TCM with other tables than
 its config's (same weights), to compare.
 """
+
 from __future__ import annotations
 
 import time
@@ -155,12 +156,16 @@ def bench(models, sizes, batches, checkpoints: dict, train_steps: int, tables: d
     return rows
 
 
-HEADER = f"{'model':<10} {'size':>9} {'batch':>5} {'enc ms/img':>11} {'dec ms/img':>11} {'bits/estimate':>13} {'bpp':>7}"
+HEADER = (
+    f"{'model':<10} {'size':>9} {'batch':>5} {'enc ms/img':>11} {'dec ms/img':>11} {'bits/estimate':>13} {'bpp':>7}"
+)
 
 
 def format_row(row: Row) -> str:
-    return (f"{row.model:<10} {f'{row.size}x{row.size}':>9} {row.batch:>5} {row.encode_ms:>11.1f} "
-            f"{row.decode_ms:>11.1f} {row.bits_ratio:>13.4f} {row.bpp:>7.4f}")
+    return (
+        f"{row.model:<10} {f'{row.size}x{row.size}':>9} {row.batch:>5} {row.encode_ms:>11.1f} "
+        f"{row.decode_ms:>11.1f} {row.bits_ratio:>13.4f} {row.bpp:>7.4f}"
+    )
 
 
 def _cli(args) -> int:
@@ -177,8 +182,11 @@ def _cli(args) -> int:
         torch.set_num_threads(args.threads)
     print(f"icm bench codec: CPU, {torch.get_num_threads()} thread(s), photo crops from scikit-image")
     print(HEADER)
-    tables = {key: value for key, value in (("scale_levels", args.scale_levels), ("cdf_rounding", args.cdf_rounding))
-              if value is not None}
+    tables = {
+        key: value
+        for key, value in (("scale_levels", args.scale_levels), ("cdf_rounding", args.cdf_rounding))
+        if value is not None
+    }
     rows = bench(models, sizes, batches, checkpoints, steps, tables)
     print("weights: " + "; ".join(sorted({f"{r.model}: {r.weights}" for r in rows})))
     print("bits/estimate: entropy-coded string bits over -sum log2 likelihoods; bpp: whole files, batch 1")
@@ -186,7 +194,9 @@ def _cli(args) -> int:
 
 
 def add_cli(sub) -> None:
-    parser = group(sub, "bench", "benchmarks").add_parser("codec", help="encode/decode speed and real bits vs entropy estimate")
+    parser = group(sub, "bench", "benchmarks").add_parser(
+        "codec", help="encode/decode speed and real bits vs entropy estimate"
+    )
     parser.add_argument("--models", nargs="+", help=f"registry names (default: {' '.join(MODELS)})")
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512], help="square image sides")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8], help="batch sizes")
@@ -195,6 +205,7 @@ def add_cli(sub) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="tcm-tiny at 256x256 only, <= 100 training steps")
     parser.add_argument("--scale-levels", type=int, help="code TCMs with this many scales (default: each config's)")
-    parser.add_argument("--cdf-rounding", choices=CDF_ROUNDINGS,
-                        help="code TCMs with this pmf rounding (default: each config's)")
+    parser.add_argument(
+        "--cdf-rounding", choices=CDF_ROUNDINGS, help="code TCMs with this pmf rounding (default: each config's)"
+    )
     parser.set_defaults(func=_cli)

@@ -6,6 +6,7 @@ real training step (forward, Object-MSE loss of Eq. (4), backward, clipping,
 both Adam updates) on random crops of the demo's size. A benchmark measures;
 it does not pass or fail.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,13 @@ def measure(model_name: str, crop_size: int, batch_size: int, steps: int) -> dic
         cpu_seconds.append(time.process_time() - cpu_start)
     timed = sum(seconds[1:])
     return {
-        "model": model_name, "parameters": parameter_count(model), "crop_size": crop_size, "batch_size": batch_size,
-        "steps": steps, "threads": torch.get_num_threads(), "seconds_per_step": timed / steps,
+        "model": model_name,
+        "parameters": parameter_count(model),
+        "crop_size": crop_size,
+        "batch_size": batch_size,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "seconds_per_step": timed / steps,
         "images_per_second": batch_size * steps / timed,
         # CPU time is what an idle machine's wall time would be with one thread: on a shared machine
         # wall time also counts the waits for a core.
@@ -71,8 +77,11 @@ def bench(models: tuple[str, ...], crop_size: int, batch_size: int, steps: int) 
             raise RuntimeError(f"benchmark of {name} failed: {done.stderr.strip().splitlines()[-1:]}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"{name:<10} {r['parameters']:>11,} params  batch {batch_size} x {crop_size}^2: {r['images_per_second']:.2f} images/s "
-              f"({r['seconds_per_step']:.2f} s/step, {r['cpu_seconds_per_step']:.2f} CPU s/step, {r['threads']} threads), peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+        print(
+            f"{name:<10} {r['parameters']:>11,} params  batch {batch_size} x {crop_size}^2: {r['images_per_second']:.2f} images/s "
+            f"({r['seconds_per_step']:.2f} s/step, {r['cpu_seconds_per_step']:.2f} CPU s/step, {r['threads']} threads), peak RSS {r['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
     return rows
 
 
@@ -83,15 +92,26 @@ def _cli(args: argparse.Namespace) -> int:
     rows = bench(tuple(args.models), crop, batch, args.steps)
     path = results_dir(args.profile) / "bench" / "train.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"name": "train", "description": "training images per second and peak resident memory, one process per model, CPU threads as shown", "results": rows}
+    payload = {
+        "name": "train",
+        "description": "training images per second and peak resident memory, one process per model, CPU threads as shown",
+        "results": rows,
+    }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"-> {path}")
     return 0
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = group(sub, "bench", "benchmarks").add_parser("train", help="training images/s and peak memory of tcm-tiny and tcm-small")
-    p.add_argument("--profile", default="demo", choices=PROFILES, help="takes the crop size and batch from its 02_train_codecs section")
+    p = group(sub, "bench", "benchmarks").add_parser(
+        "train", help="training images/s and peak memory of tcm-tiny and tcm-small"
+    )
+    p.add_argument(
+        "--profile",
+        default="demo",
+        choices=PROFILES,
+        help="takes the crop size and batch from its 02_train_codecs section",
+    )
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--crop-size", type=int)
     p.add_argument("--batch-size", type=int)

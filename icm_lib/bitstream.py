@@ -34,6 +34,7 @@ synthesis transform, and a scale within float rounding of a scale-table
 boundary could change an index.) Same CPU kind assumed: the header cannot
 detect a machine whose float kernels round differently.
 """
+
 from __future__ import annotations
 
 import struct
@@ -131,10 +132,14 @@ def working_memory(model: nn.Module, height: int, width: int) -> int:
     so this holds for any content.
     """
     key = f"{getattr(model, 'registry_name', type(model).__name__)}:{sorted(getattr(model, 'registry_config', {}).items())}"
-    per_pixel = _bytes_per_pixel.get(key) if hasattr(model, "registry_name") else getattr(model, "_icm_bytes_per_pixel", None)
+    per_pixel = (
+        _bytes_per_pixel.get(key) if hasattr(model, "registry_name") else getattr(model, "_icm_bytes_per_pixel", None)
+    )
     if per_pixel is None:
         side = torch.linspace(0, 1, PROBE_SIDE)
-        probe = torch.stack([side[:, None] * side, side[:, None].expand(-1, PROBE_SIDE), side.expand(PROBE_SIDE, -1)])[None]
+        probe = torch.stack([side[:, None] * side, side[:, None].expand(-1, PROBE_SIDE), side.expand(PROBE_SIDE, -1)])[
+            None
+        ]
         with _coding(model), _LargestOp() as largest:
             out = _compress(model, probe, torch.ones(1, 1, PROBE_SIDE, PROBE_SIDE) if takes_mask(model) else None)
             model.decompress(out["strings"], out["shape"])
@@ -154,8 +159,9 @@ def check_size(model: nn.Module, height: int, width: int, doing: str) -> None:
         raise UserError(f"{doing} an image of {width}x{height} pixels: the format's sides end at {FORMAT_MAX_SIDE}")
     if height * width > PROBE_SIDE**2:
         name = getattr(model, "registry_name", type(model).__name__)
-        limits.MAX_MEMORY.check(working_memory(model, height, width), f"{doing} a {width}x{height} image with {name}",
-                                "an estimated ")
+        limits.MAX_MEMORY.check(
+            working_memory(model, height, width), f"{doing} a {width}x{height} image with {name}", "an estimated "
+        )
 
 
 @contextmanager
@@ -165,14 +171,21 @@ def _finite_outputs(model: nn.Module, error: type[UserError], cause: str):
     Encoding: the rANS coder never returns on the symbols such values make, so they must stop
     before it. Decoding: a hostile bitstream's huge symbols overflow the synthesis.
     """
+
     def check(name):
         def hook(_module, _inputs, output):
             if torch.is_tensor(output) and output.is_floating_point() and not bool(torch.isfinite(output).all()):
                 raise error(f"the codec's {name} produced NaN or infinite values ({cause}): refused")
+
         return hook
 
     parts = [(n, m) for n, m in model.named_children() if not isinstance(m, nn.ModuleList)]
-    parts += [(f"{n}.{i}", item) for n, m in model.named_children() if isinstance(m, nn.ModuleList) for i, item in enumerate(m)]
+    parts += [
+        (f"{n}.{i}", item)
+        for n, m in model.named_children()
+        if isinstance(m, nn.ModuleList)
+        for i, item in enumerate(m)
+    ]
     hooks = [module.register_forward_hook(check(name)) for name, module in parts]
     try:
         yield
@@ -239,14 +252,18 @@ def _pack_header(header: Header) -> bytes:
     name = header.model_name.encode()
     if len(name) > 255 or len(header.string_lengths) > 255:
         raise ValueError("model name or string count too long for the header")
-    parts = [MAGIC, struct.pack("<BB", FORMAT_VERSION, len(name)), name, bytes.fromhex(header.fingerprint),
-             struct.pack("<HHB", header.height, header.width, len(header.string_lengths)),
-             struct.pack(f"<{len(header.string_lengths)}I", *header.string_lengths)]
+    parts = [
+        MAGIC,
+        struct.pack("<BB", FORMAT_VERSION, len(name)),
+        name,
+        bytes.fromhex(header.fingerprint),
+        struct.pack("<HHB", header.height, header.width, len(header.string_lengths)),
+        struct.pack(f"<{len(header.string_lengths)}I", *header.string_lengths),
+    ]
     return b"".join(parts)
 
 
-def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: str | None = None,
-           mask=None) -> bytes:
+def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: str | None = None, mask=None) -> bytes:
     """Code one image into a bitstream file's bytes.
 
     Args:
@@ -272,8 +289,13 @@ def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: 
     if tuple(out["shape"]) != _z_shape(height, width):
         raise RuntimeError(f"{type(model).__name__}: unexpected hyper-latent shape {tuple(out['shape'])}")
     strings = [s[0] for s in out["strings"]]
-    header = Header(model_name or getattr(model, "registry_name", type(model).__name__),
-                    fingerprint, height, width, [len(s) for s in strings])
+    header = Header(
+        model_name or getattr(model, "registry_name", type(model).__name__),
+        fingerprint,
+        height,
+        width,
+        [len(s) for s in strings],
+    )
     body = _pack_header(header) + b"".join(strings)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -351,8 +373,10 @@ def read_header(data: bytes) -> tuple[Header, int]:
 def _check_file(data: bytes, header: Header, offset: int) -> None:
     expected = offset + sum(header.string_lengths) + 4
     if len(data) != expected:
-        raise BitstreamError(f"bitstream {'truncated' if len(data) < expected else 'has trailing bytes'}: "
-                             f"{len(data)} bytes, header says {expected}")
+        raise BitstreamError(
+            f"bitstream {'truncated' if len(data) < expected else 'has trailing bytes'}: "
+            f"{len(data)} bytes, header says {expected}"
+        )
     (crc,) = struct.unpack("<I", data[-4:])
     if crc != zlib.crc32(data[:-4]):
         raise BitstreamError("bitstream corrupted (CRC-32 mismatch)")
@@ -372,9 +396,11 @@ def decode(model: nn.Module, data: bytes, fingerprint: str | None = None) -> tor
     with _coding(model):  # CDF tables first: they are part of the fingerprint
         expected = fingerprint or checked_fingerprint(model)
         if header.fingerprint != expected:
-            raise BitstreamError(f"bitstream was made by other weights or coding tables "
-                                 f"({header.model_name} {header.fingerprint}); "
-                                 f"this checkpoint is {expected}")
+            raise BitstreamError(
+                f"bitstream was made by other weights or coding tables "
+                f"({header.model_name} {header.fingerprint}); "
+                f"this checkpoint is {expected}"
+            )
         check_size(model, header.height, header.width, "decoding")
         strings, pos = [], offset
         for length in header.string_lengths:
@@ -384,5 +410,7 @@ def decode(model: nn.Module, data: bytes, fingerprint: str | None = None) -> tor
             with _finite_outputs(model, BitstreamError, "a corrupted or hostile bitstream"):
                 x_hat = model.decompress(strings, _z_shape(header.height, header.width))["x_hat"]
         except (RuntimeError, ValueError, IndexError) as err:
-            raise BitstreamError(f"bitstream does not fit model {header.model_name}: {str(err).splitlines()[0][:120]}") from None
+            raise BitstreamError(
+                f"bitstream does not fit model {header.model_name}: {str(err).splitlines()[0][:120]}"
+            ) from None
     return x_hat[0, :, : header.height, : header.width].clamp(0, 1)

@@ -32,6 +32,7 @@ for ``N=1024`` is refused instead of allocating gigabytes.
 loads: a state_dict saved by the published TCM code (LIC_TCM), through the
 same weights-only reader.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,7 +94,9 @@ def read_weights_only(path) -> Any:
 def model_meta(model: nn.Module) -> dict:
     """``model`` and the complete ``model_config`` of a model built by :func:`icm_lib.models.create`."""
     if not hasattr(model, "registry_name"):
-        raise ValueError("the model was not built by icm_lib.models.create: pass meta['model'] and meta['model_config']")
+        raise ValueError(
+            "the model was not built by icm_lib.models.create: pass meta['model'] and meta['model_config']"
+        )
     return {"model": model.registry_name, "model_config": model_config(model)}
 
 
@@ -116,8 +119,14 @@ def save_checkpoint(path, model: nn.Module, meta: dict | None = None, training_s
             raise ValueError(f"checkpoint meta needs {key!r}")
     model.update(force=True)
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "version": VERSION, "meta": meta, "state_dict": state_dict,
-               "weights_sha256": weights_digest(state_dict), "training_state": training_state}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "meta": meta,
+        "state_dict": state_dict,
+        "weights_sha256": weights_digest(state_dict),
+        "training_state": training_state,
+    }
     with atomic_writer(path) as fh:
         torch.save(payload, fh)
     return path
@@ -135,7 +144,9 @@ def _read_payload(path) -> dict:
         raise UserError(f"{path}: its meta is not a dict naming the model (meta['model'])")
     if not isinstance(meta.get("model_config", {}), dict):
         raise UserError(f"{path}: its meta['model_config'] is not a dict")
-    if not isinstance(state_dict, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state_dict.items()):
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(k, str) and torch.is_tensor(v) for k, v in state_dict.items()
+    ):
         raise UserError(f"{path}: its state_dict is not a dict of tensors")
     stored = payload.get("weights_sha256")
     if stored is not None and stored != weights_digest(state_dict):
@@ -148,7 +159,9 @@ def _read_payload(path) -> dict:
 
 def first_non_finite(state_dict: dict[str, torch.Tensor]) -> str | None:
     """The name of the first floating-point tensor holding NaN or infinity, or None."""
-    return next((name for name, t in state_dict.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+    return next(
+        (name for name, t in state_dict.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None
+    )
 
 
 def verify_checkpoint(path) -> None:
@@ -188,11 +201,15 @@ def _registration_budget(max_bytes: int, what: str) -> Iterator[None]:
         if tensor is not None:
             total += tensor.numel() * tensor.element_size()
             if total > max_bytes:
-                raise UserError(f"{what} (its parameters pass {max_bytes / 2**20:.1f} MiB, more than "
-                                f"the stored weights can fill): config and weights do not match")
+                raise UserError(
+                    f"{what} (its parameters pass {max_bytes / 2**20:.1f} MiB, more than "
+                    f"the stored weights can fill): config and weights do not match"
+                )
 
-    hooks = [module.register_module_parameter_registration_hook(count),
-             module.register_module_buffer_registration_hook(count)]
+    hooks = [
+        module.register_module_parameter_registration_hook(count),
+        module.register_module_buffer_registration_hook(count),
+    ]
     try:
         yield
     finally:
@@ -206,16 +223,22 @@ def _build_checked(path, meta: dict, state_dict: dict) -> nn.Module:
     largest = max((t.numel() for t in state_dict.values()), default=0)
     too_big = [n for n in _ints(config) if abs(n) > max(largest, 1)]
     if too_big:
-        raise UserError(f"{path}: its model config holds {too_big[0]}, more than any stored weight tensor has "
-                        f"elements ({largest}): config and weights do not match")
+        raise UserError(
+            f"{path}: its model config holds {too_big[0]}, more than any stored weight tensor has "
+            f"elements ({largest}): config and weights do not match"
+        )
     stored_bytes = sum(t.numel() * t.element_size() for t in state_dict.values())
     try:
-        with _registration_budget(stored_bytes + stored_bytes // 10 + 2**20, f"{path}: its config asks for a larger {meta['model']}"):
+        with _registration_budget(
+            stored_bytes + stored_bytes // 10 + 2**20, f"{path}: its config asks for a larger {meta['model']}"
+        ):
             return build(meta["model"], config)
     except UserError as err:
         raise UserError(str(err) if str(err).startswith(str(path)) else f"{path}: {err}") from None
     except (RuntimeError, MemoryError, ValueError, OverflowError) as err:
-        raise UserError(f"{path}: its config does not build a {meta['model']} ({str(err).splitlines()[0][:120]})") from None
+        raise UserError(
+            f"{path}: its config does not build a {meta['model']} ({str(err).splitlines()[0][:120]})"
+        ) from None
 
 
 def load_checkpoint(path, map_location: str = "cpu") -> tuple[nn.Module, dict, dict | None]:
@@ -230,7 +253,9 @@ def load_checkpoint(path, map_location: str = "cpu") -> tuple[nn.Module, dict, d
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as err:
-        raise UserError(f"{path}: weights do not fit model {meta['model']} ({str(err).splitlines()[0][:160]})") from None
+        raise UserError(
+            f"{path}: weights do not fit model {meta['model']} ({str(err).splitlines()[0][:160]})"
+        ) from None
     model.update(force=False)  # computes CDF tables only where the file has none
     return model.to(map_location).eval(), meta, payload.get("training_state")
 

@@ -5,6 +5,7 @@ which adds its sub-commands and sets ``func`` (called with the parsed args,
 returning an exit status). Errors meant for the user are raised as
 :class:`icm_lib.errors.UserError` and printed as one line, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,6 +4,7 @@ Several modules add commands to one group, so the group is made once and shared.
 its own, apart from :mod:`icm_lib.cli`, because the CLI imports the modules that add commands:
 their importing it back would be a cycle.
 """
+
 from __future__ import annotations
 
 import argparse

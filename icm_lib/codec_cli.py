@@ -19,6 +19,7 @@ colour samples keep their high byte (PIL's reading, within one level of that);
 An ROI codec (:mod:`icm_lib.models.roi`) codes an object mask given with
 ``--mask``: missing, of another size or not binary, it is refused in one line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,11 @@ def to_rgb8(img, name: str) -> tuple[np.ndarray, str | None]:
             rgb = img.convert("RGB")
     except (OSError, ValueError, SyntaxError) as err:
         raise UserError(f"cannot read image {name}: {str(err).splitlines()[0][:120]}") from None
-    notes = [f"{name} is a 16-bit {mode} image: reduced to 8 bits (the high byte of each sample)"] if sixteen_bit_colour else []
+    notes = (
+        [f"{name} is a 16-bit {mode} image: reduced to 8 bits (the high byte of each sample)"]
+        if sixteen_bit_colour
+        else []
+    )
     if mode != "RGB":
         alpha = "A" in mode or "transparency" in img.info
         notes.append(f"{name} is a {mode} image: coded as RGB" + (", alpha dropped" if alpha else ""))
@@ -86,13 +91,17 @@ def read_object_mask(path: Path, width: int, height: int) -> np.ndarray:
         raise UserError(f"mask not found: {path}")
     with open_image(path) as img:
         if (img.width, img.height) != (width, height):
-            raise UserError(f"mask {path.name} is {img.width}x{img.height}, the image {width}x{height}: they must match")
+            raise UserError(
+                f"mask {path.name} is {img.width}x{img.height}, the image {width}x{height}: they must match"
+            )
         try:
             values = np.asarray(img.convert("L") if img.mode in ("1", "P") else img)
         except (OSError, ValueError) as err:
             raise UserError(f"cannot read mask {path.name}: {str(err).splitlines()[0][:120]}") from None
     if values.ndim != 2 or not (np.isin(values, (0, 1)).all() or np.isin(values, (0, 255)).all()):
-        raise UserError(f"mask {path.name} is not binary: one channel of 0 (background) and 1 or 255 (objects) expected")
+        raise UserError(
+            f"mask {path.name} is not binary: one channel of 0 (background) and 1 or 255 (objects) expected"
+        )
     return values > 0
 
 
@@ -139,8 +148,11 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     enc.add_argument("input", help="image file (any size; grayscale, 16-bit and RGBA are coded as 8-bit RGB)")
     enc.add_argument("output", help="bitstream file to write (.icm)")
     enc.add_argument("--checkpoint", required=True, help="codec checkpoint (icm train output)")
-    enc.add_argument("--mask", help="object mask of an ROI codec (mbt2018-mean-roi): a PNG of the image's size, "
-                                    "0 = background, 1 or 255 = object; coded in the bitstream")
+    enc.add_argument(
+        "--mask",
+        help="object mask of an ROI codec (mbt2018-mean-roi): a PNG of the image's size, "
+        "0 = background, 1 or 255 = object; coded in the bitstream",
+    )
     dec = sub.add_parser("decode", help="decode a bitstream file into an image")
     dec.add_argument("input", help="bitstream file (.icm)")
     dec.add_argument("output", help="image file to write (.png)")

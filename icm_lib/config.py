@@ -14,6 +14,7 @@ settings worth showing, which papermill overwrites and :meth:`Stage.from_namespa
 reads back together with any other setting papermill injected. A field's default
 is the demo profile's value, so a notebook run by hand is the demo (a test checks it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,8 +92,9 @@ class Stage:
         known = {name.upper(): name for name in types}
         unknown = sorted(k for k in params if k not in known)
         if strict and unknown:
-            raise ValueError(f"{cls.NOTEBOOK}: unknown setting(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"{cls.NOTEBOOK}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         values = {}
         for key, name in known.items():
             if key in params:
@@ -139,8 +141,11 @@ class Stage:
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides: Any):
         """The profile's section with the flags given on the command line applied."""
-        given = {f.name: getattr(args, f.name) for f in fields(cls)
-                 if f.name != "profile" and getattr(args, f.name, None) is not None}
+        given = {
+            f.name: getattr(args, f.name)
+            for f in fields(cls)
+            if f.name != "profile" and getattr(args, f.name, None) is not None
+        }
         return cls.from_profile(args.profile, **{**given, **overrides})
 
 
@@ -168,7 +173,9 @@ class MasksStage(Stage):
 
     NOTEBOOK: ClassVar[str] = "01_build_masks"
     profile: str = param("demo", "smoke | demo | paper (notebooks/params/<profile>.yaml)")
-    datasets: list = param(["shapes", "aerial"], "embedded: shapes (COCO stand-in), aerial (VisDrone stand-in); paper: coco, visdrone")
+    datasets: list = param(
+        ["shapes", "aerial"], "embedded: shapes (COCO stand-in), aerial (VisDrone stand-in); paper: coco, visdrone"
+    )
     splits: list = param(["train", "val"], "splits whose masks are built")
     seed: int = param(2023, "seed of the embedded datasets: the same seed gives the same files")
     n_examples: int = param(8, "images shown per dataset in the mask grid")
@@ -190,12 +197,18 @@ class TrainingStage(Stage):
     model: str = param("mbt2018-mean", "icm_lib.models name; paper: tcm-large")
     model_kwargs: dict = param({"N": 64, "M": 96}, "overrides of the model's registry defaults")
     dataset: str = param("shapes", "dataset in data/<profile>/datasets; paper: coco")
-    lambdas: dict = param({"object": [0.05, 0.015, 0.005], "mse": [0.01, 0.003, 0.001]},
-                          "lambdas per registered loss (icm_lib.losses.CRITERIA): object Eq. 4, mse Eq. 1, task Eq. 2")
-    loss_kwargs: dict = param({}, "other arguments per loss, e.g. {object: {average: object}}, "
-                                  "{task: {network: yolo, task_weight: 1000}}")
-    other_models: dict = param({}, "more codecs of other registered models with the same model_kwargs, "
-                                   "{model: {loss: [lambdas]}}, e.g. the ROI codec {mbt2018-mean-roi: {object: [0.015]}}")
+    lambdas: dict = param(
+        {"object": [0.05, 0.015, 0.005], "mse": [0.01, 0.003, 0.001]},
+        "lambdas per registered loss (icm_lib.losses.CRITERIA): object Eq. 4, mse Eq. 1, task Eq. 2",
+    )
+    loss_kwargs: dict = param(
+        {}, "other arguments per loss, e.g. {object: {average: object}}, {task: {network: yolo, task_weight: 1000}}"
+    )
+    other_models: dict = param(
+        {},
+        "more codecs of other registered models with the same model_kwargs, "
+        "{model: {loss: [lambdas]}}, e.g. the ROI codec {mbt2018-mean-roi: {object: [0.015]}}",
+    )
     steps: int = param(10500, "steps per codec (fine-tuning steps after a base model)")
     lr: float = param(1e-3, "Adam lr of each codec; TCM's recipe: 1e-4")
     aux_lr: float = param(1e-3, "Adam lr of the entropy bottleneck's quantiles")
@@ -232,8 +245,17 @@ class CodingStage(Stage):
     limit: int = param(0, "code only the first N images of each split (0: all)")
     bitmap_images: int = param(50, "images per learned codec for the share of bits in objects (0: all coded)")
     classical: list = param(["jpeg", "webp", "avif", "heic", "jxl", "vvc"], "anchors; paper: VVC only")
-    qualities: dict = param({"jpeg": [5, 15, 35], "webp": [0, 20, 50], "avif": [5, 25, 50], "heic": [5, 25, 45],
-                             "jxl": [5, 25, 50], "vvc": [47, 41, 35]}, "quality (VVC: QP) list per anchor")
+    qualities: dict = param(
+        {
+            "jpeg": [5, 15, 35],
+            "webp": [0, 20, 50],
+            "avif": [5, 25, 50],
+            "heic": [5, 25, 45],
+            "jxl": [5, 25, 50],
+            "vvc": [47, 41, 35],
+        },
+        "quality (VVC: QP) list per anchor",
+    )
     n_examples: int = param(4, "images in the coding-examples figure (the paper's Fig. 4 shows 4)")
     object_lambda: float = param(0.0, "object codec shown in the figure (0: the middle lambda)")
     workers: int = param(2, "codecs coded at once, each in its own process (1: in turn)")
@@ -256,9 +278,19 @@ class RecognitionStage(Stage):
     finetune_codecs: list = param(["learned", "best-classical"], "paper: every codec")
     finetune_images: int = param(200, "code and fine-tune on the first N train images; 0: all (paper)")
     finetune_epochs: dict = param({"yolo": 2, "maskrcnn": 1}, "epochs of fine-tuning per detector")
-    yolo: dict = param({"scale": "n", "imgsz": 160, "epochs": 6, "batch": 8, "optimizer": "AdamW", "lr0": 0.002,
-                        "close_mosaic": 1, "aerial": {"imgsz": 256, "fraction": 400, "epochs": 4}},
-                       "YoloConfig fields; {dataset: {...}} overrides per dataset")
+    yolo: dict = param(
+        {
+            "scale": "n",
+            "imgsz": 160,
+            "epochs": 6,
+            "batch": 8,
+            "optimizer": "AdamW",
+            "lr0": 0.002,
+            "close_mosaic": 1,
+            "aerial": {"imgsz": 256, "fraction": 400, "epochs": 4},
+        },
+        "YoloConfig fields; {dataset: {...}} overrides per dataset",
+    )
     maskrcnn: dict = param({}, "SegmenterConfig fields: backbone, width, min_size, epochs, max_images, ...")
     weights: dict = param({}, "detector -> {dataset: weights file}; empty: train on the clean train split")
     data_roots: dict = param({}, "raw data folders checked before running (paper profile)")

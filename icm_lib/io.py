@@ -15,6 +15,7 @@ output path: never the input itself, never a folder, never an existing file
 of another kind unless forced. :func:`open_image` opens a user's image without
 decoding it, so that its size can be checked first.
 """
+
 from __future__ import annotations
 
 import json
@@ -179,8 +180,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output(path: Path, inputs: Iterable[Path] = (), kind: tuple[str, Callable[[Path], bool]] | None = None,
-                 force: bool = False) -> Path:
+def check_output(
+    path: Path, inputs: Iterable[Path] = (), kind: tuple[str, Callable[[Path], bool]] | None = None, force: bool = False
+) -> Path:
     """Refuse to write ``path`` where that would destroy something; returns it.
 
     Refused always: a folder; one of ``inputs`` (the same resolved path or the same inode);

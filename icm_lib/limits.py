@@ -20,6 +20,7 @@ Values take the suffixes K, M, G, T (powers of 1024): ``ICM_MAX_MEMORY=24G``.
 ``icm encode``, ``icm decode`` and ``icm masks`` take the same limits as flags
 (``--max-memory 24G``), which win over the environment for that command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,16 +104,33 @@ class Limit:
         """
         allowed = self.value()
         if needed > allowed:
-            raise UserError(f"{what}: {label}{format_size(needed, self.unit)}, over the {self.name} limit of "
-                            f"{format_size(allowed, self.unit)}; refused (raise it with --{self.name} or {self.env})")
+            raise UserError(
+                f"{what}: {label}{format_size(needed, self.unit)}, over the {self.name} limit of "
+                f"{format_size(allowed, self.unit)}; refused (raise it with --{self.name} or {self.env})"
+            )
 
 
-MAX_MEMORY = Limit("max-memory", "ICM_MAX_MEMORY", lambda: machine_memory() // 2, "bytes",
-                   "estimated working memory of one encode or decode (default: half the machine's memory)")
-MAX_PIXELS = Limit("max-pixels", "ICM_MAX_PIXELS", lambda: 64 * 2**20, "pixels",
-                   "pixels of an image to encode, decode or mask (default 64 Mi)")
-MAX_SIDE = Limit("max-side", "ICM_MAX_SIDE", lambda: 16384, "pixels",
-                 "either side of an image to encode, decode or mask (default 16384)")
+MAX_MEMORY = Limit(
+    "max-memory",
+    "ICM_MAX_MEMORY",
+    lambda: machine_memory() // 2,
+    "bytes",
+    "estimated working memory of one encode or decode (default: half the machine's memory)",
+)
+MAX_PIXELS = Limit(
+    "max-pixels",
+    "ICM_MAX_PIXELS",
+    lambda: 64 * 2**20,
+    "pixels",
+    "pixels of an image to encode, decode or mask (default 64 Mi)",
+)
+MAX_SIDE = Limit(
+    "max-side",
+    "ICM_MAX_SIDE",
+    lambda: 16384,
+    "pixels",
+    "either side of an image to encode, decode or mask (default 16384)",
+)
 LIMITS = (MAX_MEMORY, MAX_PIXELS, MAX_SIDE)
 
 _overrides: dict[str, int] = {}
@@ -133,8 +151,7 @@ def check_image_size(height: int, width: int, what: str) -> None:
 def add_arguments(parser: argparse.ArgumentParser, *limits: Limit) -> None:
     """Add ``--max-...`` flags for ``limits`` (all by default); :func:`overridden` applies them."""
     for limit in limits or LIMITS:
-        parser.add_argument(f"--{limit.name}", type=size, metavar="SIZE",
-                            help=f"{limit.doc}; also {limit.env}")
+        parser.add_argument(f"--{limit.name}", type=size, metavar="SIZE", help=f"{limit.doc}; also {limit.env}")
 
 
 @contextmanager

@@ -39,6 +39,7 @@ the task loss); :func:`create_criterion` builds it. Each class
 carries ``method``, the label of the compared method in tables and figures.
 Adding a loss is one :func:`register_criterion` plus its tests.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -90,7 +91,9 @@ def criterion_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"loss {name!r} takes no {', '.join(unknown)}; its arguments: {', '.join(params) or 'none'}")
     missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
     if missing:
-        raise ValueError(f"loss {name!r} needs {', '.join(missing)}: {getattr(cls, 'needs', 'pass them in loss_kwargs')}")
+        raise ValueError(
+            f"loss {name!r} needs {', '.join(missing)}: {getattr(cls, 'needs', 'pass them in loss_kwargs')}"
+        )
     return {k: kwargs.get(k, p.default) for k, p in params.items()}
 
 
@@ -145,9 +148,11 @@ class ObjectRateDistortionLoss(nn.Module):
     def forward(self, output: dict, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """Args: ``output`` of a model's forward, ``target`` (B, 3, H, W), ``mask`` (B, 1, H, W) in {0, 1}."""
         n, _, h, w = target.shape
-        out = {"bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
-               "mse_loss": F.mse_loss(output["x_hat"], target).detach(),
-               "object_mse_loss": object_mse(output["x_hat"], target, mask, self.average)}
+        out = {
+            "bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
+            "mse_loss": F.mse_loss(output["x_hat"], target).detach(),
+            "object_mse_loss": object_mse(output["x_hat"], target, mask, self.average),
+        }
         out["loss"] = self.lmbda * 255**2 * out["object_mse_loss"] + out["bpp_loss"]
         return out
 
@@ -163,8 +168,10 @@ class RateDistortionLoss(nn.Module):
     def forward(self, output: dict, target: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         """``mask`` (optional) only adds ``object_mse_loss`` for logging; it does not enter the loss."""
         n, _, h, w = target.shape
-        out = {"bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
-               "mse_loss": F.mse_loss(output["x_hat"], target)}
+        out = {
+            "bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
+            "mse_loss": F.mse_loss(output["x_hat"], target),
+        }
         if mask is not None:
             out["object_mse_loss"] = object_mse(output["x_hat"], target, mask).detach()
         out["loss"] = self.lmbda * 255**2 * out["mse_loss"] + out["bpp_loss"]
@@ -204,10 +211,16 @@ class TaskRateDistortionLoss(nn.Module):
 
     context = ("profile", "dataset")  # supplied by the training run, not loss settings
 
-    def __init__(self, lmbda: float = 0.003, task_weight: float = 1000.0, network: str = "yolo",
-                 task_network: nn.Module | None = None,
-                 feature_fn: Callable[[nn.Module, Tensor], Tensor | list[Tensor]] | None = None,
-                 profile: str = "", dataset: str = ""):
+    def __init__(
+        self,
+        lmbda: float = 0.003,
+        task_weight: float = 1000.0,
+        network: str = "yolo",
+        task_network: nn.Module | None = None,
+        feature_fn: Callable[[nn.Module, Tensor], Tensor | list[Tensor]] | None = None,
+        profile: str = "",
+        dataset: str = "",
+    ):
         super().__init__()
         if not 0 <= task_weight < math.inf:
             raise ValueError(f"task_weight must be a finite number >= 0, got {task_weight}")
@@ -234,9 +247,11 @@ class TaskRateDistortionLoss(nn.Module):
             reference = self._features(target)
         decoded = self._features(output["x_hat"])
         task = sum(F.mse_loss(d, r) for d, r in zip(decoded, reference)) / len(reference)
-        out = {"bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
-               "mse_loss": F.mse_loss(output["x_hat"], target),
-               "task_loss": task}
+        out = {
+            "bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
+            "mse_loss": F.mse_loss(output["x_hat"], target),
+            "task_loss": task,
+        }
         if mask is not None:
             out["object_mse_loss"] = object_mse(output["x_hat"], target, mask).detach()
         out["loss"] = self.lmbda * (255**2 * out["mse_loss"] + self.task_weight * task) + out["bpp_loss"]

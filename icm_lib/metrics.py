@@ -3,6 +3,7 @@
 The object region is the binary mask of Eq. (3); the background is its
 complement. PSNR is on 8-bit values (peak 255) from images in [0, 1].
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ Every pipeline notebook ends by calling :func:`record` with what it produced
 ``data/<profile>/results/notebooks/<stem>.json``; the smoke tests and the
 README's results table read it back.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,12 @@ def record(stem: str, profile: str, summary: dict[str, Any]) -> Path:
     """Write a notebook's summary of what it produced; returns the JSON path."""
     path = results_dir(profile) / "notebooks" / f"{stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"notebook": stem, "profile": profile, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **json_safe(summary, _relative)}
+    payload = {
+        "notebook": stem,
+        "profile": profile,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **json_safe(summary, _relative),
+    }
     return write_json(path, payload)
 
 

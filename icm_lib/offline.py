@@ -6,6 +6,7 @@ Imported (and applied) by ``icm_lib/__init__.py`` before torch, ultralytics or
 matplotlib are imported anywhere in the package. Values already set in the
 environment win, so a user can point the caches elsewhere.
 """
+
 from __future__ import annotations
 
 import os

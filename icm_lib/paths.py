@@ -4,6 +4,7 @@ Notebooks, the CLI and tests all take their paths from here, so that a
 notebook runs the same from any working directory and under papermill.
 ``ICM_ROOT`` overrides the root (tests point it at a temporary folder).
 """
+
 from __future__ import annotations
 
 import os

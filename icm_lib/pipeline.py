@@ -5,6 +5,7 @@ with the parameters of ``notebooks/params/<profile>.yaml`` and writes the
 executed copies to ``runs/<profile>/``. It stops at the first failing notebook
 and names it and the failing cell.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,13 +108,19 @@ def _cli(args: argparse.Namespace) -> int:
         done = run_pipeline(args.profile, args.only, stream=not args.quiet)
     except NotebookFailure as failure:
         raise UserError(str(failure)) from failure
-    print(f"[pipeline:{args.profile}] {len(done)} notebooks in {time.perf_counter() - start:.0f} s; executed copies in {runs_dir(args.profile)}")
+    print(
+        f"[pipeline:{args.profile}] {len(done)} notebooks in {time.perf_counter() - start:.0f} s; executed copies in {runs_dir(args.profile)}"
+    )
     return 0
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="run the numbered notebooks in order with papermill")
     p.add_argument("--profile", default="demo", choices=PROFILES)
-    p.add_argument("--only", nargs="+", metavar="PREFIX", help="run only notebooks whose name starts with these (e.g. 01 02)")
-    p.add_argument("--quiet", action="store_true", help="show papermill's cell progress only, not the notebooks' own output")
+    p.add_argument(
+        "--only", nargs="+", metavar="PREFIX", help="run only notebooks whose name starts with these (e.g. 01 02)"
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="show papermill's cell progress only, not the notebooks' own output"
+    )
     p.set_defaults(func=_cli)

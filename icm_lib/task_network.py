@@ -24,6 +24,7 @@ out because they only recombine these three maps.
 The detector is frozen: eval mode (BatchNorm statistics fixed) and no gradient
 to its weights; the gradient flows through it into the codec.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -74,8 +75,10 @@ def weights_path(network: str, profile: str, dataset: str) -> Path:
 
     if network == DEFAULT_NETWORK:
         if not profile or not dataset:
-            raise UserError("the task loss's network 'yolo' is the clean detector of a profile and dataset: "
-                            "build the loss from a training run, or name a weights file")
+            raise UserError(
+                "the task loss's network 'yolo' is the clean detector of a profile and dataset: "
+                "build the loss from a training run, or name a weights file"
+            )
         return detectors_dir(profile) / "yolo" / dataset / "clean" / "weights" / "last.pt"
     path = Path(network)
     return path if path.is_absolute() else project_root() / path
@@ -93,10 +96,15 @@ def load_task_network(network: str, profile: str = "", dataset: str = "") -> nn.
     except ImportError:
         raise UserError("the task loss runs a YOLO detector: install ultralytics (pip install ultralytics)") from None
     if not path.is_file():
-        hint = (f"train the clean detector first (notebook 04 or icm evaluate --profile {profile}), or "
-                if network == DEFAULT_NETWORK else "")
-        raise UserError(f"the task loss's detector weights {path} do not exist: {hint}"
-                        "name a weights file with loss_kwargs {task: {network: PATH}}")
+        hint = (
+            f"train the clean detector first (notebook 04 or icm evaluate --profile {profile}), or "
+            if network == DEFAULT_NETWORK
+            else ""
+        )
+        raise UserError(
+            f"the task loss's detector weights {path} do not exist: {hint}"
+            "name a weights file with loss_kwargs {task: {network: PATH}}"
+        )
     try:
         model, _ = load_checkpoint(str(path))
     except Exception as err:  # noqa: BLE001 - any unreadable file: one line naming it

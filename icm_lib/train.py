@@ -11,6 +11,7 @@ run the module under torchrun::
 
 The work is done in :mod:`icm_lib.training`; this module is its command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,19 @@ __all__ = ["TrainedCodec", "add_cli", "main", "trained_codecs"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``--profile``, the sweeps to run, and one flag per :class:`icm_lib.config.TrainingStage` setting."""
-    p.add_argument("--profile", default="demo", choices=PROFILES, help="fills every default from its 02_train_codecs section")
-    p.add_argument("--loss", nargs="+", choices=sorted(CRITERIA), metavar="LOSS",
-                   help=f"which sweeps, by registered loss ({', '.join(CRITERIA)}; default: the profile's lambdas)")
-    p.add_argument("--lambdas", type=float, nargs="+", help="lambdas of each chosen sweep (default: the profile's, per loss)")
+    p.add_argument(
+        "--profile", default="demo", choices=PROFILES, help="fills every default from its 02_train_codecs section"
+    )
+    p.add_argument(
+        "--loss",
+        nargs="+",
+        choices=sorted(CRITERIA),
+        metavar="LOSS",
+        help=f"which sweeps, by registered loss ({', '.join(CRITERIA)}; default: the profile's lambdas)",
+    )
+    p.add_argument(
+        "--lambdas", type=float, nargs="+", help="lambdas of each chosen sweep (default: the profile's, per loss)"
+    )
     p.add_argument("--resume", action="store_true", help="continue unfinished runs from their checkpoints")
     TrainingStage.add_arguments(p, skip=("zoo", "lambdas"))
 
@@ -63,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if ctx.is_main:
         for codec in codecs:
             val = codec.summary()["val"]
-            print(f"{codec.codec_id:<28} bpp {val['bpp']:.3f}  PSNR {val['psnr']:.2f}  object {val['object_psnr']:.2f}  "
-                  f"background {val['background_psnr']:.2f}  {codec.path}")
+            print(
+                f"{codec.codec_id:<28} bpp {val['bpp']:.3f}  PSNR {val['psnr']:.2f}  object {val['object_psnr']:.2f}  "
+                f"background {val['background_psnr']:.2f}  {codec.path}"
+            )
     return 0
 
 

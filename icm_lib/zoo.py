@@ -21,6 +21,7 @@ zoo; :func:`install` turns the zoo into the run folders that notebooks 03 and
 Deviation: the paper trains on COCO for days on GPUs; the demo zoo is trained
 on the embedded ``shapes`` data (see the README for the recipe and compute).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,9 @@ def manifest(profile: str) -> dict[str, Any]:
     """
     path = zoo_dir(profile) / MANIFEST
     if not path.is_file():
-        raise UserError(f"profile {profile!r} has no zoo ({path} not found): train one with 'icm zoo train --profile {profile}'")
+        raise UserError(
+            f"profile {profile!r} has no zoo ({path} not found): train one with 'icm zoo train --profile {profile}'"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as err:
@@ -85,7 +88,9 @@ def entry(profile: str, name: str) -> dict[str, Any]:
     """One codec's manifest entry by name."""
     found = [e for e in entries(profile) if e["name"] == name]
     if not found:
-        raise UserError(f"no codec {name!r} in the {profile} zoo; it has: {', '.join(e['name'] for e in entries(profile))}")
+        raise UserError(
+            f"no codec {name!r} in the {profile} zoo; it has: {', '.join(e['name'] for e in entries(profile))}"
+        )
     return found[0]
 
 
@@ -125,8 +130,10 @@ def check_file(profile: str, item: dict[str, Any]) -> Path:
         raise UserError(f"zoo file {path} is missing")
     actual = file_sha256(path)
     if actual != item["sha256"]:
-        raise UserError(f"zoo file {path} does not match its manifest (sha256 {actual[:16]}..., expected "
-                        f"{item['sha256'][:16]}...): it was modified or corrupted; restore it with git checkout")
+        raise UserError(
+            f"zoo file {path} does not match its manifest (sha256 {actual[:16]}..., expected "
+            f"{item['sha256'][:16]}...): it was modified or corrupted; restore it with git checkout"
+        )
     return path
 
 
@@ -135,9 +142,11 @@ def check_data(profile: str, item: dict[str, Any]) -> None:
     data = item["data"]
     mine = data_fingerprint(dataset_spec(profile, data["dataset"]))
     if mine != data["fingerprint"]:
-        raise UserError(f"zoo codec {item['name']} was trained on other data ({data['spec']}) than "
-                        f"{dataset_dir(profile, data['dataset'])} ({dataset_spec(profile, data['dataset'])}): "
-                        f"retrain it with 'icm zoo train --profile {profile}'")
+        raise UserError(
+            f"zoo codec {item['name']} was trained on other data ({data['spec']}) than "
+            f"{dataset_dir(profile, data['dataset'])} ({dataset_spec(profile, data['dataset'])}): "
+            f"retrain it with 'icm zoo train --profile {profile}'"
+        )
 
 
 def load(profile: str, name: str, verify_data: bool = True) -> nn.Module:
@@ -213,21 +222,34 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         previous = kept.get(name, {})
         spec = dataset_spec(profile, cfg.dataset)
         kept[name] = {
-            "name": name, "model": cfg.model, "model_config": meta["model_config"], "loss": cfg.loss,
+            "name": name,
+            "model": cfg.model,
+            "model_config": meta["model_config"],
+            "loss": cfg.loss,
             "loss_kwargs": {"lmbda": cfg.lmbda, **cfg.loss_kwargs},
-            "lmbda": cfg.lmbda, "steps": int(meta["step"]), "target_steps": int(trained["steps"]),
+            "lmbda": cfg.lmbda,
+            "steps": int(meta["step"]),
+            "target_steps": int(trained["steps"]),
             "finished": int(meta["step"]) >= int(trained["steps"]),
             "train_seconds": float(state["seconds"]) if state else previous.get("train_seconds"),
             "train_cpu_seconds": float(state.get("cpu_seconds", 0.0)) if state else previous.get("train_cpu_seconds"),
             "hardware": _hardware_log(previous.get("hardware", [])),
             "train_config": {k: v for k, v in trained.items() if k not in ("out_dir", "resume", "init", "stop_at")},
             "data": {"profile": profile, "dataset": cfg.dataset, "spec": spec, "fingerprint": data_fingerprint(spec)},
-            "file": weights.name, "sha256": file_sha256(weights), "bytes": weights.stat().st_size,
-            "log": f"logs/{log.name}", "val": _last_validation(log),
+            "file": weights.name,
+            "sha256": file_sha256(weights),
+            "bytes": weights.stat().st_size,
+            "log": f"logs/{log.name}",
+            "val": _last_validation(log),
         }
-    data = {"format": FORMAT, "version": VERSION, "profile": profile, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "recipe": {k: v for k, v in params.items() if k not in ("RESUME", "INIT", "INIT_OFFICIAL")},
-            "codecs": sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"]))}
+    data = {
+        "format": FORMAT,
+        "version": VERSION,
+        "profile": profile,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "recipe": {k: v for k, v in params.items() if k not in ("RESUME", "INIT", "INIT_OFFICIAL")},
+        "codecs": sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"])),
+    }
     write_json(folder / MANIFEST, data)
     return data
 
@@ -277,10 +299,20 @@ def seed_runs(profile: str, runs: list) -> list[str]:
             continue
         item = known[name]
         model = load(profile, name)
-        state = {"step": item["steps"], "seconds": item.get("train_seconds") or 0.0,
-                 "cpu_seconds": item.get("train_cpu_seconds") or 0.0, "rng": []}
-        meta = {"loss": cfg.loss, "lmbda": cfg.lmbda, "step": item["steps"], "zoo": {"profile": profile, "name": name},
-                "data": {"profile": profile, "dataset": cfg.dataset, "split": "train"}, "train_config": cfg.to_meta()}
+        state = {
+            "step": item["steps"],
+            "seconds": item.get("train_seconds") or 0.0,
+            "cpu_seconds": item.get("train_cpu_seconds") or 0.0,
+            "rng": [],
+        }
+        meta = {
+            "loss": cfg.loss,
+            "lmbda": cfg.lmbda,
+            "step": item["steps"],
+            "zoo": {"profile": profile, "name": name},
+            "data": {"profile": profile, "dataset": cfg.dataset, "split": "train"},
+            "train_config": cfg.to_meta(),
+        }
         save_checkpoint(cfg.out_dir / CHECKPOINT, model, meta, training_state=state)
         log = zoo_dir(profile) / item["log"]
         if log.is_file():
@@ -341,8 +373,11 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
                 train_codec(cfg, ctx)
         export(profile, params, runs)
         done_rounds += 1
-        print(f"[zoo] round {done_rounds}: {len(todo)} codecs to step <= {max(c.stop_at for c in todo)} "
-              f"in {time.perf_counter() - started:.0f} s; exported to {zoo_dir(profile)}", flush=True)
+        print(
+            f"[zoo] round {done_rounds}: {len(todo)} codecs to step <= {max(c.stop_at for c in todo)} "
+            f"in {time.perf_counter() - started:.0f} s; exported to {zoo_dir(profile)}",
+            flush=True,
+        )
     return runs
 
 
@@ -398,7 +433,9 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
     for cfg in runs:
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         if name not in known:
-            raise UserError(f"the {profile} zoo has no codec {name} of the recipe: train it with 'icm zoo train --profile {profile}'")
+            raise UserError(
+                f"the {profile} zoo has no codec {name} of the recipe: train it with 'icm zoo train --profile {profile}'"
+            )
         item = known[name]
         summary_path = cfg.out_dir / SUMMARY
         previous = read_json(summary_path) if summary_path.is_file() else None
@@ -406,19 +443,32 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
             placed.append(name)
             continue
         if (cfg.out_dir / CHECKPOINT).is_file() and not (previous or {}).get("zoo"):
-            print(f"[zoo] {cfg.out_dir} holds a codec trained here: used instead of the zoo's {name} "
-                  "(delete the folder to use the zoo's)", flush=True)
+            print(
+                f"[zoo] {cfg.out_dir} holds a codec trained here: used instead of the zoo's {name} "
+                "(delete the folder to use the zoo's)",
+                flush=True,
+            )
             placed.append(name)
             continue
         for stale in (CHECKPOINT, SUMMARY):
             (cfg.out_dir / stale).unlink(missing_ok=True)
         seed_runs(profile, [cfg])
-        write_json(summary_path, {
-            "model": cfg.model, "loss": cfg.loss, "lmbda": cfg.lmbda, "step": item["steps"],
-            "data_fingerprint": item["data"]["fingerprint"], "train_seconds": item.get("train_seconds"), "train_cpu_seconds": item.get("train_cpu_seconds"),
-            "device": ", ".join(item.get("hardware", [])), "val": item["val"], "config": item["train_config"],
-            "zoo": {"profile": profile, "name": name, "sha256": item["sha256"], "finished": item["finished"]},
-        })
+        write_json(
+            summary_path,
+            {
+                "model": cfg.model,
+                "loss": cfg.loss,
+                "lmbda": cfg.lmbda,
+                "step": item["steps"],
+                "data_fingerprint": item["data"]["fingerprint"],
+                "train_seconds": item.get("train_seconds"),
+                "train_cpu_seconds": item.get("train_cpu_seconds"),
+                "device": ", ".join(item.get("hardware", [])),
+                "val": item["val"],
+                "config": item["train_config"],
+                "zoo": {"profile": profile, "name": name, "sha256": item["sha256"], "finished": item["finished"]},
+            },
+        )
         placed.append(name)
     return placed
 
@@ -430,13 +480,17 @@ def _recipe(args) -> dict[str, Any]:
 
 
 def _list(args) -> int:
-    print(f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}")
+    print(
+        f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}"
+    )
     for e in entries(args.profile):
         val = e.get("val", {})
         steps = f"{e['steps']}/{e['target_steps']}"
-        print(f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
-              f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
-              f"{val.get('object_bit_share', float('nan')):>10.1%}")
+        print(
+            f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
+            f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
+            f"{val.get('object_bit_share', float('nan')):>10.1%}"
+        )
     return 0
 
 
@@ -452,8 +506,14 @@ def _verify(args) -> int:
 
 def _train(args) -> int:
     params = _recipe(args)
-    for key, value in (("PROCESSES", args.processes), ("STEPS", args.steps), ("VAL_EVERY", args.val_every),
-                       ("BATCH_SIZE", args.batch_size), ("TIME_BUDGET", args.time_budget), ("CACHE_IMAGES", args.cache_images or None)):
+    for key, value in (
+        ("PROCESSES", args.processes),
+        ("STEPS", args.steps),
+        ("VAL_EVERY", args.val_every),
+        ("BATCH_SIZE", args.batch_size),
+        ("TIME_BUDGET", args.time_budget),
+        ("CACHE_IMAGES", args.cache_images or None),
+    ):
         if value is not None:
             params[key] = value
     train(params, chunk=args.chunk, rounds=args.rounds)
@@ -469,23 +529,33 @@ def _export(args) -> int:
 def add_cli(sub) -> None:
     """``icm zoo list|verify|train|export``."""
     zoo = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
-    for name, func, help in (("list", _list, "the zoo's codecs with their last validation"),
-                             ("verify", _verify, "check every file's sha256 and the data fingerprint"),
-                             ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
-                             ("export", _export, "write the runs' current weights, logs and manifest into the zoo")):
+    for name, func, help in (
+        ("list", _list, "the zoo's codecs with their last validation"),
+        ("verify", _verify, "check every file's sha256 and the data fingerprint"),
+        ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
+        ("export", _export, "write the runs' current weights, logs and manifest into the zoo"),
+    ):
         p = zoo.add_parser(name, help=help)
         p.add_argument("--profile", default="demo", choices=PROFILES)
         p.set_defaults(func=func)
         if name == "train":
-            p.add_argument("--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)")
+            p.add_argument(
+                "--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)"
+            )
             p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: until finished)")
-            p.add_argument("--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)")
+            p.add_argument(
+                "--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)"
+            )
             p.add_argument("--steps", type=int, help="steps per codec (default: the recipe's STEPS)")
             p.add_argument("--val-every", type=int, help="steps between validations (default: the recipe's VAL_EVERY)")
             p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's BATCH_SIZE)")
-            p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                           help="train every codec for this long from now, in one round: each fixes its steps from its "
-                                "measured speed, the lr decay placed at the recipe's fractions of them")
+            p.add_argument(
+                "--time-budget",
+                type=float,
+                metavar="SECONDS",
+                help="train every codec for this long from now, in one round: each fixes its steps from its "
+                "measured speed, the lr decay placed at the recipe's fractions of them",
+            )
             p.add_argument("--cache-images", action="store_true", help="keep the decoded training images in memory")
 
 
@@ -500,7 +570,10 @@ def obtain_codecs(params: dict[str, Any]) -> list:
     if not params.get("ZOO"):
         return train_sweeps(params)
     placed = install(params["PROFILE"], params)
-    print(f"[zoo] {len(placed)} codecs from {zoo_dir(params['PROFILE'])} (no training; ZOO: false retrains them here)", flush=True)
+    print(
+        f"[zoo] {len(placed)} codecs from {zoo_dir(params['PROFILE'])} (no training; ZOO: false retrains them here)",
+        flush=True,
+    )
     return [c for c in trained_codecs(params["PROFILE"]) if c.model == params["MODEL"]]
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests never touch the checkout's data/: ``ICM_ROOT`` points
 at a temporary project root holding a copy of ``notebooks/`` when a test needs one."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ A case that could exhaust memory, hang or crash runs in a subprocess whose resid
 polled and capped (not RLIMIT_AS: the CUDA build of torch reserves more address space than that
 at import), so that a regression fails the test instead of the machine.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 CAP = 3 * 2**30 // 2  # 1.5 GiB: torch and a tiny codec take about 0.9 GiB here
 # `icm` with only the command modules these tests use: main() and the commands are the real ones,
 # without the 5 s of imports (ultralytics, torchvision, ...) that the other commands bring.
-ICM = [sys.executable, "-c", "import sys; from icm_lib import cli; "
-       "cli.COMMAND_MODULES = ('icm_lib.codec_cli', 'icm_lib.data.cli'); sys.exit(cli.main())"]
+ICM = [
+    sys.executable,
+    "-c",
+    "import sys; from icm_lib import cli; "
+    "cli.COMMAND_MODULES = ('icm_lib.codec_cli', 'icm_lib.data.cli'); sys.exit(cli.main())",
+]
 
 
 @dataclass
@@ -45,17 +50,24 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def run_watched(args: list, cwd: Path, cap: int = CAP, timeout: float = 120, env: dict | None = None,
-                umask: int | None = None) -> Outcome:
+def run_watched(
+    args: list, cwd: Path, cap: int = CAP, timeout: float = 120, env: dict | None = None, umask: int | None = None
+) -> Outcome:
     """Run ``args`` in ``cwd``; kill it when its resident memory passes ``cap`` or it runs past ``timeout``."""
     if not Path("/proc/self/status").exists():
         import pytest
 
         pytest.skip("needs /proc to watch a process's memory")
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
-    proc = subprocess.Popen([str(a) for a in args], cwd=cwd, env=full_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+    proc = subprocess.Popen(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
+    )
     output: dict[str, str] = {}
     reader = threading.Thread(target=lambda: output.update(zip(("out", "err"), proc.communicate())))
     reader.start()
@@ -94,8 +106,11 @@ def codec_files(root: Path, height: int = 32, width: int = 48) -> Path:
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     """Every file under ``folder`` (hidden ones included): its SHA-256 and permission bits."""
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode & 0o777)
-            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode & 0o777)
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file()
+    }
 
 
 def assert_refused(outcome: Outcome, message: str) -> None:

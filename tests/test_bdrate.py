@@ -1,4 +1,5 @@
 """BD-rate wrapper: textbook cases, and NaN with a reason for unusable curves."""
+
 from __future__ import annotations
 
 import json

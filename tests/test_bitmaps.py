@@ -1,4 +1,5 @@
 """Bit-allocation maps: they add up to the entropy estimate and split it between objects and background."""
+
 from __future__ import annotations
 
 import numpy as np

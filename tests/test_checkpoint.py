@@ -1,4 +1,5 @@
 """Checkpoints: metadata, weights_only loading, training state, CDF tables, bad files."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,12 @@ def _training_state(model):
     model(torch.rand(1, 3, 64, 64))["x_hat"].mean().backward()
     optimizer.step()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10)
-    return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": torch.get_rng_state(), "step": 12}
+    return {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "step": 12,
+    }
 
 
 def test_round_trip_with_metadata_and_training_state(tmp_path):
@@ -46,8 +51,10 @@ def test_missing_cdf_tables_are_computed_on_load(tmp_path):
     model = create("mbt2018-mean", N=16, M=24)
     path = save_checkpoint(tmp_path / "c.pt", model, META)
     payload = torch.load(path, weights_only=True)
-    payload["state_dict"] = {k: (torch.zeros(0, dtype=v.dtype) if k.endswith(("_quantized_cdf", "_offset", "_cdf_length"))
-                                 else v) for k, v in payload["state_dict"].items()}
+    payload["state_dict"] = {
+        k: (torch.zeros(0, dtype=v.dtype) if k.endswith(("_quantized_cdf", "_offset", "_cdf_length")) else v)
+        for k, v in payload["state_dict"].items()
+    }
     del payload["weights_sha256"]  # as written before checkpoints carried one
     torch.save(payload, path)
     loaded, _, training_state = load_checkpoint(path)
@@ -118,8 +125,19 @@ def test_old_checkpoints_keep_their_coding_tables(tmp_path):
     model = create("tcm-tiny", scale_levels=64, cdf_rounding="compressai")
     path = save_checkpoint(tmp_path / "c.pt", model, META)
     payload = torch.load(path, weights_only=True)
-    old_fields = ("N", "M", "hyper_channels", "config", "head_dim", "hyper_head_dim", "num_slices",
-                  "max_support_slices", "atten_dim", "atten_head_dim", "transform_dims")
+    old_fields = (
+        "N",
+        "M",
+        "hyper_channels",
+        "config",
+        "head_dim",
+        "hyper_head_dim",
+        "num_slices",
+        "max_support_slices",
+        "atten_dim",
+        "atten_head_dim",
+        "transform_dims",
+    )
     payload["meta"]["model_config"] = {k: payload["meta"]["model_config"][k] for k in old_fields}
     torch.save(payload, path)
     loaded, _, _ = load_checkpoint(path)

@@ -1,4 +1,5 @@
 """Classical anchors: real file sizes, missing encoders skipped, the VVC YUV round trip."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """The `icm` command: every listed command module exists and registers its commands."""
+
 import importlib.util
 import subprocess
 import sys

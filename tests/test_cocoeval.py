@@ -1,4 +1,5 @@
 """COCOeval wrapper: ground truth fed back scores 1.0; misses, empties and bad ids behave."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,15 @@ def gt() -> dict:
     # (annotation id, image id, category id, x, y, side)
     boxes = [(1, 1, 1, 4, 4, 20), (2, 1, 2, 30, 10, 16), (3, 2, 1, 8, 8, 24), (4, 2, 2, 40, 20, 12)]
     anns = [
-        {"id": aid, "image_id": img, "category_id": cat, "bbox": [x, y, s, s], "area": float(s * s),
-         "segmentation": _square(x, y, s), "iscrowd": 0}
+        {
+            "id": aid,
+            "image_id": img,
+            "category_id": cat,
+            "bbox": [x, y, s, s],
+            "area": float(s * s),
+            "segmentation": _square(x, y, s),
+            "iscrowd": 0,
+        }
         for aid, img, cat, x, y, s in boxes
     ]
     cats = [{"id": 1, "name": "disc"}, {"id": 2, "name": "star"}]
@@ -49,8 +57,14 @@ def test_json_path_and_mask_encoding_round_trip(gt, tmp_path):
     dets = []
     for ann in gt["annotations"]:
         mask = coco.annToMask(ann)
-        dets.append({"image_id": ann["image_id"], "category_id": ann["category_id"],
-                     "segmentation": encode_mask(mask), "score": 0.9})
+        dets.append(
+            {
+                "image_id": ann["image_id"],
+                "category_id": ann["category_id"],
+                "segmentation": encode_mask(mask),
+                "score": 0.9,
+            }
+        )
     assert coco_map(path, dets, iou_type="segm")["map"] == pytest.approx(1.0)
     assert image_ids_by_stem(path) == {"img1": 1, "img2": 2, "img3": 3}
 

@@ -1,4 +1,5 @@
 """Bitstream files and the encode/decode command line: odd sizes, modes, determinism, bad input."""
+
 from __future__ import annotations
 
 import os
@@ -71,10 +72,22 @@ def test_cli_round_trip_keeps_size(files, tmp_path, capsys, mode):
 
 def test_two_processes_decode_identical_pixels(files, tmp_path):
     # different thread settings on purpose: coding pins its own
-    runs = [subprocess.Popen([sys.executable, "-m", "icm_lib.cli", "decode", str(files / "rgb.icm"),
-                              str(tmp_path / name), "--checkpoint", str(files / "a.pt")],
-                             env={**os.environ, "OMP_NUM_THREADS": threads})
-            for name, threads in (("p1.png", "1"), ("p2.png", "2"))]
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "icm_lib.cli",
+                "decode",
+                str(files / "rgb.icm"),
+                str(tmp_path / name),
+                "--checkpoint",
+                str(files / "a.pt"),
+            ],
+            env={**os.environ, "OMP_NUM_THREADS": threads},
+        )
+        for name, threads in (("p1.png", "1"), ("p2.png", "2"))
+    ]
     assert [run.wait(timeout=300) for run in runs] == [0, 0]
     first, second = (np.asarray(Image.open(tmp_path / n)) for n in ("p1.png", "p2.png"))
     assert first.shape == (97, 203, 3) and np.array_equal(first, second)
@@ -98,7 +111,9 @@ def _bad_bitstreams(data: bytes) -> dict[str, tuple[bytes, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["truncated", "header only", "corrupted", "absurd dimensions", "not a bitstream", "empty"])
+@pytest.mark.parametrize(
+    "case", ["truncated", "header only", "corrupted", "absurd dimensions", "not a bitstream", "empty"]
+)
 def test_bad_bitstreams_are_refused(files, tmp_path, capsys, case):
     data, message = _bad_bitstreams((files / "rgb.icm").read_bytes())[case]
     (tmp_path / "bad.icm").write_bytes(data)
@@ -118,7 +133,9 @@ def test_absurd_dimensions_refused_before_decoding():
         decode(torch.nn.Identity(), data + struct.pack("<I", zlib.crc32(data)))
 
 
-@pytest.mark.parametrize("case", ["missing image", "not an image", "missing bitstream", "missing checkpoint", "bad checkpoint"])
+@pytest.mark.parametrize(
+    "case", ["missing image", "not an image", "missing bitstream", "missing checkpoint", "bad checkpoint"]
+)
 def test_bad_command_line_inputs(files, tmp_path, capsys, case):
     (tmp_path / "text.png").write_text("hello")
     (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 truncated zip")

@@ -1,4 +1,5 @@
 """`icm bench codec` plumbing on tiny inputs (a benchmark measures; only its bookkeeping is checked)."""
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,23 @@ def test_bench_rows_measure_real_bits():
 
 def test_bench_command_names_checkpoint_weights(tmp_path, capsys):
     save_checkpoint(tmp_path / "c.pt", create("tcm-tiny"), {"loss": "mse", "lmbda": 0.01, "step": 7, "data": "x"})
-    assert main(["bench", "codec", "--models", "tcm-tiny", "--sizes", "64", "--batches", "1",
-                 "--checkpoint", str(tmp_path / "c.pt")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "codec",
+                "--models",
+                "tcm-tiny",
+                "--sizes",
+                "64",
+                "--batches",
+                "1",
+                "--checkpoint",
+                str(tmp_path / "c.pt"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "bits/estimate" in out and "(step 7)" in out
 

@@ -1,4 +1,5 @@
 """Coding a split: decoded images, records from the real file size, reuse, labels link, results files."""
+
 from __future__ import annotations
 
 import json

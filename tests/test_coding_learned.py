@@ -1,4 +1,5 @@
 """A learned codec through the coding interface: checkpoint -> real bitstream -> records and bit shares."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """ObjectMaskDataset: image and mask stay aligned through random crops, flips and padding."""
+
 from __future__ import annotations
 
 import json
@@ -17,14 +18,41 @@ from icm_lib.data.masks import build_masks
 def mirror_layout(tmp_path):
     """Images whose pixels equal their masks (an asymmetric L and a small square), one smaller than the crop."""
     layout = DatasetLayout(tmp_path / "mirror")
-    images = [{"id": 1, "file_name": "big.png", "height": 40, "width": 52}, {"id": 2, "file_name": "small.png", "height": 12, "width": 9}]
-    anns = [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [3, 5, 30, 30],
-             "segmentation": [[3, 5, 12, 5, 12, 26, 33, 26, 33, 35, 3, 35]]},
-            {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [40, 2, 6, 6], "segmentation": [[40, 2, 46, 2, 46, 8, 40, 8]]},
-            {"id": 3, "image_id": 2, "category_id": 1, "iscrowd": 0, "bbox": [1, 1, 4, 7], "segmentation": [[1, 1, 5, 1, 5, 8, 1, 8]]}]
+    images = [
+        {"id": 1, "file_name": "big.png", "height": 40, "width": 52},
+        {"id": 2, "file_name": "small.png", "height": 12, "width": 9},
+    ]
+    anns = [
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [3, 5, 30, 30],
+            "segmentation": [[3, 5, 12, 5, 12, 26, 33, 26, 33, 35, 3, 35]],
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [40, 2, 6, 6],
+            "segmentation": [[40, 2, 46, 2, 46, 8, 40, 8]],
+        },
+        {
+            "id": 3,
+            "image_id": 2,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [1, 1, 4, 7],
+            "segmentation": [[1, 1, 5, 1, 5, 8, 1, 8]],
+        },
+    ]
     for split in ("train", "val"):
         layout.annotations(split).parent.mkdir(parents=True, exist_ok=True)
-        layout.annotations(split).write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "x"}]}))
+        layout.annotations(split).write_text(
+            json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "x"}]})
+        )
         layout.images(split).mkdir(parents=True)
         for img in images:  # black images of the listed size (their headers are checked against the entries)
             cv2.imwrite(str(layout.images(split) / img["file_name"]), np.zeros((img["height"], img["width"]), np.uint8))
@@ -56,7 +84,11 @@ def _is_flipped(layout, crop):
     target = crop.numpy()
 
     def found(img):
-        return any(np.array_equal(img[y:y + h, x:x + w], target) for y in range(img.shape[0] - h + 1) for x in range(img.shape[1] - w + 1))
+        return any(
+            np.array_equal(img[y : y + h, x : x + w], target)
+            for y in range(img.shape[0] - h + 1)
+            for x in range(img.shape[1] - w + 1)
+        )
 
     return found(full[:, ::-1]) and not found(full)
 

@@ -1,4 +1,5 @@
 """COCO2017 and VisDrone-DET brought into the layout, on tiny fixtures written in their formats."""
+
 from __future__ import annotations
 
 import json
@@ -24,21 +25,51 @@ def _image(path, h, w):
 @pytest.fixture
 def coco_folders(tmp_path):
     """COCO2017-shaped folders: train2017/, val2017/, annotations/instances_{train,val}2017.json."""
-    cats = [{"id": 1, "name": "person", "supercategory": "person"}, {"id": 3, "name": "car", "supercategory": "vehicle"},
-            {"id": 90, "name": "toothbrush", "supercategory": "indoor"}]
+    cats = [
+        {"id": 1, "name": "person", "supercategory": "person"},
+        {"id": 3, "name": "car", "supercategory": "vehicle"},
+        {"id": 90, "name": "toothbrush", "supercategory": "indoor"},
+    ]
     for split in ("train", "val"):
-        images = [{"id": 139, "file_name": "000000000139.jpg", "height": 30, "width": 40},
-                  {"id": 285, "file_name": "000000000285.jpg", "height": 20, "width": 20}]
+        images = [
+            {"id": 139, "file_name": "000000000139.jpg", "height": 30, "width": 40},
+            {"id": 285, "file_name": "000000000285.jpg", "height": 20, "width": 20},
+        ]
         for img in images:
             _image(tmp_path / f"{split}2017" / img["file_name"], img["height"], img["width"])
-        anns = [{"id": 1, "image_id": 139, "category_id": 90, "iscrowd": 0, "area": 40.0, "bbox": [10, 5, 8, 5],
-                 "segmentation": [[10, 5, 18, 5, 18, 10, 10, 10]]},
-                {"id": 2, "image_id": 139, "category_id": 1, "iscrowd": 1, "area": 6.0, "bbox": [0, 0, 2, 3],
-                 "segmentation": {"size": [30, 40], "counts": [0, 3, 27, 3, 1167]}},
-                {"id": 3, "image_id": 285, "category_id": 3, "iscrowd": 0, "area": 16.0, "bbox": [2, 2, 4, 4],
-                 "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]]}]
+        anns = [
+            {
+                "id": 1,
+                "image_id": 139,
+                "category_id": 90,
+                "iscrowd": 0,
+                "area": 40.0,
+                "bbox": [10, 5, 8, 5],
+                "segmentation": [[10, 5, 18, 5, 18, 10, 10, 10]],
+            },
+            {
+                "id": 2,
+                "image_id": 139,
+                "category_id": 1,
+                "iscrowd": 1,
+                "area": 6.0,
+                "bbox": [0, 0, 2, 3],
+                "segmentation": {"size": [30, 40], "counts": [0, 3, 27, 3, 1167]},
+            },
+            {
+                "id": 3,
+                "image_id": 285,
+                "category_id": 3,
+                "iscrowd": 0,
+                "area": 16.0,
+                "bbox": [2, 2, 4, 4],
+                "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]],
+            },
+        ]
         (tmp_path / "annotations").mkdir(exist_ok=True)
-        (tmp_path / "annotations" / f"instances_{split}2017.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+        (tmp_path / "annotations" / f"instances_{split}2017.json").write_text(
+            json.dumps({"images": images, "annotations": anns, "categories": cats})
+        )
     return tmp_path
 
 
@@ -57,7 +88,9 @@ def test_import_coco(project_root, coco_folders):
     assert data["names"] == {0: "person", 1: "car", 2: "toothbrush"} and data["path"] == str(layout.root.resolve())
     build_masks(layout, "val", verbose=False)
     mask = cv2.imread(str(layout.masks("val") / "000000000139.png"), cv2.IMREAD_GRAYSCALE)
-    assert mask.shape == (30, 40) and mask[5:10, 10:18].all() and mask[0:3, 0:2].all()  # the crowd region is in the mask
+    assert (
+        mask.shape == (30, 40) and mask[5:10, 10:18].all() and mask[0:3, 0:2].all()
+    )  # the crowd region is in the mask
     assert np.count_nonzero(mask) == 40 + 6
 
 
@@ -102,7 +135,9 @@ def test_import_visdrone_follows_the_toolkit(project_root, visdrone_root):
     # kept: the car half outside the ignored region, the pedestrian; dropped: the truck inside it, "others"
     assert [(a["category_id"], a["bbox"]) for a in objects] == [(4, [22, 10, 20, 10]), (1, [40, 40, 12, 8])]
     crowd = [a for a in coco["annotations"] if a["iscrowd"]]
-    assert len(crowd) == 2 * 10 and all(a["ignore"] == 1 for a in crowd)  # two ignored regions (category 0, score 0), every class
+    assert len(crowd) == 2 * 10 and all(
+        a["ignore"] == 1 for a in crowd
+    )  # two ignored regions (category 0, score 0), every class
     assert {tuple(a["bbox"]) for a in crowd} == {(0, 0, 30, 30), (60, 20, 6, 6)}
     lines = (layout.labels("val") / "0000001_00000_d_0000001.txt").read_text().splitlines()
     assert [line.split()[0] for line in lines] == ["3", "0"]

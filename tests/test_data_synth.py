@@ -1,4 +1,5 @@
 """The embedded datasets: deterministic, COCO/YOLO-consistent, written atomically."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,11 @@ TINY = {"train": 4, "val": 3}
 
 
 def _digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("name", synth.DATASETS)

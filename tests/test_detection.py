@@ -1,4 +1,5 @@
 """YOLO detector plumbing: class -> category mapping, cached training, COCOeval scoring; one real tiny run."""
+
 from __future__ import annotations
 
 import json
@@ -26,11 +27,20 @@ def _dataset(root, n_train=8, n_val=4, size=64):
         for i in range(n):
             image = (rng.random((size, size, 3)) * 80).astype(np.uint8)
             x, y, s = int(rng.integers(4, 24)), int(rng.integers(4, 24)), int(rng.integers(16, 32))
-            image[y:y + s, x:x + s] = 230
+            image[y : y + s, x : x + s] = 230
             Image.fromarray(image).save(root / "images" / split / f"{split}{i}.png")
             images.append({"id": 10 + i, "file_name": f"{split}{i}.png", "width": size, "height": size})
-            anns.append({"id": i + 1, "image_id": 10 + i, "category_id": [1, 3, 7][i % 3], "bbox": [x, y, s, s],
-                         "area": float(s * s), "segmentation": [[x, y, x + s, y, x + s, y + s, x, y + s]], "iscrowd": 0})
+            anns.append(
+                {
+                    "id": i + 1,
+                    "image_id": 10 + i,
+                    "category_id": [1, 3, 7][i % 3],
+                    "bbox": [x, y, s, s],
+                    "area": float(s * s),
+                    "segmentation": [[x, y, x + s, y, x + s, y + s, x, y + s]],
+                    "iscrowd": 0,
+                }
+            )
         write_coco_json(root / "annotations" / f"instances_{split}.json", images, anns, CATEGORIES)
         write_yolo_labels({"images": images, "annotations": anns, "categories": CATEGORIES}, root / "labels" / split)
     return write_yolo_yaml(root, CATEGORIES)
@@ -40,8 +50,11 @@ def test_yolo_classes_map_to_sorted_category_ids(tmp_path):
     _dataset(tmp_path)
     cats = category_ids(tmp_path / "annotations" / "instances_val.json")
     assert cats == [1, 3, 7]
-    boxes = SimpleNamespace(xyxy=torch.tensor([[1.0, 2.0, 11.0, 22.0], [0.0, 0.0, 5.0, 5.0]]),
-                            conf=torch.tensor([0.9, 0.2]), cls=torch.tensor([2.0, 0.0]))
+    boxes = SimpleNamespace(
+        xyxy=torch.tensor([[1.0, 2.0, 11.0, 22.0], [0.0, 0.0, 5.0, 5.0]]),
+        conf=torch.tensor([0.9, 0.2]),
+        cls=torch.tensor([2.0, 0.0]),
+    )
     dets = _coco_detections(SimpleNamespace(boxes=boxes), image_id=12, cats=cats)
     assert dets[0] == {"image_id": 12, "category_id": 7, "bbox": [1.0, 2.0, 10.0, 20.0], "score": pytest.approx(0.9)}
     assert dets[1]["category_id"] == 1
@@ -93,6 +106,8 @@ def test_real_tiny_training_and_finetuning(tmp_path):  # about 10 s: one epoch o
     weights = train_yolo(data, tmp_path / "detectors" / "clean", cfg)
     assert weights.is_file() and json.loads((weights.parent.parent / "training.json").read_text())["seconds"] > 0
     tuned = train_yolo(data, tmp_path / "detectors" / "tuned", cfg.finetuned(1), init=weights)
-    scores = evaluate_yolo(tuned, tmp_path / "data" / "images" / "val", tmp_path / "data" / "annotations" / "instances_val.json", cfg)
+    scores = evaluate_yolo(
+        tuned, tmp_path / "data" / "images" / "val", tmp_path / "data" / "annotations" / "instances_val.json", cfg
+    )
     assert set(scores) == {"map", "map50"} and 0.0 <= scores["map"] <= scores["map50"] <= 1.0
     assert not list(tmp_path.glob("runs")) and not (tmp_path / "data" / "runs").exists()

@@ -1,4 +1,5 @@
 """Coding tables: real rANS bits against the entropy estimate, table settings, bitstreams that must not mix."""
+
 from __future__ import annotations
 
 import math
@@ -102,8 +103,9 @@ def test_proportional_rounding_codes_a_spiky_hyperprior_near_its_estimate():
     for rounding in ("compressai", "proportional"):
         eb = RoundedEntropyBottleneck(1, cdf_rounding=rounding)
         cdf = eb._pmf_to_cdf(pmf, tail, length, 23)
-        coded = RansEncoder().encode_with_indexes((symbols - 10).tolist(), [0] * len(symbols), cdf.tolist(),
-                                                  [23], [-10])
+        coded = RansEncoder().encode_with_indexes(
+            (symbols - 10).tolist(), [0] * len(symbols), cdf.tolist(), [23], [-10]
+        )
         over[rounding] = 8 * len(coded) - estimate
     assert over["proportional"] < 64 + 0.002 * estimate, over  # the flush, and little else
     assert over["compressai"] > over["proportional"] + 100, over  # each -1 costs 16 bits instead of 12.8
@@ -111,8 +113,10 @@ def test_proportional_rounding_codes_a_spiky_hyperprior_near_its_estimate():
 
 def test_table_settings_published_and_tiny():
     assert (TCMConfig().scale_levels, TCMConfig().cdf_rounding) == (64, "compressai")  # conformance needs these
-    assert all("scale_levels" not in TCM_SIZES[size] and "cdf_rounding" not in TCM_SIZES[size]
-               for size in ("small", "medium", "large"))
+    assert all(
+        "scale_levels" not in TCM_SIZES[size] and "cdf_rounding" not in TCM_SIZES[size]
+        for size in ("small", "medium", "large")
+    )
     assert torch.equal(scale_table(64), get_scale_table())
     model = create("tcm-tiny")
     model.update(force=True)

@@ -1,4 +1,5 @@
 """environment.yml (conda) and pyproject.toml (pip) pin the same packages."""
+
 import tomllib
 
 import yaml

@@ -1,4 +1,5 @@
 """The gated mean-scale hyperprior: a shut gate reopens, a shut gate costs almost no bits, the loss trains it."""
+
 from __future__ import annotations
 
 import pytest

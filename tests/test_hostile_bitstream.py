@@ -3,6 +3,7 @@
 Each case checks the exit status, the one-line message and that no file was created or changed.
 Cases that could exhaust memory, hang or crash run in a watched subprocess (see hostile.py).
 """
+
 from __future__ import annotations
 
 import struct
@@ -31,13 +32,22 @@ def _claiming(fingerprint: str, height: int, width: int, payload: bytes = bytes(
     """A well-formed bitstream (CRC and lengths right) that claims ``height`` x ``width`` pixels."""
     name = b"tcm-tiny"
     half = len(payload) // 2
-    body = (MAGIC + struct.pack("<BB", FORMAT_VERSION, len(name)) + name + bytes.fromhex(fingerprint)
-            + struct.pack("<HHB", height, width, 2) + struct.pack("<2I", half, len(payload) - half) + payload)
+    body = (
+        MAGIC
+        + struct.pack("<BB", FORMAT_VERSION, len(name))
+        + name
+        + bytes.fromhex(fingerprint)
+        + struct.pack("<HHB", height, width, 2)
+        + struct.pack("<2I", half, len(payload) - half)
+        + payload
+    )
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 def _decode(folder, source, output, *extra, capsys=None):
-    status = main(["decode", str(folder / source), str(folder / output), "--checkpoint", str(folder / "ckpt.pt"), *extra])
+    status = main(
+        ["decode", str(folder / source), str(folder / output), "--checkpoint", str(folder / "ckpt.pt"), *extra]
+    )
     return status, capsys.readouterr().err if capsys else ""
 
 
@@ -47,7 +57,9 @@ def test_huge_claim_with_tiny_payload_is_refused_before_allocating(codec, tmp_pa
     (tmp_path / "huge.icm").write_bytes(_claiming(fingerprint, 4096, 16384))
     (tmp_path / "ckpt.pt").symlink_to(root / "ckpt.pt")
     before = snapshot(tmp_path)
-    outcome = icm("decode", "huge.icm", "out.png", "--checkpoint", "ckpt.pt", cwd=tmp_path, env={"ICM_MAX_MEMORY": "1G"})
+    outcome = icm(
+        "decode", "huge.icm", "out.png", "--checkpoint", "ckpt.pt", cwd=tmp_path, env={"ICM_MAX_MEMORY": "1G"}
+    )
     assert_refused(outcome, "over the max-memory limit of 1.0 GiB")
     assert "16384x4096" in outcome.stderr and "ICM_MAX_MEMORY" in outcome.stderr
     assert snapshot(tmp_path) == before
@@ -62,8 +74,10 @@ def test_memory_limit_from_environment_and_flag(codec, tmp_path, capsys, monkeyp
     monkeypatch.setenv("ICM_MAX_MEMORY", "1G")
     assert_error_line(*_decode(tmp_path, "big.icm", "out.png", capsys=capsys), "an estimated")
     monkeypatch.setenv("ICM_MAX_MEMORY", "64G")
-    assert_error_line(*_decode(tmp_path, "big.icm", "out.png", "--max-memory", "512M", capsys=capsys),
-                      "over the max-memory limit of 512.0 MiB")
+    assert_error_line(
+        *_decode(tmp_path, "big.icm", "out.png", "--max-memory", "512M", capsys=capsys),
+        "over the max-memory limit of 512.0 MiB",
+    )
     monkeypatch.setenv("ICM_MAX_MEMORY", "lots")
     assert_error_line(*_decode(tmp_path, "big.icm", "out.png", capsys=capsys), "ICM_MAX_MEMORY='lots' is not a size")
     assert snapshot(tmp_path) == before
@@ -105,8 +119,15 @@ def test_big_one_bit_png_stays_within_memory(codec, tmp_path):
     root, _ = codec
     Image.new("1", (9000, 9000)).save(tmp_path / "onebit.png")
     before = snapshot(tmp_path)
-    outcome = icm("encode", "onebit.png", "o.icm", "--checkpoint", root / "ckpt.pt", cwd=tmp_path,
-                  env={"ICM_MAX_PIXELS": "100M", "ICM_MAX_MEMORY": "1G"})
+    outcome = icm(
+        "encode",
+        "onebit.png",
+        "o.icm",
+        "--checkpoint",
+        root / "ckpt.pt",
+        cwd=tmp_path,
+        env={"ICM_MAX_PIXELS": "100M", "ICM_MAX_MEMORY": "1G"},
+    )
     assert_refused(outcome, "an estimated")
     assert snapshot(tmp_path) == before
 
@@ -134,7 +155,10 @@ def test_sixteen_bit_colour_says_so(tmp_path):
     colour[..., 0], colour[..., 1], colour[..., 2] = 65535, 32896, 300  # written as BGR
     cv2.imwrite(str(tmp_path / "c16.png"), colour)
     rgb, note = read_image(tmp_path / "c16.png")
-    assert tuple(rgb[0, 0]) == (1, 128, 255) and note == "c16.png is a 16-bit RGB image: reduced to 8 bits (the high byte of each sample)"
+    assert (
+        tuple(rgb[0, 0]) == (1, 128, 255)
+        and note == "c16.png is a 16-bit RGB image: reduced to 8 bits (the high byte of each sample)"
+    )
 
 
 def test_float_images_are_refused(codec, tmp_path, capsys):

@@ -3,6 +3,7 @@
 Each case checks the exit status (or the UserError), the one-line message and that no file was
 created or changed. The cases that could exhaust memory or hang run in a watched subprocess.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,6 +68,7 @@ def test_absurd_config_values_are_refused(good, tmp_path):
 
 def test_nan_weights_are_refused_instead_of_hanging(good, tmp_path):
     """NaN weights made `icm encode` spin forever inside the rANS coder."""
+
     def poison(payload):
         payload["state_dict"]["g_a.0.conv1.weight"].fill_(float("nan"))
 
@@ -118,6 +120,7 @@ def test_one_flipped_byte_is_refused(good, tmp_path, capsys):
 
 def test_weights_altered_after_saving_are_refused(good, tmp_path):
     """Re-saved with new weights but the old hash (zip CRCs right): the stored hash catches it."""
+
     def alter(payload):
         payload["state_dict"]["g_s.0.conv.weight"].view(-1)[0] += 1e-3
 
@@ -137,11 +140,14 @@ def test_checkpoints_without_a_hash_still_load(good, tmp_path):
     assert torch.load(good / "ckpt.pt", weights_only=True)["weights_sha256"] == weights_digest(new.state_dict())
 
 
-@pytest.mark.parametrize("case, message", [
-    ("meta a list", "its meta is not a dict naming the model"),
-    ("meta without model", "its meta is not a dict naming the model"),
-    ("pickled module", "it pickles torch.nn.modules.linear.Linear, which is not plain weights"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("meta a list", "its meta is not a dict naming the model"),
+        ("meta without model", "its meta is not a dict naming the model"),
+        ("pickled module", "it pickles torch.nn.modules.linear.Linear, which is not plain weights"),
+    ],
+)
 def test_bad_meta_and_pickles_give_one_line(good, tmp_path, capsys, case, message):
     if case == "meta a list":
         path = _crafted(good, tmp_path, "c.pt", lambda p: p.update(meta=[1, 2]))

@@ -3,6 +3,7 @@
 Each case checks the exit status, the one-line message and that no file was created or changed;
 then the files' permissions (the umask, not 0600) and the temporary files a killed run leaves.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,18 +49,21 @@ def _decode(work, source, output, *extra):
     return _icm("decode", work / source, work / output, "--checkpoint", work / "ckpt.pt", *extra)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("encode a.png a.png", "output {w}/a.png is the input {w}/a.png: refusing to overwrite it"),
-    ("encode a.png ckpt.pt", "output {w}/ckpt.pt is the input {w}/ckpt.pt"),
-    ("encode to a hard link of a.png", "is the input {w}/a.png"),
-    ("encode to a symlink to the checkpoint", "is the input {w}/ckpt.pt"),
-    ("decode x.png x.png", "output {w}/x.png is the input {w}/x.png"),
-    ("encode to a folder", "is a folder: give a file name"),
-    ("decode to a folder", "is a folder: give a file name"),
-    ("encode over a text file", "exists and is not a bitstream: refusing to overwrite it (--force to overwrite)"),
-    ("decode over a bitstream named .png", "exists and is not an image"),
-    ("encode under a file", "is not a folder"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("encode a.png a.png", "output {w}/a.png is the input {w}/a.png: refusing to overwrite it"),
+        ("encode a.png ckpt.pt", "output {w}/ckpt.pt is the input {w}/ckpt.pt"),
+        ("encode to a hard link of a.png", "is the input {w}/a.png"),
+        ("encode to a symlink to the checkpoint", "is the input {w}/ckpt.pt"),
+        ("decode x.png x.png", "output {w}/x.png is the input {w}/x.png"),
+        ("encode to a folder", "is a folder: give a file name"),
+        ("decode to a folder", "is a folder: give a file name"),
+        ("encode over a text file", "exists and is not a bitstream: refusing to overwrite it (--force to overwrite)"),
+        ("decode over a bitstream named .png", "exists and is not an image"),
+        ("encode under a file", "is not a folder"),
+    ],
+)
 def test_outputs_that_would_destroy_data_are_refused(work, capsys, case, message):
     os.link(work / "a.png", work / "hard.icm")
     (work / "soft.icm").symlink_to(work / "ckpt.pt")
@@ -144,7 +148,12 @@ def test_stale_temporaries_of_a_killed_run_are_removed(work):
 
 def test_python_dash_m_prints_one_line_errors(tmp_path):
     """`python -m icm_lib.cli` used to turn every UserError into a traceback (its own copy of the class)."""
-    out = subprocess.run([sys.executable, "-m", "icm_lib.cli", "masks", "--annotations", "none.json", "--images", ".",
-                          "--out", "m"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    out = subprocess.run(
+        [sys.executable, "-m", "icm_lib.cli", "masks", "--annotations", "none.json", "--images", ".", "--out", "m"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 2 and out.stderr.strip() == "icm: error: annotation file not found: none.json"

@@ -4,6 +4,7 @@ Every case must end in a clean refusal (a one-line UserError, no file written) o
 output, never a traceback, a hang or a crash. Each fuzzer runs in a watched subprocess
 (hostile.py), so a segfault or a hang fails the test instead of killing the test run.
 """
+
 from __future__ import annotations
 
 import json
@@ -157,9 +158,15 @@ def _stats(outcome) -> dict:
 def test_fuzz_bitstream_bytes(tmp_path):
     """Mutated bitstreams (bits, sizes, string lengths, noise; CRC made right for most): refused or decoded right."""
     codec_files(tmp_path, 40, 56)
-    assert main(["encode", str(tmp_path / "a.png"), str(tmp_path / "a.icm"), "--checkpoint", str(tmp_path / "ckpt.pt")]) == 0
-    outcome = run_watched([sys.executable, "-c", _BITSTREAM_FUZZ, tmp_path / "ckpt.pt", tmp_path / "a.icm", 13, BITSTREAM_CASES],
-                          tmp_path, timeout=240)
+    assert (
+        main(["encode", str(tmp_path / "a.png"), str(tmp_path / "a.icm"), "--checkpoint", str(tmp_path / "ckpt.pt")])
+        == 0
+    )
+    outcome = run_watched(
+        [sys.executable, "-c", _BITSTREAM_FUZZ, tmp_path / "ckpt.pt", tmp_path / "a.icm", 13, BITSTREAM_CASES],
+        tmp_path,
+        timeout=240,
+    )
     stats = _stats(outcome)
     assert stats["wrong"] == []
     assert stats["decoded"] > 10 and stats["refused"] > 100  # both paths were taken
@@ -167,20 +174,45 @@ def test_fuzz_bitstream_bytes(tmp_path):
 
 def test_fuzz_coco_annotations(tmp_path):
     """Mutated COCO files (hostile values, duplicates, deletions anywhere): refused with no file written, or right masks."""
-    images = [{"id": 1, "file_name": "a.png", "height": 16, "width": 24},
-              {"id": 2, "file_name": "b.jpg", "height": 9, "width": 13},
-              {"id": "c", "file_name": "c.png", "height": 30, "width": 30}]
+    images = [
+        {"id": 1, "file_name": "a.png", "height": 16, "width": 24},
+        {"id": 2, "file_name": "b.jpg", "height": 9, "width": 13},
+        {"id": "c", "file_name": "c.png", "height": 30, "width": 30},
+    ]
     (tmp_path / "images").mkdir()
     for img in images:
         Image.new("RGB", (img["width"], img["height"])).save(tmp_path / "images" / img["file_name"])
-    anns = [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [2, 2, 8, 6], "segmentation": [[2, 2, 10, 2, 10, 8, 2, 8]]},
-            {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 3, 3],
-             "segmentation": {"size": [16, 24], "counts": [0, 3, 13, 3, 13, 3, 349]}},
-            {"id": 3, "image_id": 2, "category_id": 1, "iscrowd": 0, "bbox": [1, 1, 4, 4], "segmentation": []},
-            {"id": 4, "image_id": "c", "category_id": 1, "iscrowd": 1, "bbox": [5, 5, 5, 5],
-             "segmentation": {"size": [30, 30], "counts": "k45i00000000cb0"}},
-            {"id": 5, "image_id": "c", "category_id": 1, "ignore": 1, "bbox": [0, 0, 30, 30], "segmentation": []}]
-    (tmp_path / "base.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "x"}]}))
+    anns = [
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [2, 2, 8, 6],
+            "segmentation": [[2, 2, 10, 2, 10, 8, 2, 8]],
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 1,
+            "bbox": [0, 0, 3, 3],
+            "segmentation": {"size": [16, 24], "counts": [0, 3, 13, 3, 13, 3, 349]},
+        },
+        {"id": 3, "image_id": 2, "category_id": 1, "iscrowd": 0, "bbox": [1, 1, 4, 4], "segmentation": []},
+        {
+            "id": 4,
+            "image_id": "c",
+            "category_id": 1,
+            "iscrowd": 1,
+            "bbox": [5, 5, 5, 5],
+            "segmentation": {"size": [30, 30], "counts": "k45i00000000cb0"},
+        },
+        {"id": 5, "image_id": "c", "category_id": 1, "ignore": 1, "bbox": [0, 0, 30, 30], "segmentation": []},
+    ]
+    (tmp_path / "base.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "x"}]})
+    )
     outcome = run_watched([sys.executable, "-c", _COCO_FUZZ, tmp_path, 7, COCO_CASES], tmp_path, timeout=120)
     stats = _stats(outcome)
     assert stats["wrong"] == []

@@ -7,6 +7,7 @@ of a package (``from icm_lib.models import create``) is an edge to its ``__init_
 of a submodule through its package (``from icm_lib.data import layout``) is an edge to the
 submodule only, as Python loads it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -96,16 +97,14 @@ def test_no_module_imports_the_command_line():
 def test_every_module_imports_in_dependency_order_in_a_fresh_interpreter():
     """Each module alone, dependencies first, in one new interpreter: a hidden run-time cycle fails here."""
     order = list(TopologicalSorter(import_graph()).static_order())
-    script = ("import importlib, sys\n"
-              "for name in sys.argv[1:]:\n"
-              "    importlib.import_module(name)\n")
-    out = subprocess.run([sys.executable, "-c", script, *order], capture_output=True, text=True, timeout=600,
-                         cwd=REPO)
+    script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    out = subprocess.run([sys.executable, "-c", script, *order], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
 
 
 @pytest.mark.parametrize("modules", ["icm_lib.models, icm_lib.checkpoint", "icm_lib.checkpoint, icm_lib.models"])
 def test_models_and_checkpoint_import_together(modules):
-    out = subprocess.run([sys.executable, "-c", f"import {modules}"], capture_output=True, text=True, timeout=300,
-                         cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", f"import {modules}"], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
     assert out.returncode == 0, out.stderr[-3000:]

@@ -1,4 +1,5 @@
 """Atomic writes keep the old file when writing fails; JSON holds no NaN."""
+
 import json
 import math
 from pathlib import Path
@@ -33,6 +34,10 @@ def test_json_safe_values():
 def test_notebook_record_writes_paths_relative_to_the_project(project_root):
     from icm_lib.notebook import read_record, record
 
-    record("99_test", "smoke", {"figure": project_root / "figures" / "a.png", "outside": Path("/elsewhere/b"), "x": math.nan})
+    record(
+        "99_test",
+        "smoke",
+        {"figure": project_root / "figures" / "a.png", "outside": Path("/elsewhere/b"), "x": math.nan},
+    )
     rec = read_record("99_test", "smoke")
     assert rec["figure"] == "figures/a.png" and rec["outside"] == "/elsewhere/b" and rec["x"] is None

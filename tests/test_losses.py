@@ -1,4 +1,5 @@
 """Losses against hand-computed values (Eq. 1, 3, 4 and the task form of Eq. 2)."""
+
 from __future__ import annotations
 
 import math

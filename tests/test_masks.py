@@ -1,4 +1,5 @@
 """Object masks (Eq. (3)'s m) against hand-built COCO annotations."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ def _coco(tmp_path, images, annotations, name="instances.json"):
     for img in images:  # black images of the listed size: their headers are checked against the entries
         Image.new("L", (img["width"], img["height"])).save(folder / img["file_name"])
     path = tmp_path / name
-    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]}))
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]})
+    )
     return path, folder
 
 
@@ -33,12 +36,30 @@ def _read(path):
 def hand_built(tmp_path):
     """A non-square image with two overlapping polygons, a square one with an RLE crowd region, an empty one."""
     rle = {"size": [8, 8], "counts": [10, 5, 49]}  # column-major: pixels 10..14 = column 1, rows 2..6
-    images = [{"id": 1, "file_name": "wide.jpg", "height": 10, "width": 14},
-              {"id": 7, "file_name": "crowd.png", "height": 8, "width": 8},
-              {"id": 9, "file_name": "empty.jpg", "height": 6, "width": 5}]
-    anns = [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [2, 2, 4, 4], "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]]},
-            {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [4, 4, 5, 4], "segmentation": [[4, 4, 9, 4, 9, 8, 4, 8]]},
-            {"id": 3, "image_id": 7, "category_id": 1, "iscrowd": 1, "bbox": [1, 2, 1, 5], "segmentation": rle}]
+    images = [
+        {"id": 1, "file_name": "wide.jpg", "height": 10, "width": 14},
+        {"id": 7, "file_name": "crowd.png", "height": 8, "width": 8},
+        {"id": 9, "file_name": "empty.jpg", "height": 6, "width": 5},
+    ]
+    anns = [
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [2, 2, 4, 4],
+            "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]],
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [4, 4, 5, 4],
+            "segmentation": [[4, 4, 9, 4, 9, 8, 4, 8]],
+        },
+        {"id": 3, "image_id": 7, "category_id": 1, "iscrowd": 1, "bbox": [1, 2, 1, 5], "segmentation": rle},
+    ]
     return _coco(tmp_path, images, anns)
 
 
@@ -76,9 +97,26 @@ def test_masks_agree_with_coco_ann_to_mask(hand_built, tmp_path):
 
 def test_masks_from_boxes_and_box_only_annotations(tmp_path):
     images = [{"id": 1, "file_name": "a.png", "height": 10, "width": 14}]
-    anns = [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [1, 2, 3, 4], "segmentation": [[8, 1, 12, 1, 10, 5]]},
-            {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [9, 6, 2, 2], "segmentation": []},
-            {"id": 3, "image_id": 1, "category_id": 1, "iscrowd": 1, "ignore": 1, "bbox": [0, 0, 14, 1], "segmentation": []}]
+    anns = [
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [1, 2, 3, 4],
+            "segmentation": [[8, 1, 12, 1, 10, 5]],
+        },
+        {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [9, 6, 2, 2], "segmentation": []},
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 1,
+            "ignore": 1,
+            "bbox": [0, 0, 14, 1],
+            "segmentation": [],
+        },
+    ]
     path, folder = _coco(tmp_path, images, anns)
     boxes = object_mask(anns, 10, 14, from_boxes=True)
     expected = np.zeros((10, 14), np.uint8)
@@ -110,12 +148,15 @@ def test_build_masks_reuses_and_statistics(hand_built, tmp_path):
     assert not _read(layout.masks("val") / "crowd.png").any()
 
 
-@pytest.mark.parametrize("problem, message", [
-    ("malformed", "malformed JSON"),
-    ("unknown_id", "unknown image id 42"),
-    ("missing_file", "missing from"),
-    ("not_coco", "not a COCO instances file"),
-])
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("malformed", "malformed JSON"),
+        ("unknown_id", "unknown image id 42"),
+        ("missing_file", "missing from"),
+        ("not_coco", "not a COCO instances file"),
+    ],
+)
 def test_bad_inputs_give_one_line_errors(tmp_path, hand_built, problem, message):
     path, images = hand_built
     data = json.loads(path.read_text())
@@ -136,11 +177,39 @@ def test_bad_inputs_give_one_line_errors(tmp_path, hand_built, problem, message)
 
 def test_cli_masks(hand_built, tmp_path, capsys):
     path, images = hand_built
-    assert main(["masks", "--annotations", str(path), "--images", str(images), "--out", str(tmp_path / "m"), "--from", "boxes"]) == 0
+    assert (
+        main(
+            [
+                "masks",
+                "--annotations",
+                str(path),
+                "--images",
+                str(images),
+                "--out",
+                str(tmp_path / "m"),
+                "--from",
+                "boxes",
+            ]
+        )
+        == 0
+    )
     assert "images/s" in capsys.readouterr().out
     crowd = _read(tmp_path / "m" / "crowd.png")
     assert crowd[2:7, 1].all() and crowd.sum() == 5 * 255
-    assert main(["masks", "--annotations", str(tmp_path / "nope.json"), "--images", str(images), "--out", str(tmp_path / "m")]) == 2
+    assert (
+        main(
+            [
+                "masks",
+                "--annotations",
+                str(tmp_path / "nope.json"),
+                "--images",
+                str(images),
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.strip().count("\n") == 0
 
 

@@ -1,4 +1,5 @@
 """Model registry: names, keyword overrides, the `icm models` listing, every model through a file."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,12 +11,25 @@ from icm_lib.cli import main
 from icm_lib.errors import UserError
 from icm_lib.models import available, create, parameter_count, takes_mask
 
-NAMES = ["tcm-tiny", "tcm-small", "tcm-medium", "tcm-large", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018-mean-gated",
-         "mbt2018-mean-roi", "cheng2020-attn"]
+NAMES = [
+    "tcm-tiny",
+    "tcm-small",
+    "tcm-medium",
+    "tcm-large",
+    "bmshj2018-hyperprior",
+    "mbt2018-mean",
+    "mbt2018-mean-gated",
+    "mbt2018-mean-roi",
+    "cheng2020-attn",
+]
 # Small channel counts keep the baselines' round trips quick; the TCM sizes are what they are.
-TEST_KWARGS = {"bmshj2018-hyperprior": {"N": 16, "M": 24}, "mbt2018-mean": {"N": 16, "M": 24},
-               "mbt2018-mean-gated": {"N": 16, "M": 24, "gate_channels": 8}, "mbt2018-mean-roi": {"N": 16, "M": 24},
-               "cheng2020-attn": {"N": 16}}
+TEST_KWARGS = {
+    "bmshj2018-hyperprior": {"N": 16, "M": 24},
+    "mbt2018-mean": {"N": 16, "M": 24},
+    "mbt2018-mean-gated": {"N": 16, "M": 24, "gate_channels": 8},
+    "mbt2018-mean-roi": {"N": 16, "M": 24},
+    "cheng2020-attn": {"N": 16},
+}
 SLOW = {"tcm-small", "tcm-medium", "tcm-large"}
 
 

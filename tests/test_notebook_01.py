@@ -1,4 +1,5 @@
 """Notebook 01 runs under papermill at the smoke profile and records what it built."""
+
 from __future__ import annotations
 
 from icm_lib.data.synth import SIZES
@@ -19,4 +20,6 @@ def test_notebook_01_smoke(project_root):
         masks = project_root / summary["root"] / "masks"
         assert all(len(list((masks / s).glob("*.png"))) == n for s, n in SIZES["smoke"][name].items())
     assert rec["figures"] == ["object_masks_shapes", "object_masks_aerial", "object_area_histogram"]
-    assert all((figures_dir() / f"{f}.png").is_file() and (figures_dir() / f"{f}.pdf").is_file() for f in rec["figures"])
+    assert all(
+        (figures_dir() / f"{f}.png").is_file() and (figures_dir() / f"{f}.pdf").is_file() for f in rec["figures"]
+    )

@@ -1,4 +1,5 @@
 """Notebook 02 at the smoke profile: trains both sweeps (the retrain path), then takes them from a zoo."""
+
 from __future__ import annotations
 
 import json
@@ -49,6 +50,8 @@ def test_notebook_02_smoke_retrain_then_zoo(train_root, monkeypatch):  # noqa: F
     # the installed zoo codecs are the recipe's finished codecs: a retrain run with ZOO false reuses them
     stage = TrainingStage.from_profile("smoke")
     assert all(is_finished(cfg) for cfg in sweep_configs(stage)[1])
-    assert all(json.loads((c.path.parent / "summary.json").read_text())["zoo"]["finished"] for c in trained_codecs("smoke"))
+    assert all(
+        json.loads((c.path.parent / "summary.json").read_text())["zoo"]["finished"] for c in trained_codecs("smoke")
+    )
     assert rec_zoo["bd_psnr_db"] == rec["bd_psnr_db"]  # the same codecs, the same validation numbers
     assert "zoo_training_shapes" in rec_zoo["figures"] and (figures_dir() / "zoo_training_shapes.png").is_file()

@@ -1,4 +1,5 @@
 """Notebook 03 at the smoke profile: codes both val splits with every codec, writes the figures and its record."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Notebook 04 at the smoke profile: real tiny YOLO trainings, fine-tuning, figures, BD-rate tables, record."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,12 @@ def test_notebook_04_smoke(smoke_coded):
     assert not list((results_dir("smoke") / "recognition" / "aerial" / "yolo").glob("*_finetuned.json"))
     table = json.loads((shapes / "bdrate_map.json").read_text())
     assert table["rows"][0] == "bmshj2018-hyperprior-object (finetuned)"
-    assert set(rec["headline"]) >= {"bd_rate_vs_mse", "bd_rate_vs_best_classical", "recovered_fraction", "uncompressed_map"}
+    assert set(rec["headline"]) >= {
+        "bd_rate_vs_mse",
+        "bd_rate_vs_best_classical",
+        "recovered_fraction",
+        "uncompressed_map",
+    }
     assert rec["wall_time_s"] > 0 and math.isfinite(rec["wall_time_s"])
     assert (detectors_dir("smoke") / "yolo" / "shapes" / "finetuned" / "jpeg@q10" / "weights" / "last.pt").is_file()
     assert not (smoke_coded / "runs" / "detect").exists()  # ultralytics wrote nothing outside detectors_dir

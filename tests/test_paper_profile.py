@@ -1,4 +1,5 @@
 """The paper profile of notebook 04: its parameters load into a plan, and missing data paths are named."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The pipeline runner: notebooks in order, parameters injected, first failure named."""
+
 from __future__ import annotations
 
 import json

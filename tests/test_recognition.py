@@ -1,4 +1,5 @@
 """Orchestration of notebook 04 with a fake recognizer: curves, fine-tuning, caching, BD-rate, figure."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,17 @@ def _write_split(layout: DatasetLayout, split: str, n: int, rng) -> None:
         layout.masks(split).mkdir(parents=True, exist_ok=True)
         Image.fromarray(mask).save(layout.masks(split) / f"{stem}.png")
         images.append({"id": i + 1, "file_name": f"{stem}.png", "width": 48, "height": 40})
-        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [10, 8, 20, 20], "area": 400.0,
-                     "segmentation": [[10, 8, 30, 8, 30, 28, 10, 28]], "iscrowd": 0})
+        anns.append(
+            {
+                "id": i + 1,
+                "image_id": i + 1,
+                "category_id": 1,
+                "bbox": [10, 8, 20, 20],
+                "area": 400.0,
+                "segmentation": [[10, 8, 30, 8, 30, 28, 10, 28]],
+                "iscrowd": 0,
+            }
+        )
     cats = [{"id": 1, "name": "square"}]
     write_coco_json(layout.annotations(split), images, anns, cats)
     write_yolo_labels({"images": images, "annotations": anns, "categories": cats}, layout.labels(split))
@@ -95,7 +105,9 @@ class FakeRecognizer(Recognizer):
         errors = []
         for f in files:
             original = np.asarray(Image.open(f), dtype=float)
-            decoded = np.asarray(Image.open(Path(images_dir) / f"{f.stem}.png"), dtype=float) if images_dir else original
+            decoded = (
+                np.asarray(Image.open(Path(images_dir) / f"{f.stem}.png"), dtype=float) if images_dir else original
+            )
             errors.append(np.mean((original - decoded) ** 2))
         psnr = 10 * math.log10(255**2 / max(np.mean(errors), 1e-3))
         score = min(psnr, 60) / 60 + (0.02 if "finetuned" in str(weights) else 0.0)
@@ -103,17 +115,33 @@ class FakeRecognizer(Recognizer):
 
 
 def _codecs():
-    return ([NamedJpeg("toy-a", q, "object") for q in (20, 50, 80, 95)] + [NamedJpeg("toy-b", q, "mse") for q in (10, 30, 60, 90)]
-            + [PillowCodec("jpeg", q) for q in (5, 25, 55, 85)] + [PillowCodec("webp", q) for q in (5, 25, 55, 85)])
+    return (
+        [NamedJpeg("toy-a", q, "object") for q in (20, 50, 80, 95)]
+        + [NamedJpeg("toy-b", q, "mse") for q in (10, 30, 60, 90)]
+        + [PillowCodec("jpeg", q) for q in (5, 25, 55, 85)]
+        + [PillowCodec("webp", q) for q in (5, 25, 55, 85)]
+    )
 
 
 def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
     import icm_lib.evaluate.coding.sweep as coding
 
-    monkeypatch.setattr(coding, "all_codecs", lambda profile, classical=None, qualities=None: (_codecs(), ["vvc: not here"]))
-    plan = RecognitionPlan(datasets=["toy"], detectors=["fake"], codecs=["all"], classical=["jpeg", "webp"], qualities={},
-                           val_images=4, finetune=True, finetune_datasets=["toy"], finetune_detectors=["fake"],
-                           finetune_codecs=["toy-a", "toy-b", BEST_CLASSICAL], finetune_images=4)
+    monkeypatch.setattr(
+        coding, "all_codecs", lambda profile, classical=None, qualities=None: (_codecs(), ["vvc: not here"])
+    )
+    plan = RecognitionPlan(
+        datasets=["toy"],
+        detectors=["fake"],
+        codecs=["all"],
+        classical=["jpeg", "webp"],
+        qualities={},
+        val_images=4,
+        finetune=True,
+        finetune_datasets=["toy"],
+        finetune_detectors=["fake"],
+        finetune_codecs=["toy-a", "toy-b", BEST_CLASSICAL],
+        finetune_images=4,
+    )
     fake = FakeRecognizer()
     summary = run_recognition(plan, "smoke", [fake])
     folder = recognition_dir("smoke", "toy", "fake")
@@ -130,7 +158,10 @@ def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
     assert table["rows"][0] == "toy-a (finetuned)"
     assert "| toy-a (finetuned) |" in (folder / "bdrate_map.md").read_text()
     numbers = headline("smoke", "toy", "fake")
-    assert math.isfinite(numbers["uncompressed_map"]) and numbers["best_classical"] in {"jpeg (finetuned)", "webp (finetuned)"}
+    assert math.isfinite(numbers["uncompressed_map"]) and numbers["best_classical"] in {
+        "jpeg (finetuned)",
+        "webp (finetuned)",
+    }
     # a second run reuses every score and model
     evaluations = fake.calls["evaluate"]
     run_recognition(plan, "smoke", [fake])
@@ -156,8 +187,14 @@ def test_figure_from_results(toy_layout, monkeypatch, project_root):
 
 
 def test_plan_from_params_and_missing_paths(project_root):
-    plan = RecognitionPlan.from_params({"PROFILE": "smoke", "DATASETS": ["toy"], "FINETUNE": False,
-                                        "WEIGHTS": {"yolo": {"toy": str(project_root / "nope.pt")}}})
+    plan = RecognitionPlan.from_params(
+        {
+            "PROFILE": "smoke",
+            "DATASETS": ["toy"],
+            "FINETUNE": False,
+            "WEIGHTS": {"yolo": {"toy": str(project_root / "nope.pt")}},
+        }
+    )
     assert plan.datasets == ["toy"] and plan.finetune is False
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         validate_paths(plan, "smoke")
@@ -176,11 +213,17 @@ def test_maskrcnn_adapter_maps_scores_and_checks_the_subset(toy_layout, monkeypa
     scores = {"bbox_map": 0.4, "bbox_map50": 0.6, "segm_map": 0.3, "segm_map50": 0.5}
     monkeypatch.setattr(segmentation, "evaluate_segmenter", lambda *args, **kwargs: scores)
     calls = []
-    monkeypatch.setattr(segmentation, "train_segmenter", lambda layout, out, config, **kw: calls.append((config, kw)) or out)
+    monkeypatch.setattr(
+        segmentation, "train_segmenter", lambda layout, out, config, **kw: calls.append((config, kw)) or out
+    )
     recognizer = MaskRCNNRecognizer(SegmenterConfig(epochs=3, lr=0.01), finetune_epochs=1)
     assert recognizer.supports(toy_layout)
     assert recognizer.evaluate(tmp_path / "m.pt", toy_layout, None, 3) == {
-        "map": 0.4, "map50": 0.6, "segm_map": 0.3, "segm_map50": 0.5}
+        "map": 0.4,
+        "map50": 0.6,
+        "segm_map": 0.3,
+        "segm_map50": 0.5,
+    }
     decoded = tmp_path / "decoded" / "images" / "train"
     decoded.mkdir(parents=True)
     for stem in ("train000", "train001"):

@@ -1,4 +1,5 @@
 """The ROI codec (a compared method): its gate, its bitstream with the coded mask, its rate, its command line."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -140,12 +141,18 @@ def test_encode_command_takes_the_mask(tmp_path, capsys, roi):
     full = (tmp_path / "x.icm").stat().st_size
     assert main([str(a) for a in [*base, "--mask", tmp_path / "empty.png"]]) == 0
     assert (tmp_path / "x.icm").stat().st_size < full
-    assert main(["decode", str(tmp_path / "x.icm"), str(tmp_path / "y.png"), "--checkpoint", str(tmp_path / "roi.pt")]) == 0
+    assert (
+        main(["decode", str(tmp_path / "x.icm"), str(tmp_path / "y.png"), "--checkpoint", str(tmp_path / "roi.pt")])
+        == 0
+    )
     assert Image.open(tmp_path / "y.png").size == (90, 70)
     capsys.readouterr()
-    for extra, message in (([], "is an ROI codec"), (["--mask", tmp_path / "none.png"], "mask not found"),
-                           (["--mask", tmp_path / "wide.png"], "is 91x70, the image 90x70"),
-                           (["--mask", tmp_path / "gray.png"], "is not binary")):
+    for extra, message in (
+        ([], "is an ROI codec"),
+        (["--mask", tmp_path / "none.png"], "mask not found"),
+        (["--mask", tmp_path / "wide.png"], "is 91x70, the image 90x70"),
+        (["--mask", tmp_path / "gray.png"], "is not binary"),
+    ):
         assert main([str(a) for a in [*base, *extra]]) != 0
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err

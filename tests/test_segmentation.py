@@ -1,4 +1,5 @@
 """Mask R-CNN stage: targets from a hand-built COCO file, training, caching, loading, COCOeval scoring."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,20 @@ from icm_lib.evaluate.recognition.maskrcnn.train import evaluate_segmenter, load
 
 H, W = 48, 64
 # A network small enough to train a step in well under a second.
-TINY = SegmenterConfig(width=8, fpn_channels=16, head_channels=16, mask_channels=8, mask_convs=1, min_size=48, max_size=64,
-                       rpn_proposals_train=32, rpn_proposals_test=16, box_samples=16, epochs=1, batch_size=2)
+TINY = SegmenterConfig(
+    width=8,
+    fpn_channels=16,
+    head_channels=16,
+    mask_channels=8,
+    mask_convs=1,
+    min_size=48,
+    max_size=64,
+    rpn_proposals_train=32,
+    rpn_proposals_test=16,
+    box_samples=16,
+    epochs=1,
+    batch_size=2,
+)
 
 
 def _square(x, y, s):
@@ -36,15 +49,25 @@ def _write_split(root, split, objects, background=40):
         draw = ImageDraw.Draw(im)
         for cat, x, y, s, crowd in objs:
             draw.rectangle([x, y, x + s - 1, y + s - 1], fill=(200, 60 * cat, 30))
-            ann = {"id": len(anns) + 1, "image_id": i, "category_id": cat, "bbox": [x, y, s, s], "area": s * s,
-                   "iscrowd": crowd, "segmentation": _square(x, y, s)}
+            ann = {
+                "id": len(anns) + 1,
+                "image_id": i,
+                "category_id": cat,
+                "bbox": [x, y, s, s],
+                "area": s * s,
+                "iscrowd": crowd,
+                "segmentation": _square(x, y, s),
+            }
             if crowd:  # crowd regions come as RLE, as in COCO
                 rle = mask_utils.frPyObjects(_square(x, y, s), H, W)[0]
                 ann["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
             anns.append(ann)
         im.save(root / "images" / split / f"img{i}.png")
-    coco = {"images": [{"id": i, "file_name": f"img{i}.png", "width": W, "height": H} for i in range(1, len(objects) + 1)],
-            "annotations": anns, "categories": [{"id": 1, "name": "red"}, {"id": 3, "name": "orange"}]}
+    coco = {
+        "images": [{"id": i, "file_name": f"img{i}.png", "width": W, "height": H} for i in range(1, len(objects) + 1)],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "red"}, {"id": 3, "name": "orange"}],
+    }
     (root / "annotations").mkdir(exist_ok=True)
     (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
 
@@ -167,8 +190,14 @@ class _GroundTruthModel(torch.nn.Module):
         out = []
         for _ in images:
             t = self.targets.pop(0)
-            out.append({"boxes": t["boxes"], "labels": t["labels"], "scores": torch.ones(len(t["labels"])),
-                        "masks": t["masks"][:, None].float()})
+            out.append(
+                {
+                    "boxes": t["boxes"],
+                    "labels": t["labels"],
+                    "scores": torch.ones(len(t["labels"])),
+                    "masks": t["masks"][:, None].float(),
+                }
+            )
         return out
 
 
@@ -210,8 +239,11 @@ def test_coco_resnet50_weights_load_from_a_path(tmp_path):
     path = tmp_path / "maskrcnn_resnet50_fpn_coco.pth"
     torch.save(reference.state_dict(), path)
     model, config = load_segmenter(path)
-    for name in ("backbone.body.layer4.2.conv3.weight", "roi_heads.mask_predictor.mask_fcn_logits.weight",
-                 "backbone.body.bn1.running_var"):
+    for name in (
+        "backbone.body.layer4.2.conv3.weight",
+        "roi_heads.mask_predictor.mask_fcn_logits.weight",
+        "backbone.body.bn1.running_var",
+    ):
         assert torch.equal(model.state_dict()[name], reference.state_dict()[name])
     assert model.roi_heads.box_predictor.cls_score.out_features == 91
     assert config.backbone == "resnet50" and config.min_size == 800

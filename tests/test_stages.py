@@ -1,5 +1,6 @@
 """One typed config per pipeline stage: the profiles fill it, the notebooks' parameters cells mirror the demo's,
 the commands take their flags from it, and a misspelt key or a wrong type is refused in one line."""
+
 from __future__ import annotations
 
 import ast
@@ -65,10 +66,28 @@ def test_command_flags_come_from_the_stage(capsys):
         if name not in ("profile", "zoo", "lambdas"):
             assert f"--{name.replace('_', '-')}" in help_text
     assert "fractions of the steps where the lr drops 10x" in help_text
-    args = build_parser().parse_args(["train", "--profile", "smoke", "--steps", "7", "--model-kwargs", "N=8,M=16",
-                                      "--decay-at", "0.5", "0.75", "--cache-images"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--profile",
+            "smoke",
+            "--steps",
+            "7",
+            "--model-kwargs",
+            "N=8,M=16",
+            "--decay-at",
+            "0.5",
+            "0.75",
+            "--cache-images",
+        ]
+    )
     from icm_lib.train import stage_of
 
     stage = stage_of(args)
-    assert (stage.steps, stage.model_kwargs, stage.decay_at, stage.cache_images) == (7, {"N": 8, "M": 16}, [0.5, 0.75], True)
+    assert (stage.steps, stage.model_kwargs, stage.decay_at, stage.cache_images) == (
+        7,
+        {"N": 8, "M": 16},
+        [0.5, 0.75],
+        True,
+    )
     assert stage.lambdas == TrainingStage.from_profile("smoke").lambdas

@@ -1,4 +1,5 @@
 """The task loss of Eq. (2) with a real YOLO network: named from loss settings, frozen, and trains the codec."""
+
 from __future__ import annotations
 
 import sys
@@ -31,7 +32,9 @@ def test_the_backbone_gives_the_three_maps_the_neck_reads(yolo_file):
 def test_the_gradient_reaches_the_codec_and_the_detector_stays_frozen(yolo_file):
     torch.manual_seed(0)
     codec = create("mbt2018-mean", N=8, M=16).train()
-    criterion = create_criterion("task", 0.01, {"profile": "smoke", "dataset": "shapes"}, network=str(yolo_file)).train()
+    criterion = create_criterion(
+        "task", 0.01, {"profile": "smoke", "dataset": "shapes"}, network=str(yolo_file)
+    ).train()
     detector = {k: v.clone() for k, v in criterion.task_network.state_dict().items()}
     optimizer = torch.optim.Adam(codec.parameters(), lr=1e-3)
     x = torch.rand(2, 3, 64, 64)
@@ -62,8 +65,11 @@ def test_the_task_term_pulls_towards_the_detector_features(yolo_file):
 
 def test_a_missing_detector_or_ultralytics_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("ICM_ROOT", str(tmp_path))
-    with pytest.raises(UserError, match=r"detectors/yolo/shapes/clean/weights/last.pt do not exist: train the clean "
-                                        r"detector first .*network: PATH") as err:
+    with pytest.raises(
+        UserError,
+        match=r"detectors/yolo/shapes/clean/weights/last.pt do not exist: train the clean "
+        r"detector first .*network: PATH",
+    ) as err:
         create_criterion("task", 0.01, {"profile": "smoke", "dataset": "shapes"})
     assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="nothing.pt do not exist: name a weights file"):

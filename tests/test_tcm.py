@@ -1,4 +1,5 @@
 """TCM against the published implementation: state_dict layout, conformance fixture, official checkpoints."""
+
 from __future__ import annotations
 
 import hashlib
@@ -123,8 +124,11 @@ def _old_naming(state: dict) -> dict:
 def test_load_official_checkpoint_with_old_key_names(tmp_path):
     torch.manual_seed(1)
     trained = create("tcm-tiny")
-    state = {k: v for k, v in trained.state_dict().items() if "_quantized_cdf" not in k and "_offset" not in k
-             and "_cdf_length" not in k and "scale_table" not in k}
+    state = {
+        k: v
+        for k, v in trained.state_dict().items()
+        if "_quantized_cdf" not in k and "_offset" not in k and "_cdf_length" not in k and "scale_table" not in k
+    }
     assert any("_matrix0" in k for k in _old_naming(state))
     path = tmp_path / "checkpoint_best_loss.pth.tar"
     torch.save({"epoch": 3, "state_dict": _old_naming(state), "optimizer": {"state": {}, "param_groups": []}}, path)

@@ -4,6 +4,7 @@ A small ``bmshj2018-hyperprior`` stands in for TCM where the test is about the
 loop's plumbing (it trains in milliseconds per step); notebook 02's test runs
 ``tcm-tiny``.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,19 @@ def train_root(smoke_root, tmp_path, monkeypatch) -> Path:
 
 
 def config(out_dir: Path, **overrides) -> TrainConfig:
-    settings = dict(profile="smoke", loss="mse", lmbda=0.01, steps=6, batch_size=2, crop_size=64, lr=1e-3,
-                    checkpoint_every=3, decay_at=(0.5,), final_val_images=2, **SMALL)
+    settings = dict(
+        profile="smoke",
+        loss="mse",
+        lmbda=0.01,
+        steps=6,
+        batch_size=2,
+        crop_size=64,
+        lr=1e-3,
+        checkpoint_every=3,
+        decay_at=(0.5,),
+        final_val_images=2,
+        **SMALL,
+    )
     return TrainConfig(out_dir, **{**settings, **overrides})
 
 
@@ -184,8 +196,19 @@ def test_the_roi_codec_trains_with_the_dataset_masks(train_root, tmp_path):
     from icm_lib.checkpoint import load_checkpoint
 
     out = tmp_path / "roi"
-    summary = loop.train_codec(config(out, loss="object", lmbda=0.05, steps=20, checkpoint_every=10, decay_at=(),
-                                      model="mbt2018-mean-roi", model_kwargs={"N": 16, "M": 24}, empty_val_images=2))
+    summary = loop.train_codec(
+        config(
+            out,
+            loss="object",
+            lmbda=0.05,
+            steps=20,
+            checkpoint_every=10,
+            decay_at=(),
+            model="mbt2018-mean-roi",
+            model_kwargs={"N": 16, "M": 24},
+            empty_val_images=2,
+        )
+    )
     losses = train_losses(out)
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
     _, meta, _ = load_checkpoint(out / loop.CHECKPOINT)

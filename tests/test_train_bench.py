@@ -1,4 +1,5 @@
 """``icm bench train`` measures a training step in its own process (throughput, peak memory)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Sweep plumbing: run folders, warm starts, the list of finished codecs, region BD-PSNR, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -14,20 +15,38 @@ from icm_lib.training.sweep import RunMismatch, is_finished, run_dir, sweep_conf
 
 
 def run_config(profile: str, loss: str, lmbda: float, steps: int = 10, **settings) -> TrainConfig:
-    return TrainConfig(run_dir(profile, loss, "tcm-tiny", lmbda), profile=profile, model="tcm-tiny", loss=loss,
-                       lmbda=lmbda, steps=steps, **settings)
+    return TrainConfig(
+        run_dir(profile, loss, "tcm-tiny", lmbda),
+        profile=profile,
+        model="tcm-tiny",
+        loss=loss,
+        lmbda=lmbda,
+        steps=steps,
+        **settings,
+    )
 
 
-def fake_finished_run(profile: str, loss: str, lmbda: float, val: dict, steps: int = 10, config: dict | None = None) -> TrainConfig:
+def fake_finished_run(
+    profile: str, loss: str, lmbda: float, val: dict, steps: int = 10, config: dict | None = None
+) -> TrainConfig:
     """A finished run's files (a small real checkpoint: reusing a run verifies it); returns its config."""
     from icm_lib.checkpoint import save_checkpoint
     from icm_lib.models import create
 
     cfg = run_config(profile, loss, lmbda, steps)
     out = cfg.out_dir
-    save_checkpoint(out / CHECKPOINT, create("bmshj2018-hyperprior", N=8, M=8), {"loss": loss, "lmbda": lmbda, "step": steps})
-    summary = {"model": "tcm-tiny", "loss": loss, "lmbda": lmbda, "step": steps, "train_seconds": 1.5,
-               "val": val, "config": cfg.to_meta() if config is None else config}
+    save_checkpoint(
+        out / CHECKPOINT, create("bmshj2018-hyperprior", N=8, M=8), {"loss": loss, "lmbda": lmbda, "step": steps}
+    )
+    summary = {
+        "model": "tcm-tiny",
+        "loss": loss,
+        "lmbda": lmbda,
+        "step": steps,
+        "train_seconds": 1.5,
+        "val": val,
+        "config": cfg.to_meta() if config is None else config,
+    }
     (out / SUMMARY).write_text(json.dumps(summary))
     return cfg
 
@@ -58,22 +77,43 @@ def test_a_sweep_of_an_unregistered_loss_is_refused(project_root):
 def test_the_compared_methods_are_selectable_in_the_recipe(project_root):
     """The task loss is one more entry of LAMBDAS (its network named in LOSS_KWARGS), the ROI codec one of
     OTHER_MODELS: both become runs of the same recipe, in their own folders, from scratch."""
-    stage = TrainingStage.from_profile("demo", lambdas={"object": [0.015], "mse": [0.003], "task": [0.01, 0.003]},
-                                       loss_kwargs={"task": {"network": "yolo", "task_weight": 500}},
-                                       other_models={"mbt2018-mean-roi": {"object": [0.05, 0.015]}})
+    stage = TrainingStage.from_profile(
+        "demo",
+        lambdas={"object": [0.015], "mse": [0.003], "task": [0.01, 0.003]},
+        loss_kwargs={"task": {"network": "yolo", "task_weight": 500}},
+        other_models={"mbt2018-mean-roi": {"object": [0.05, 0.015]}},
+    )
     _, runs = sweep_configs(stage)
     assert [(r.model, r.loss, r.lmbda) for r in runs] == [
-        ("mbt2018-mean", "object", 0.015), ("mbt2018-mean", "mse", 0.003), ("mbt2018-mean", "task", 0.01),
-        ("mbt2018-mean", "task", 0.003), ("mbt2018-mean-roi", "object", 0.05), ("mbt2018-mean-roi", "object", 0.015)]
+        ("mbt2018-mean", "object", 0.015),
+        ("mbt2018-mean", "mse", 0.003),
+        ("mbt2018-mean", "task", 0.01),
+        ("mbt2018-mean", "task", 0.003),
+        ("mbt2018-mean-roi", "object", 0.05),
+        ("mbt2018-mean-roi", "object", 0.015),
+    ]
     assert all(r.model_kwargs == stage.model_kwargs and r.steps == stage.steps and r.init is None for r in runs)
     assert runs[2].loss_kwargs == {"network": "yolo", "task_weight": 500}
-    assert runs[4].out_dir == run_dir("demo", "object", "mbt2018-mean-roi", 0.05) != run_dir("demo", "object", "mbt2018-mean", 0.05)
-    roi_only = TrainingStage.from_profile("demo", lambdas={"mse": [0.003]}, other_models={"mbt2018-mean-roi": {"object": [0.05]}})
-    assert [(r.model, r.loss) for r in sweep_configs(roi_only)[1]] == [("mbt2018-mean", "mse"), ("mbt2018-mean-roi", "object")]
+    assert (
+        runs[4].out_dir
+        == run_dir("demo", "object", "mbt2018-mean-roi", 0.05)
+        != run_dir("demo", "object", "mbt2018-mean", 0.05)
+    )
+    roi_only = TrainingStage.from_profile(
+        "demo", lambdas={"mse": [0.003]}, other_models={"mbt2018-mean-roi": {"object": [0.05]}}
+    )
+    assert [(r.model, r.loss) for r in sweep_configs(roi_only)[1]] == [
+        ("mbt2018-mean", "mse"),
+        ("mbt2018-mean-roi", "object"),
+    ]
 
 
 def test_a_base_model_warm_starts_every_codec(project_root):
-    params = {**notebook_params("demo", "02_train_codecs"), "BASE_STEPS": 100, "BASE_LAMBDA": 0.003}  # a dict, as the zoo passes
+    params = {
+        **notebook_params("demo", "02_train_codecs"),
+        "BASE_STEPS": 100,
+        "BASE_LAMBDA": 0.003,
+    }  # a dict, as the zoo passes
     base, runs = sweep_configs(params)
     assert base is not None and base.loss == "mse" and base.steps == 100
     assert all(r.init == base.out_dir / CHECKPOINT for r in runs)
@@ -137,8 +177,15 @@ def test_a_summary_written_before_the_loss_registry_is_read(project_root):
 def test_region_bd_psnr_measures_the_shift(project_root):
     for lmbda, bpp in [(0.001, 0.1), (0.003, 0.2), (0.01, 0.4)]:
         psnr = 25 + 5 * math.log2(bpp / 0.1)
-        fake_finished_run("smoke", "mse", lmbda, {"bpp": bpp, "psnr": psnr, "object_psnr": psnr, "background_psnr": psnr})
-        fake_finished_run("smoke", "object", 5 * lmbda, {"bpp": bpp, "psnr": psnr - 1, "object_psnr": psnr + 3, "background_psnr": psnr - 2})
+        fake_finished_run(
+            "smoke", "mse", lmbda, {"bpp": bpp, "psnr": psnr, "object_psnr": psnr, "background_psnr": psnr}
+        )
+        fake_finished_run(
+            "smoke",
+            "object",
+            5 * lmbda,
+            {"bpp": bpp, "psnr": psnr - 1, "object_psnr": psnr + 3, "background_psnr": psnr - 2},
+        )
     bd = region_bd_psnr("smoke", "tcm-tiny")
     assert bd["object"] == pytest.approx(3.0, abs=1e-6)
     assert bd["background"] == pytest.approx(-2.0, abs=1e-6)
@@ -146,7 +193,10 @@ def test_region_bd_psnr_measures_the_shift(project_root):
     (path,) = [p for p in write_results("smoke") if p.stem == "tcm-tiny-object"]
     res = json.loads(path.read_text())
     assert res["name"] == "tcm-tiny-object" and "real bitstream" in res["description"]
-    assert res["results"]["bpp"] == sorted(res["results"]["bpp"]) and res["results"]["codec_id"][0] == "tcm-tiny-object@0.005"
+    assert (
+        res["results"]["bpp"] == sorted(res["results"]["bpp"])
+        and res["results"]["codec_id"][0] == "tcm-tiny-object@0.005"
+    )
 
 
 def test_bd_psnr_needs_two_points():

@@ -1,4 +1,5 @@
 """The zoo: export, verified loading, refusal of modified files and foreign data, resuming from the zoo alone."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,24 @@ import pytest
 
 from conftest import REPO
 
-PARAMS = {"MODEL": "mbt2018-mean", "MODEL_KWARGS": {"N": 8, "M": 16}, "DATASET": "shapes", "LAMBDAS": {"object": [0.05], "mse": [0.01]},
-          "BASE_STEPS": 0, "STEPS": 2, "BATCH_SIZE": 2, "CROP_SIZE": 64, "LR": 1e-4, "DECAY_AT": [0.9],
-          "CHECKPOINT_EVERY": 1, "VAL_EVERY": 1, "VAL_IMAGES": 2, "FINAL_VAL_IMAGES": 2, "PROCESSES": 1, "PROFILE": "smoke"}
+PARAMS = {
+    "MODEL": "mbt2018-mean",
+    "MODEL_KWARGS": {"N": 8, "M": 16},
+    "DATASET": "shapes",
+    "LAMBDAS": {"object": [0.05], "mse": [0.01]},
+    "BASE_STEPS": 0,
+    "STEPS": 2,
+    "BATCH_SIZE": 2,
+    "CROP_SIZE": 64,
+    "LR": 1e-4,
+    "DECAY_AT": [0.9],
+    "CHECKPOINT_EVERY": 1,
+    "VAL_EVERY": 1,
+    "VAL_IMAGES": 2,
+    "FINAL_VAL_IMAGES": 2,
+    "PROCESSES": 1,
+    "PROFILE": "smoke",
+}
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +145,11 @@ def test_training_resumes_from_the_zoo_weights_alone(zoo_env):
     zoo.train(dict(PARAMS), chunk=1)
     items = {e["name"]: e for e in zoo.entries("smoke")}
     assert all(e["steps"] == 2 and e["finished"] for e in items.values())
-    steps = [json.loads(line)["step"] for line in (zoo.zoo_dir("smoke") / items["mbt2018-mean-object-0.05"]["log"]).read_text().splitlines()
-             if json.loads(line)["split"] == "val"]
+    steps = [
+        json.loads(line)["step"]
+        for line in (zoo.zoo_dir("smoke") / items["mbt2018-mean-object-0.05"]["log"]).read_text().splitlines()
+        if json.loads(line)["split"] == "val"
+    ]
     assert steps[0] == 1 and steps[-1] == 2  # the zoo's log continued, not restarted
 
 

@@ -6,6 +6,7 @@ small objects of four VisDrone-like classes (pedestrian, car, van, truck)
 that rarely overlap. Annotated with boxes only, like VisDrone-DET: the codec
 never trains on it, the detectors do.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,12 @@ from icm_lib.data.photos import GROUND_TEXTURES, load_photo, random_crop
 
 CATEGORIES = ("pedestrian", "car", "van", "truck")
 # Body length in pixels and width / length per class (pedestrians are discs of that diameter).
-_SIZES = {"pedestrian": ((3.0, 6.0), 1.0), "car": ((9.0, 14.0), 0.5), "van": ((12.0, 17.0), 0.48), "truck": ((18.0, 28.0), 0.38)}
+_SIZES = {
+    "pedestrian": ((3.0, 6.0), 1.0),
+    "car": ((9.0, 14.0), 0.5),
+    "van": ((12.0, 17.0), 0.48),
+    "truck": ((18.0, 28.0), 0.38),
+}
 _TINTS = ((0.55, 0.75, 0.45), (0.8, 0.78, 0.7), (0.75, 0.55, 0.45), (0.6, 0.62, 0.55))
 _SHIFT = 4
 
@@ -32,7 +38,9 @@ class AerialConfig:
 
 def _ground(rng: np.random.Generator, h: int, w: int, cfg: AerialConfig) -> np.ndarray:
     """Tinted ground texture crossed by a few roads of darker gravel."""
-    tex = random_crop(load_photo(GROUND_TEXTURES[rng.integers(len(GROUND_TEXTURES))]), h, w, rng, (0.3, 0.8)).astype(np.float32)
+    tex = random_crop(load_photo(GROUND_TEXTURES[rng.integers(len(GROUND_TEXTURES))]), h, w, rng, (0.3, 0.8)).astype(
+        np.float32
+    )
     image = tex * np.asarray(_TINTS[rng.integers(len(_TINTS))], np.float32)
     for _ in range(int(rng.integers(cfg.roads[0], cfg.roads[1] + 1))):
         road = np.zeros((h, w), np.uint8)

@@ -5,6 +5,7 @@
 layout, ``icm masks --annotations A.json --images DIR --out DIR [--from boxes]``
 writes object masks for any COCO file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,15 +63,23 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="dataset seed (default: the project's)")
     p.set_defaults(func=_synth)
 
-    p = data.add_parser("coco", help="bring COCO2017 into the layout (per-image symlinks, linked annotations, YOLO labels); masks: notebook 01 or icm masks")
+    p = data.add_parser(
+        "coco",
+        help="bring COCO2017 into the layout (per-image symlinks, linked annotations, YOLO labels); masks: notebook 01 or icm masks",
+    )
     p.add_argument("--train-images", required=True, help="folder of train2017 images")
     p.add_argument("--val-images", required=True, help="folder of val2017 images")
-    p.add_argument("--annotations", required=True, help="folder holding instances_train2017.json and instances_val2017.json")
+    p.add_argument(
+        "--annotations", required=True, help="folder holding instances_train2017.json and instances_val2017.json"
+    )
     p.add_argument("--profile", default="paper")
     p.add_argument("--name", default="coco", help="dataset name under data/<profile>/datasets/")
     p.set_defaults(func=_coco)
 
-    p = data.add_parser("visdrone", help="convert VisDrone2019-DET to the layout (COCO JSON, YOLO labels); masks: notebook 01 or icm masks")
+    p = data.add_parser(
+        "visdrone",
+        help="convert VisDrone2019-DET to the layout (COCO JSON, YOLO labels); masks: notebook 01 or icm masks",
+    )
     p.add_argument("--root", required=True, help="folder holding VisDrone2019-DET-train/ and VisDrone2019-DET-val/")
     p.add_argument("--profile", default="paper")
     p.add_argument("--name", default="visdrone", help="dataset name under data/<profile>/datasets/")
@@ -80,7 +89,12 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotations", required=True, help="COCO instances JSON")
     p.add_argument("--images", required=True, help="folder of the images it lists")
     p.add_argument("--out", required=True, help="output folder for <image stem>.png masks")
-    p.add_argument("--from", dest="from_", choices=("segmentation", "boxes"), default="segmentation",
-                   help="fill instance segmentations (default) or boxes")
+    p.add_argument(
+        "--from",
+        dest="from_",
+        choices=("segmentation", "boxes"),
+        default="segmentation",
+        help="fill instance segmentations (default) or boxes",
+    )
     limits.add_arguments(p, limits.MAX_PIXELS, limits.MAX_SIDE)
     p.set_defaults(func=_masks)

@@ -10,6 +10,7 @@ id order, crowd regions left out as ultralytics' own converter does) and
 folder, because ultralytics resolves a symlinked folder to its target and
 would then look for the labels beside the user's images.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ def import_coco_split(root: Path, split: str, images_dir: Path, annotation_file:
     return coco
 
 
-def import_coco(train_images: Path, val_images: Path, annotations_dir: Path, profile: str = "paper", name: str = "coco") -> DatasetLayout:
+def import_coco(
+    train_images: Path, val_images: Path, annotations_dir: Path, profile: str = "paper", name: str = "coco"
+) -> DatasetLayout:
     """COCO2017 into ``data/<profile>/datasets/<name>``; returns its layout.
 
     Raises:

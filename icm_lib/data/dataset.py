@@ -11,6 +11,7 @@ background). Eval mode: the centre crop (padded the same way) when
 size 1 stacks). TCM's published training uses random 256x256 crops of
 COCO/OpenImages the same way; it has no mask.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,8 +47,14 @@ class ObjectMaskDataset(Dataset):
         cache: keep decoded images and masks in memory (for small datasets).
     """
 
-    def __init__(self, layout: DatasetLayout, split: str, crop_size: int | tuple[int, int] | None = 256,
-                 train: bool = True, cache: bool = False):
+    def __init__(
+        self,
+        layout: DatasetLayout,
+        split: str,
+        crop_size: int | tuple[int, int] | None = 256,
+        train: bool = True,
+        cache: bool = False,
+    ):
         if crop_size is None and train:
             raise ValueError("training needs a crop_size")
         self.crop = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
@@ -57,8 +64,10 @@ class ObjectMaskDataset(Dataset):
         self.mask_files = [layout.masks(split) / f"{Path(n).stem}.png" for n in names]
         missing = [m for m in self.mask_files if not m.is_file()]
         if missing:
-            raise FileNotFoundError(f"{len(missing)} masks missing in {layout.masks(split)} (e.g. {missing[0].name}): "
-                                    "build them first (icm_lib.data.masks.build_masks or notebook 01)")
+            raise FileNotFoundError(
+                f"{len(missing)} masks missing in {layout.masks(split)} (e.g. {missing[0].name}): "
+                "build them first (icm_lib.data.masks.build_masks or notebook 01)"
+            )
         self._memory: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -93,7 +102,7 @@ class ObjectMaskDataset(Dataset):
             ch, cw = self.crop
             image, mask = _pad_to(image, ch, cw, "reflect"), _pad_to(mask, ch, cw, "constant")
             top, left = self._window(*mask.shape)
-            image, mask = image[top:top + ch, left:left + cw], mask[top:top + ch, left:left + cw]
+            image, mask = image[top : top + ch, left : left + cw], mask[top : top + ch, left : left + cw]
         if self.train and torch.rand(()) < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
         image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)

@@ -8,6 +8,7 @@ with classes numbered 0..K-1 in the order of the sorted COCO category ids
 not objects for the detector and get no YOLO line, as in ultralytics' own
 COCO converter.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ import yaml
 from icm_lib.io import write_atomic
 
 
-def write_coco_json(path: Path, images: list[dict], annotations: list[dict], categories: list[dict], info: dict | None = None) -> None:
+def write_coco_json(
+    path: Path, images: list[dict], annotations: list[dict], categories: list[dict], info: dict | None = None
+) -> None:
     """Write a COCO instances file (``images``, ``annotations``, ``categories``), keys sorted for reproducibility."""
     payload = {"info": info or {}, "images": images, "annotations": annotations, "categories": categories}
     write_atomic(path, json.dumps(payload, sort_keys=True, separators=(",", ":")))
@@ -56,7 +59,9 @@ def write_yolo_labels(coco: dict, labels_dir: Path) -> int:
     return len(coco["images"])
 
 
-def write_yolo_yaml(root: Path, categories: list[dict], splits: Iterable[str] = ("train", "val"), final_root: Path | None = None) -> Path:
+def write_yolo_yaml(
+    root: Path, categories: list[dict], splits: Iterable[str] = ("train", "val"), final_root: Path | None = None
+) -> Path:
     """Write the ultralytics data file ``root/yolo.yaml`` (class names in YOLO order).
 
     Its ``path`` is the absolute ``final_root`` (default ``root``): a dataset built in a

@@ -12,6 +12,7 @@ Splits are ``train`` and ``val``. Real COCO2017 and VisDrone are brought into
 this layout by :mod:`icm_lib.data.coco` and :mod:`icm_lib.data.visdrone`, so
 every later stage reads one structure.
 """
+
 from __future__ import annotations
 
 import functools

@@ -25,6 +25,7 @@ side; polygons and boxes reaching beyond the image are clipped to it (one
 pixel of margin, so no pixel inside changes). All of it is checked before the
 first mask is written: a bad file leaves the output folder as it was.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,11 @@ def load_coco(path: Path) -> dict:
         raise UserError(f"annotation file not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: malformed JSON ({err})") from None
-    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list) or not isinstance(coco.get("annotations", []), list):
+    if (
+        not isinstance(coco, dict)
+        or not isinstance(coco.get("images"), list)
+        or not isinstance(coco.get("annotations", []), list)
+    ):
         raise UserError(f"{path}: not a COCO instances file (needs an 'images' list and an 'annotations' list)")
     seen = set()
     for img in coco["images"]:
@@ -92,7 +97,9 @@ def _annotations_by_image(coco: dict, path: Path) -> dict[int, list[dict]]:
     for ann in coco["annotations"]:
         image_id = ann.get("image_id") if isinstance(ann, dict) else None
         if not isinstance(image_id, (int, str)) or image_id not in by_image:
-            raise UserError(f"{path}: annotation {ann.get('id') if isinstance(ann, dict) else ann} names unknown image id {image_id}")
+            raise UserError(
+                f"{path}: annotation {ann.get('id') if isinstance(ann, dict) else ann} names unknown image id {image_id}"
+            )
         by_image[image_id].append(ann)
     return by_image
 
@@ -104,7 +111,9 @@ def check_images_exist(coco: dict, images_dir: Path) -> None:
     present = set(os.listdir(images_dir))
     missing = [img["file_name"] for img in coco["images"] if Path(img["file_name"]).name not in present]
     if missing:
-        raise UserError(f"{len(missing)} image file(s) listed in the annotations are missing from {images_dir}, e.g. {missing[0]}")
+        raise UserError(
+            f"{len(missing)} image file(s) listed in the annotations are missing from {images_dir}, e.g. {missing[0]}"
+        )
 
 
 def check_image_sizes(coco: dict, images_dir: Path) -> None:
@@ -114,13 +123,20 @@ def check_image_sizes(coco: dict, images_dir: Path) -> None:
         with open_image(path) as image:  # the header only
             size = image.size
         if size != (img["width"], img["height"]):
-            raise UserError(f"image {path} is {size[0]}x{size[1]} pixels but its annotation entry says "
-                            f"{img['width']}x{img['height']}")
+            raise UserError(
+                f"image {path} is {size[0]}x{size[1]} pixels but its annotation entry says "
+                f"{img['width']}x{img['height']}"
+            )
 
 
 def _clip_polygon(points: list[tuple[float, float]], x_max: float, y_max: float) -> list[tuple[float, float]]:
     """Sutherland-Hodgman: the part of a polygon inside [-1, x_max] x [-1, y_max]."""
-    edges = [(0, -1.0, 1), (0, x_max, -1), (1, -1.0, 1), (1, y_max, -1)]  # (axis, bound, side): keep side*(p-bound) >= 0
+    edges = [
+        (0, -1.0, 1),
+        (0, x_max, -1),
+        (1, -1.0, 1),
+        (1, y_max, -1),
+    ]  # (axis, bound, side): keep side*(p-bound) >= 0
     for axis, bound, side in edges:
         if not points:
             break
@@ -238,8 +254,12 @@ def object_mask(annotations: list[dict], height: int, width: int, from_boxes: bo
         if not ann.get("ignore"):
             for found, regions in zip((polygons, rles, boxes), _regions(ann, height, width, from_boxes)):
                 found.extend(regions)
-    coded = [mask_utils.frPyObjects(rle, height, width) if isinstance(rle["counts"], list)
-             else {"size": rle["size"], "counts": rle["counts"].encode()} for rle in rles]
+    coded = [
+        mask_utils.frPyObjects(rle, height, width)
+        if isinstance(rle["counts"], list)
+        else {"size": rle["size"], "counts": rle["counts"].encode()}
+        for rle in rles
+    ]
     if polygons:
         coded.extend(mask_utils.frPyObjects(polygons, height, width))
     if boxes:
@@ -275,7 +295,9 @@ def _check_out_dir(coco: dict, images_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def write_masks(annotations_json: Path, images_dir: Path, out_dir: Path, from_boxes: bool = False, verbose: bool = True) -> dict:
+def write_masks(
+    annotations_json: Path, images_dir: Path, out_dir: Path, from_boxes: bool = False, verbose: bool = True
+) -> dict:
     """Write ``out_dir/<image stem>.png`` (0/255) for every image of a COCO file.
 
     Args:
@@ -319,10 +341,17 @@ def write_masks(annotations_json: Path, images_dir: Path, out_dir: Path, from_bo
 
 def _stamp(annotations_json: Path, from_boxes: bool) -> dict:
     stat = Path(annotations_json).stat()
-    return {"annotations": str(Path(annotations_json).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "from_boxes": from_boxes}
+    return {
+        "annotations": str(Path(annotations_json).resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "from_boxes": from_boxes,
+    }
 
 
-def build_masks(layout: DatasetLayout, split: str, from_boxes: bool = False, overwrite: bool = False, verbose: bool = True) -> dict:
+def build_masks(
+    layout: DatasetLayout, split: str, from_boxes: bool = False, overwrite: bool = False, verbose: bool = True
+) -> dict:
     """Masks of one split of a dataset into ``layout.masks(split)``; reused when built from the same annotations.
 
     Returns:
@@ -335,10 +364,19 @@ def build_masks(layout: DatasetLayout, split: str, from_boxes: bool = False, ove
         stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
         if stamp.get("source") == source:
             rate = stamp["images"] / stamp["seconds"] if stamp["seconds"] > 0 else None
-            return {"images": stamp["images"], "seconds": stamp["seconds"], "images_per_second": rate, "out_dir": out_dir, "reused": True}
+            return {
+                "images": stamp["images"],
+                "seconds": stamp["seconds"],
+                "images_per_second": rate,
+                "out_dir": out_dir,
+                "reused": True,
+            }
     stamp_path.unlink(missing_ok=True)
     summary = write_masks(annotations, layout.images(split), out_dir, from_boxes, verbose)
-    write_atomic(stamp_path, json.dumps({"source": source, "images": summary["images"], "seconds": summary["seconds"]}, sort_keys=True))
+    write_atomic(
+        stamp_path,
+        json.dumps({"source": source, "images": summary["images"], "seconds": summary["seconds"]}, sort_keys=True),
+    )
     return {**summary, "reused": False}
 
 
@@ -358,5 +396,10 @@ def mask_statistics(layout: DatasetLayout, split: str) -> dict:
             raise UserError(f"unreadable mask {path}")
         fractions.append(float(np.count_nonzero(mask)) / mask.size)
     values = np.asarray(fractions)
-    return {"stems": [p.stem for p in files], "object_fraction": fractions, "mean": float(values.mean()),
-            "median": float(np.median(values)), "empty_images": int((values == 0).sum())}
+    return {
+        "stems": [p.stem for p in files],
+        "object_fraction": fractions,
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "empty_images": int((values == 0).sum()),
+    }

@@ -6,6 +6,7 @@ Backgrounds and object textures are cut from these, so the generated images
 carry the statistics of real photographs (edges, noise, texture) that a
 learned codec and a detector meet in COCO, without downloading anything.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,9 +20,16 @@ from PIL import Image
 
 # Scene-like colour photos: backgrounds of the `shapes` data and object textures.
 SCENE_PHOTOS = (
-    "skimage:astronaut.png", "skimage:coffee.png", "skimage:chelsea.png", "skimage:rocket.jpg",
-    "skimage:motorcycle_left.png", "skimage:hubble_deep_field.jpg", "skimage:color.png",
-    "matplotlib:grace_hopper.jpg", "ultralytics:bus.jpg", "ultralytics:zidane.jpg",
+    "skimage:astronaut.png",
+    "skimage:coffee.png",
+    "skimage:chelsea.png",
+    "skimage:rocket.jpg",
+    "skimage:motorcycle_left.png",
+    "skimage:hubble_deep_field.jpg",
+    "skimage:color.png",
+    "matplotlib:grace_hopper.jpg",
+    "ultralytics:bus.jpg",
+    "ultralytics:zidane.jpg",
 )
 # Grey top-down textures: ground of the `aerial` data (tinted when used).
 GROUND_TEXTURES = ("skimage:grass.png", "skimage:gravel.png", "skimage:brick.png")
@@ -56,7 +64,9 @@ def load_photo(ref: str) -> np.ndarray:
     return array
 
 
-def random_crop(photo: np.ndarray, height: int, width: int, rng: np.random.Generator, scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+def random_crop(
+    photo: np.ndarray, height: int, width: int, rng: np.random.Generator, scale: tuple[float, float] = (1.0, 1.0)
+) -> np.ndarray:
     """A ``height x width`` crop of ``photo`` taken at a random zoom in ``scale`` (fraction of the photo's short side)."""
     import cv2
 
@@ -68,7 +78,7 @@ def random_crop(photo: np.ndarray, height: int, width: int, rng: np.random.Gener
     src_w = int(min(pw, max(2, side * width / max(height, width))))
     y = int(rng.integers(0, ph - src_h + 1))
     x = int(rng.integers(0, pw - src_w + 1))
-    window = np.ascontiguousarray(photo[y:y + src_h, x:x + src_w])
+    window = np.ascontiguousarray(photo[y : y + src_h, x : x + src_w])
     interp = cv2.INTER_AREA if src_h >= height else cv2.INTER_LINEAR
     return cv2.resize(window, (width, height), interpolation=interp)
 

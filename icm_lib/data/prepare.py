@@ -1,6 +1,7 @@
 """What notebook 01 does, as library calls: have the datasets of a profile in
 place (generated for ``smoke`` / ``demo``, imported real data for ``paper``)
 and their object masks built, and summarise them."""
+
 from __future__ import annotations
 
 from icm_lib.data.coco import check_real_dataset
@@ -29,21 +30,27 @@ def prepare_datasets(profile: str, datasets: list[str], seed: int) -> dict[str, 
         elif name in IMPORT_COMMANDS:
             layouts[name] = check_real_dataset(DatasetLayout.of(profile, name), IMPORT_COMMANDS[name])
         else:
-            raise UserError(f"dataset {name!r} is not available at profile {profile!r} "
-                            f"(embedded: {', '.join(DATASETS)} at {', '.join(SIZES)}; real: {', '.join(IMPORT_COMMANDS)})")
+            raise UserError(
+                f"dataset {name!r} is not available at profile {profile!r} "
+                f"(embedded: {', '.join(DATASETS)} at {', '.join(SIZES)}; real: {', '.join(IMPORT_COMMANDS)})"
+            )
     return layouts
 
 
-def build_dataset_masks(layouts: dict[str, DatasetLayout], splits: list[str], overwrite: bool = False) -> dict[str, dict]:
+def build_dataset_masks(
+    layouts: dict[str, DatasetLayout], splits: list[str], overwrite: bool = False
+) -> dict[str, dict]:
     """Masks of every split of every dataset; per dataset: images per split and masks/second
     (measured when the masks were built, also when they are now reused)."""
     summary = {}
     for name, layout in layouts.items():
         runs = {split: build_masks(layout, split, overwrite=overwrite) for split in splits}
         seconds = sum(r["seconds"] for r in runs.values())
-        summary[name] = {"images": {s: r["images"] for s, r in runs.items()},
-                         "masks_per_second": sum(r["images"] for r in runs.values()) / seconds if seconds > 0 else None,
-                         "masks_reused": all(r["reused"] for r in runs.values())}
+        summary[name] = {
+            "images": {s: r["images"] for s, r in runs.items()},
+            "masks_per_second": sum(r["images"] for r in runs.values()) / seconds if seconds > 0 else None,
+            "masks_reused": all(r["reused"] for r in runs.values()),
+        }
     return summary
 
 
@@ -52,12 +59,20 @@ def object_area_statistics(layouts: dict[str, DatasetLayout], split: str = "val"
     return {name: mask_statistics(layout, split) for name, layout in layouts.items()}
 
 
-def dataset_summary(layouts: dict[str, DatasetLayout], masks: dict[str, dict], statistics: dict[str, dict], split: str = "val") -> dict[str, dict]:
+def dataset_summary(
+    layouts: dict[str, DatasetLayout], masks: dict[str, dict], statistics: dict[str, dict], split: str = "val"
+) -> dict[str, dict]:
     """Sizes, masks/second and object-area statistics per dataset, for the notebook's record."""
     out = {}
     for name, layout in layouts.items():
         stats = statistics[name]
         n_objects = sum(1 for a in load_coco(layout.annotations(split))["annotations"] if not a.get("iscrowd"))
-        out[name] = {**masks[name], f"objects_{split}": n_objects, "object_area_mean": stats["mean"],
-                     "object_area_median": stats["median"], "empty_images": stats["empty_images"], "root": layout.root}
+        out[name] = {
+            **masks[name],
+            f"objects_{split}": n_objects,
+            "object_area_mean": stats["mean"],
+            "object_area_median": stats["median"],
+            "empty_images": stats["empty_images"],
+            "root": layout.root,
+        }
     return out

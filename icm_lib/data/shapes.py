@@ -23,6 +23,7 @@ traced on a 4x supersampled label map, so they agree with the anti-aliased
 pixels to about a quarter of a pixel, and union of the annotations equals the
 union of the objects (the mask of Eq. (3)) whatever the occlusion.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,7 +70,23 @@ def _silhouette(name: str) -> np.ndarray:
         return pts
     if name == "cross":
         a = 0.33
-        return np.array([[-a, -1], [a, -1], [a, -a], [1, -a], [1, a], [a, a], [a, 1], [-a, 1], [-a, a], [-1, a], [-1, -a], [-a, -a]], float)
+        return np.array(
+            [
+                [-a, -1],
+                [a, -1],
+                [a, -a],
+                [1, -a],
+                [1, a],
+                [a, a],
+                [a, 1],
+                [-a, 1],
+                [-a, a],
+                [-1, a],
+                [-1, -a],
+                [-a, -a],
+            ],
+            float,
+        )
     if name == "heart":
         t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
         x = 16 * np.sin(t) ** 3
@@ -160,8 +177,12 @@ def _annotation(cat: int, visible: np.ndarray, x0: int, y0: int) -> dict | None:
     points = np.concatenate([np.reshape(p, (-1, 2)) for p in polygons])
     (x0, y0), (x1, y1) = points.min(0), points.max(0)
     bbox = [x0, y0, x1 - x0, y1 - y0]  # the extent of the segmentation, as COCO's boxes are
-    return {"category": cat, "segmentation": polygons, "bbox": [round(float(v), 2) for v in bbox],
-            "area": round(float(visible.sum()) / SUPERSAMPLE**2, 2)}
+    return {
+        "category": cat,
+        "segmentation": polygons,
+        "bbox": [round(float(v), 2) for v in bbox],
+        "area": round(float(visible.sum()) / SUPERSAMPLE**2, 2),
+    }
 
 
 def _saturate(image: np.ndarray, factor: float) -> np.ndarray:
@@ -174,7 +195,9 @@ def render_shapes(rng: np.random.Generator, cfg: ShapesConfig = ShapesConfig()) 
     """One scene: ``HxWx3`` uint8 image and its annotations (``category`` index, ``segmentation``, ``bbox``, ``area``)."""
     h, w = (int(v) for v in rng.choice(cfg.sizes, 2))
     background = random_crop(load_photo(SCENE_PHOTOS[rng.integers(len(SCENE_PHOTOS))]), h, w, rng, (0.35, 1.0))
-    image = _saturate(background.astype(np.float32), rng.uniform(*cfg.background_saturation)) * rng.uniform(*cfg.background_brightness)
+    image = _saturate(background.astype(np.float32), rng.uniform(*cfg.background_saturation)) * rng.uniform(
+        *cfg.background_brightness
+    )
     objects = _place_objects(rng, h, w, cfg)
     s = SUPERSAMPLE
     owner = np.zeros((h * s, w * s), np.uint8)
@@ -185,7 +208,7 @@ def render_shapes(rng: np.random.Generator, cfg: ShapesConfig = ShapesConfig()) 
         # Work inside the object's pixel box only: the label map there, the texture cut to its size.
         x0, y0 = (max(0, int(np.floor(v)) - 1) for v in poly.min(0))
         x1, y1 = min(w, int(np.ceil(poly[:, 0].max())) + 1), min(h, int(np.ceil(poly[:, 1].max())) + 1)
-        visible = owner[y0 * s:y1 * s, x0 * s:x1 * s] == i + 1
+        visible = owner[y0 * s : y1 * s, x0 * s : x1 * s] == i + 1
         alpha = cv2.resize(visible.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)[..., None]
         photo = load_photo(SCENE_PHOTOS[rng.integers(len(SCENE_PHOTOS))])
         texture = random_crop(photo, y1 - y0, x1 - x0, rng, (0.1, 0.5)).astype(np.float32)

@@ -15,6 +15,7 @@ order or in parallel. A dataset is built in a temporary folder and renamed
 into place, so an interrupted run never leaves a half dataset that looks
 complete; a complete one with the same seed and sizes is reused.
 """
+
 from __future__ import annotations
 
 import functools
@@ -72,8 +73,17 @@ def _coco_dict(name: str, rendered: list[tuple[int, int, list[dict]]], files: li
     for image_id, ((h, w, anns), file_name) in enumerate(zip(rendered, files), start=1):
         images.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
         for ann in anns:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": ann["category"] + 1,
-                                "segmentation": ann["segmentation"], "bbox": ann["bbox"], "area": ann["area"], "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": ann["category"] + 1,
+                    "segmentation": ann["segmentation"],
+                    "bbox": ann["bbox"],
+                    "area": ann["area"],
+                    "iscrowd": 0,
+                }
+            )
     categories = [{"id": i + 1, "name": c, "supercategory": name} for i, c in enumerate(_RENDER[name][1])]
     return {"images": images, "annotations": annotations, "categories": categories}
 
@@ -84,7 +94,9 @@ def _write_split(name: str, root: Path, split: str, count: int, seed: int, verbo
     image_dir.mkdir(parents=True, exist_ok=True)
     files = [f"{i:06d}.png" for i in range(count)]
     jobs = [(name, seed, split, i, image_dir / f) for i, f in enumerate(files)]
-    progress = functools.partial(tqdm, total=count, desc=f"[synth] {name}/{split}", unit="img", disable=not verbose, mininterval=1.0)
+    progress = functools.partial(
+        tqdm, total=count, desc=f"[synth] {name}/{split}", unit="img", disable=not verbose, mininterval=1.0
+    )
     if count >= _PARALLEL_FROM:
         for ref in SCENE_PHOTOS + GROUND_TEXTURES:
             load_photo(ref)  # decoded once here, inherited by the forked workers
@@ -94,7 +106,9 @@ def _write_split(name: str, root: Path, split: str, count: int, seed: int, verbo
         rendered = [_render_png(job) for job in progress(jobs)]
     coco = _coco_dict(name, rendered, files)
     info = {"description": f"embedded '{name}' dataset, generated", "seed": seed, "split": split}
-    write_coco_json(root / "annotations" / f"instances_{split}.json", coco["images"], coco["annotations"], coco["categories"], info)
+    write_coco_json(
+        root / "annotations" / f"instances_{split}.json", coco["images"], coco["annotations"], coco["categories"], info
+    )
     write_yolo_labels(coco, root / "labels" / split)
     return coco
 
@@ -129,13 +143,17 @@ def spec(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] | None
         raise ValueError(f"unknown embedded dataset {name!r}; expected one of {DATASETS}")
     if sizes is None:
         if profile not in SIZES:
-            raise ValueError(f"profile {profile!r} has no generated data (the paper profile uses COCO2017 and VisDrone: "
-                             "see 'icm data coco' and 'icm data visdrone')")
+            raise ValueError(
+                f"profile {profile!r} has no generated data (the paper profile uses COCO2017 and VisDrone: "
+                "see 'icm data coco' and 'icm data visdrone')"
+            )
         sizes = SIZES[profile][name]
     return {"dataset": name, "seed": seed, "sizes": dict(sizes), "format": _FORMAT}
 
 
-def synthesize(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] | None = None, verbose: bool = True) -> DatasetLayout:
+def synthesize(
+    name: str, profile: str, seed: int = SEED, sizes: dict[str, int] | None = None, verbose: bool = True
+) -> DatasetLayout:
     """Generate (or reuse) one embedded dataset of a profile.
 
     Args:
@@ -172,6 +190,8 @@ def synthesize(name: str, profile: str, seed: int = SEED, sizes: dict[str, int] 
     return DatasetLayout(root)
 
 
-def synthesize_profile(profile: str, seed: int = SEED, datasets: tuple[str, ...] = DATASETS) -> dict[str, DatasetLayout]:
+def synthesize_profile(
+    profile: str, seed: int = SEED, datasets: tuple[str, ...] = DATASETS
+) -> dict[str, DatasetLayout]:
     """Generate (or reuse) every embedded dataset of a profile: ``{"shapes": layout, "aerial": layout}``."""
     return {name: synthesize(name, profile, seed) for name in datasets}

@@ -18,6 +18,7 @@ Conversion to COCO JSON follows VisDrone's own DET evaluation toolkit
 
 Boxes only: ``segmentation`` is empty and masks are filled from boxes.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,7 @@ def parse_visdrone_txt(path: Path) -> np.ndarray:
 
 def _ignored_fraction(box: np.ndarray, ignore_map: np.ndarray) -> float:
     x, y, w, h = (int(v) for v in box)
-    region = ignore_map[max(0, y):max(0, y + h), max(0, x):max(0, x + w)]
+    region = ignore_map[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)]
     return float(region.sum()) / max(1, w * h)
 
 
@@ -68,12 +69,33 @@ def image_annotations(rows: np.ndarray, height: int, width: int) -> tuple[list[d
     objects = rows[(rows[:, 5] >= 1) & (rows[:, 5] <= 10) & (rows[:, 4] != 0)]
     ignore_map = np.zeros((height, width), np.uint8)
     for x, y, w, h in ignored[:, :4]:
-        ignore_map[max(0, y):max(0, y + h), max(0, x):max(0, x + w)] = 1
+        ignore_map[max(0, y) : max(0, y + h), max(0, x) : max(0, x + w)] = 1
     kept = [r for r in objects if r[2] > 0 and r[3] > 0 and _ignored_fraction(r[:4], ignore_map) < 0.5]
-    objs = [{"category_id": int(r[5]), "bbox": [int(v) for v in r[:4]], "area": int(r[2] * r[3]), "iscrowd": 0,
-             "segmentation": [], "truncation": int(r[6]), "occlusion": int(r[7])} for r in kept]
-    crowd = [{"category_id": c, "bbox": [int(v) for v in r[:4]], "area": int(r[2] * r[3]), "iscrowd": 1, "ignore": 1,
-              "segmentation": []} for r in ignored if r[2] > 0 and r[3] > 0 for c in range(1, len(CATEGORIES) + 1)]
+    objs = [
+        {
+            "category_id": int(r[5]),
+            "bbox": [int(v) for v in r[:4]],
+            "area": int(r[2] * r[3]),
+            "iscrowd": 0,
+            "segmentation": [],
+            "truncation": int(r[6]),
+            "occlusion": int(r[7]),
+        }
+        for r in kept
+    ]
+    crowd = [
+        {
+            "category_id": c,
+            "bbox": [int(v) for v in r[:4]],
+            "area": int(r[2] * r[3]),
+            "iscrowd": 1,
+            "ignore": 1,
+            "segmentation": [],
+        }
+        for r in ignored
+        if r[2] > 0 and r[3] > 0
+        for c in range(1, len(CATEGORIES) + 1)
+    ]
     return objs, crowd
 
 
@@ -117,11 +139,22 @@ def import_visdrone(root: Path, profile: str = "paper", name: str = "visdrone") 
         coco = convert_visdrone(folder / "images", folder / "annotations")
         link_images(coco, folder / "images", tmp / "images" / split)
         info = {"description": f"VisDrone2019-DET-{split} converted to COCO (ignored regions as iscrowd boxes)"}
-        write_coco_json(tmp / "annotations" / f"instances_{split}.json", coco["images"], coco["annotations"], coco["categories"], info)
+        write_coco_json(
+            tmp / "annotations" / f"instances_{split}.json",
+            coco["images"],
+            coco["annotations"],
+            coco["categories"],
+            info,
+        )
         write_yolo_labels(coco, tmp / "labels" / split)
-        print(f"[visdrone] {split}: {len(coco['images'])} images, {sum(1 for a in coco['annotations'] if not a['iscrowd'])} objects", flush=True)
+        print(
+            f"[visdrone] {split}: {len(coco['images'])} images, {sum(1 for a in coco['annotations'] if not a['iscrowd'])} objects",
+            flush=True,
+        )
     write_yolo_yaml(tmp, coco["categories"], final_root=target)
-    write_atomic(tmp / _MARKER, json.dumps({"dataset": "visdrone2019-det", "root": str(Path(root).resolve())}, sort_keys=True))
+    write_atomic(
+        tmp / _MARKER, json.dumps({"dataset": "visdrone2019-det", "root": str(Path(root).resolve())}, sort_keys=True)
+    )
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return DatasetLayout(target)

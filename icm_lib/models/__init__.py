@@ -20,6 +20,7 @@ the model (``model.registry_name``, ``model.registry_config``: every
 checkpoint rebuilds the very model with :func:`build` even after the
 registry's defaults for that name have changed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,18 @@ from icm_lib.models.gated import GatedMeanScaleHyperprior
 from icm_lib.models.roi import RoiMeanScaleHyperprior, takes_mask
 from icm_lib.models.tcm import TCM, TCM_SIZES, TCMConfig
 
-__all__ = ["TCM", "TCMConfig", "available", "build", "create", "model_config",
-           "parameter_count", "register", "takes_mask", "with_config"]
+__all__ = [
+    "TCM",
+    "TCMConfig",
+    "available",
+    "build",
+    "create",
+    "model_config",
+    "parameter_count",
+    "register",
+    "takes_mask",
+    "with_config",
+]
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
 

@@ -28,6 +28,7 @@ TCM's and stay the defaults: its bitstreams depend on them byte for byte.
 A fixed cost that no table removes: each rANS string ends with the coder's
 64-bit state, so a string costs 32 to 64 bits more than its symbols.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,9 @@ def scale_table(levels: int) -> Tensor:
     return get_scale_table(SCALES_MIN, SCALES_MAX, levels)
 
 
-def proportional_cdf(pmf: Tensor, tail_mass: Tensor, pmf_length: Tensor, max_length: int,
-                     precision: int = 16) -> Tensor:
+def proportional_cdf(
+    pmf: Tensor, tail_mass: Tensor, pmf_length: Tensor, max_length: int, precision: int = 16
+) -> Tensor:
     """Quantized CDFs that minimise the expected code length (see the module docstring).
 
     Args:

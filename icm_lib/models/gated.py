@@ -39,6 +39,7 @@ Adam 1e-3): not a working recipe yet, so the demo zoo uses ``mbt2018-mean``.
   gate was 0.73 inside the objects and 0.72 on the background, at 0.36 bpp
   against the ungated codec's 0.28.
 """
+
 from __future__ import annotations
 
 import torch
@@ -83,9 +84,12 @@ class GatedAnalysis(nn.Module):
         super().__init__()
         self.analysis = analysis
         self.gate = nn.Sequential(
-            conv(3, gate_channels), nn.LeakyReLU(inplace=True),
-            conv(gate_channels, gate_channels), nn.LeakyReLU(inplace=True),
-            conv(gate_channels, gate_channels), nn.LeakyReLU(inplace=True),
+            conv(3, gate_channels),
+            nn.LeakyReLU(inplace=True),
+            conv(gate_channels, gate_channels),
+            nn.LeakyReLU(inplace=True),
+            conv(gate_channels, gate_channels),
+            nn.LeakyReLU(inplace=True),
             conv(gate_channels, 1),
         )
         nn.init.constant_(self.gate[-1].bias, open_bias)  # starts open everywhere: the codec first learns to code

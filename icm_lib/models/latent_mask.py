@@ -20,6 +20,7 @@ checked against :mod:`icm_lib.limits`), and a string that does not describe
 exactly h*w cells, or that has bytes or nonzero bits left over, is refused with
 a ``ValueError`` (the bitstream reports it as a corrupted file).
 """
+
 from __future__ import annotations
 
 import numpy as np

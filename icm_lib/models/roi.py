@@ -37,6 +37,7 @@ more. The mask's bits are not in the training rate: the codec cannot change them
 The encoder takes the mask at coding time: in the evaluation from the dataset's
 object masks (Eq. 3), on the command line from ``icm encode --mask MASK.png``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -84,14 +85,18 @@ class RoiMeanScaleHyperprior(MeanScaleHyperprior):
         scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
         y_hat, y_likelihoods = self.gaussian_conditional(y, scales_hat, means=means_hat)
         y_hat = y_hat * m_y
-        likelihoods = {"y": torch.where(m_y > 0, y_likelihoods, torch.ones_like(y_likelihoods)),
-                       "z": torch.where(m_z > 0, z_likelihoods, torch.ones_like(z_likelihoods))}
+        likelihoods = {
+            "y": torch.where(m_y > 0, y_likelihoods, torch.ones_like(y_likelihoods)),
+            "z": torch.where(m_z > 0, z_likelihoods, torch.ones_like(z_likelihoods)),
+        }
         return {"x_hat": self.g_s(y_hat), "likelihoods": likelihoods}
 
     def _masks(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         if mask is None:
-            raise ValueError(f"{getattr(self, 'registry_name', type(self).__name__)} is an ROI codec: "
-                             "it needs the object mask (forward(x, mask), compress(x, mask))")
+            raise ValueError(
+                f"{getattr(self, 'registry_name', type(self).__name__)} is an ROI codec: "
+                "it needs the object mask (forward(x, mask), compress(x, mask))"
+            )
         if mask.shape[0] != x.shape[0] or mask.shape[-2:] != x.shape[-2:]:
             raise ValueError(f"mask of shape {tuple(mask.shape)} does not fit the image {tuple(x.shape)}")
         return latent_masks(mask.to(x.device))
@@ -144,8 +149,11 @@ def _medians(eb, z: Tensor) -> Tensor:
 
 
 def _coder_tables(model: EntropyModel) -> tuple[list, list, list]:
-    return (model._quantized_cdf.tolist(), model._cdf_length.reshape(-1).int().tolist(),
-            model._offset.reshape(-1).int().tolist())
+    return (
+        model._quantized_cdf.tolist(),
+        model._cdf_length.reshape(-1).int().tolist(),
+        model._offset.reshape(-1).int().tolist(),
+    )
 
 
 def _encode_selected(model: EntropyModel, symbols: Tensor, indexes: Tensor, keep: Tensor) -> bytes:
@@ -153,8 +161,9 @@ def _encode_selected(model: EntropyModel, symbols: Tensor, indexes: Tensor, keep
     if not bool(keep.any()):
         return b""
     model._check_cdf_size()
-    return model.entropy_coder.encode_with_indexes(symbols[keep].int().tolist(), indexes[keep].int().tolist(),
-                                                   *_coder_tables(model))
+    return model.entropy_coder.encode_with_indexes(
+        symbols[keep].int().tolist(), indexes[keep].int().tolist(), *_coder_tables(model)
+    )
 
 
 def _decode_selected(model: EntropyModel, string: bytes, indexes: Tensor, keep: Tensor, means: Tensor) -> Tensor:
@@ -167,4 +176,3 @@ def _decode_selected(model: EntropyModel, string: bytes, indexes: Tensor, keep: 
     values = model.entropy_coder.decode_with_indexes(string, indexes[keep].int().tolist(), *_coder_tables(model))
     out[keep] = torch.tensor(values, dtype=torch.float32) + means.expand(indexes.shape)[keep]
     return out
-

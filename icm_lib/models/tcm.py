@@ -41,6 +41,7 @@ C = 2N) with M = 320. Deviations from the published code:
   the fixed cost of the two rANS strings). The tables change no weight, only
   what ``update()`` computes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -90,9 +91,21 @@ class TCMConfig:
 
 #: Registered sizes (the registry adds the ``tcm-`` prefix).
 TCM_SIZES: dict[str, dict] = {
-    "tiny": dict(N=16, M=96, hyper_channels=48, config=[1] * 6, head_dim=[8] * 6, hyper_head_dim=8,
-                 num_slices=3, max_support_slices=3, atten_dim=32, atten_head_dim=8, transform_dims=[48, 32],
-                 scale_levels=256, cdf_rounding="proportional"),
+    "tiny": dict(
+        N=16,
+        M=96,
+        hyper_channels=48,
+        config=[1] * 6,
+        head_dim=[8] * 6,
+        hyper_head_dim=8,
+        num_slices=3,
+        max_support_slices=3,
+        atten_dim=32,
+        atten_head_dim=8,
+        transform_dims=[48, 32],
+        scale_levels=256,
+        cdf_rounding="proportional",
+    ),
     "small": dict(N=64),
     "medium": dict(N=96),
     "large": dict(N=128),
@@ -106,22 +119,30 @@ def ste_round(x: Tensor) -> Tensor:
 
 def _stage(c: TCMConfig, stage: int, rates: list[float], tail: nn.Module) -> list[nn.Module]:
     """``config[stage]`` TCM blocks alternating window / shifted window, then ``tail``."""
-    blocks = [ConvTransBlock(c.N, c.N, c.head_dim[stage], c.window_size, rates[i], "W" if i % 2 == 0 else "SW")
-              for i in range(c.config[stage])]
+    blocks = [
+        ConvTransBlock(c.N, c.N, c.head_dim[stage], c.window_size, rates[i], "W" if i % 2 == 0 else "SW")
+        for i in range(c.config[stage])
+    ]
     return blocks + [tail]
 
 
 def _hyper_stage(c: TCMConfig, stage: int, tail: nn.Module) -> list[nn.Module]:
-    blocks = [ConvTransBlock(c.N, c.N, c.hyper_head_dim, c.hyper_window_size, 0, "W" if i % 2 == 0 else "SW")
-              for i in range(c.config[stage])]
+    blocks = [
+        ConvTransBlock(c.N, c.N, c.hyper_head_dim, c.hyper_window_size, 0, "W" if i % 2 == 0 else "SW")
+        for i in range(c.config[stage])
+    ]
     return blocks + [tail]
 
 
 def _slice_transform(c: TCMConfig, in_ch: int, out_ch: int) -> nn.Sequential:
     d1, d2 = c.transform_dims
-    return nn.Sequential(conv(in_ch, d1, stride=1, kernel_size=3), nn.GELU(),
-                         conv(d1, d2, stride=1, kernel_size=3), nn.GELU(),
-                         conv(d2, out_ch, stride=1, kernel_size=3))
+    return nn.Sequential(
+        conv(in_ch, d1, stride=1, kernel_size=3),
+        nn.GELU(),
+        conv(d1, d2, stride=1, kernel_size=3),
+        nn.GELU(),
+        conv(d2, out_ch, stride=1, kernel_size=3),
+    )
 
 
 class TCM(CompressionModel):
@@ -142,18 +163,23 @@ class TCM(CompressionModel):
             ResidualBlockWithStride(3, 2 * N, 2),
             *_stage(c, 0, rates[0], ResidualBlockWithStride(2 * N, 2 * N, stride=2)),
             *_stage(c, 1, rates[1], ResidualBlockWithStride(2 * N, 2 * N, stride=2)),
-            *_stage(c, 2, rates[2], conv3x3(2 * N, M, stride=2)))
+            *_stage(c, 2, rates[2], conv3x3(2 * N, M, stride=2)),
+        )
         self.g_s = nn.Sequential(
             ResidualBlockUpsample(M, 2 * N, 2),
             *_stage(c, 3, rates[3], ResidualBlockUpsample(2 * N, 2 * N, 2)),
             *_stage(c, 4, rates[4], ResidualBlockUpsample(2 * N, 2 * N, 2)),
-            *_stage(c, 5, rates[5], subpel_conv3x3(2 * N, 3, 2)))
-        self.h_a = nn.Sequential(ResidualBlockWithStride(M, 2 * N, 2),
-                                 *_hyper_stage(c, 0, conv3x3(2 * N, c.hyper_channels, stride=2)))
-        self.h_mean_s = nn.Sequential(ResidualBlockUpsample(c.hyper_channels, 2 * N, 2),
-                                      *_hyper_stage(c, 3, subpel_conv3x3(2 * N, M, 2)))
-        self.h_scale_s = nn.Sequential(ResidualBlockUpsample(c.hyper_channels, 2 * N, 2),
-                                       *_hyper_stage(c, 3, subpel_conv3x3(2 * N, M, 2)))
+            *_stage(c, 5, rates[5], subpel_conv3x3(2 * N, 3, 2)),
+        )
+        self.h_a = nn.Sequential(
+            ResidualBlockWithStride(M, 2 * N, 2), *_hyper_stage(c, 0, conv3x3(2 * N, c.hyper_channels, stride=2))
+        )
+        self.h_mean_s = nn.Sequential(
+            ResidualBlockUpsample(c.hyper_channels, 2 * N, 2), *_hyper_stage(c, 3, subpel_conv3x3(2 * N, M, 2))
+        )
+        self.h_scale_s = nn.Sequential(
+            ResidualBlockUpsample(c.hyper_channels, 2 * N, 2), *_hyper_stage(c, 3, subpel_conv3x3(2 * N, M, 2))
+        )
         s = M // c.num_slices
         support = [M + s * self._num_support(i) for i in range(c.num_slices)]
         self.atten_mean = nn.ModuleList(nn.Sequential(self._swatten(ch)) for ch in support)
@@ -179,8 +205,9 @@ class TCM(CompressionModel):
         m = self.max_support_slices
         return slice_index if m < 0 else min(slice_index, m)
 
-    def _slice_params(self, i: int, latent_means: Tensor, latent_scales: Tensor, y_hat_slices: list[Tensor],
-                      y_size) -> tuple[Tensor, Tensor, Tensor]:
+    def _slice_params(
+        self, i: int, latent_means: Tensor, latent_scales: Tensor, y_hat_slices: list[Tensor], y_size
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Mean and scale of slice ``i`` from the hyperprior and the decoded slices; and the mean support."""
         support = y_hat_slices[: self._num_support(i)]
         mean_support = self.atten_mean[i](torch.cat([latent_means] + support, dim=1))
@@ -214,8 +241,10 @@ class TCM(CompressionModel):
             y_likelihoods.append(likelihood)
             y_hat_slices.append(self._refine(i, mean_support, ste_round(y_slice - mu) + mu))
         x_hat = self.g_s(torch.cat(y_hat_slices, dim=1))
-        return {"x_hat": x_hat[..., : size[0], : size[1]],
-                "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}
+        return {
+            "x_hat": x_hat[..., : size[0], : size[1]],
+            "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods},
+        }
 
     def compress(self, x: Tensor) -> dict:
         """Entropy-code a batch: ``{"strings": [y_strings, z_strings], "shape": z size}``, one string per image."""
@@ -258,8 +287,10 @@ class TCM(CompressionModel):
         for i in range(self.num_slices):
             mu, scale, mean_support = self._slice_params(i, latent_means, latent_scales, y_hat_slices, y_size)
             index = self.gaussian_conditional.build_indexes(scale)
-            values = [dec.decode_stream(index[b].reshape(-1).tolist(), cdf, cdf_lengths, offsets)
-                      for b, dec in enumerate(decoders)]
+            values = [
+                dec.decode_stream(index[b].reshape(-1).tolist(), cdf, cdf_lengths, offsets)
+                for b, dec in enumerate(decoders)
+            ]
             y_q_slice = torch.tensor(values, dtype=torch.float32, device=mu.device).reshape(mu.shape)
             y_hat_slices.append(self._refine(i, mean_support, self.gaussian_conditional.dequantize(y_q_slice, mu)))
         x_hat = self.g_s(torch.cat(y_hat_slices, dim=1)).clamp_(0, 1)

@@ -14,6 +14,7 @@ pads them off-centre in ``SwinBlock`` (which fails for even differences).
 Wherever the published code runs on sides that are multiples of the window,
 both compute the same thing.
 """
+
 from __future__ import annotations
 
 import torch
@@ -94,7 +95,9 @@ class WMSA(nn.Module):
 class Block(nn.Module):
     """Swin Transformer block: window attention and an MLP, each behind a layer norm and a skip."""
 
-    def __init__(self, input_dim: int, output_dim: int, head_dim: int, window_size: int, drop_path: float, type: str = "W"):
+    def __init__(
+        self, input_dim: int, output_dim: int, head_dim: int, window_size: int, drop_path: float, type: str = "W"
+    ):
         super().__init__()
         assert type in ("W", "SW")
         self.ln1 = nn.LayerNorm(input_dim)
@@ -112,7 +115,9 @@ class ConvTransBlock(nn.Module):
     """The transformer-CNN mixture block: a 1x1 conv splits the channels into a residual
     CNN branch (``conv_dim``) and a Swin branch (``trans_dim``), a 1x1 conv fuses them back."""
 
-    def __init__(self, conv_dim: int, trans_dim: int, head_dim: int, window_size: int, drop_path: float, type: str = "W"):
+    def __init__(
+        self, conv_dim: int, trans_dim: int, head_dim: int, window_size: int, drop_path: float, type: str = "W"
+    ):
         super().__init__()
         self.conv_dim, self.trans_dim = conv_dim, trans_dim
         self.trans_block = Block(trans_dim, trans_dim, head_dim, window_size, drop_path, type)
@@ -145,7 +150,9 @@ class SWAtten(AttentionBlock):
     CompressAI's attention block with a Swin block as its non-local branch, between 1x1
     convs to and from ``inter_dim`` channels."""
 
-    def __init__(self, input_dim: int, output_dim: int, head_dim: int, window_size: int, drop_path: float, inter_dim: int = 192):
+    def __init__(
+        self, input_dim: int, output_dim: int, head_dim: int, window_size: int, drop_path: float, inter_dim: int = 192
+    ):
         super().__init__(N=inter_dim)
         self.non_local_block = SwinBlock(inter_dim, inter_dim, head_dim, window_size, drop_path)
         self.in_conv = conv1x1(input_dim, inter_dim)

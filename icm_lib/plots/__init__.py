@@ -1,5 +1,6 @@
 """Figures, drawn from results files so any figure can be redrawn without rerunning
 an experiment. Names say what a figure shows (``map_vs_bpp_shapes_yolo.png``)."""
+
 from __future__ import annotations
 
 from pathlib import Path

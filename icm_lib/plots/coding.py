@@ -7,6 +7,7 @@
 - :func:`region_psnr_figure`: bpp against object PSNR and background PSNR for every codec family.
 - :func:`interactive_examples`: a JupyterLab widget sliding through lambdas and images.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -16,12 +17,20 @@ from icm_lib.evaluate.coding.codecs import codec_identity
 from icm_lib.evaluate.coding.examples import example_panels
 from icm_lib.evaluate.coding.sweep import read_family_results
 
-CLASSICAL_COLOURS = {"jpeg": "#7f7f7f", "webp": "#bcbd22", "avif": "#8c564b", "heic": "#9467bd", "jxl": "#17becf",
-                     "vvc": "#2ca02c"}
+CLASSICAL_COLOURS = {
+    "jpeg": "#7f7f7f",
+    "webp": "#bcbd22",
+    "avif": "#8c564b",
+    "heic": "#9467bd",
+    "jxl": "#17becf",
+    "vvc": "#2ca02c",
+}
 
 
-LOSS_STYLES = {"object": {"color": "#d62728", "linestyle": "-", "marker": "o", "linewidth": 2.0},
-               "mse": {"color": "#1f77b4", "linestyle": "--", "marker": "s", "linewidth": 2.0}}
+LOSS_STYLES = {
+    "object": {"color": "#d62728", "linestyle": "-", "marker": "o", "linewidth": 2.0},
+    "mse": {"color": "#1f77b4", "linestyle": "--", "marker": "s", "linewidth": 2.0},
+}
 OTHER_LOSS_STYLE = {"color": "#e377c2", "linestyle": "-.", "marker": "^", "linewidth": 2.0}
 
 
@@ -44,7 +53,9 @@ def region_psnr_figure(profile: str, dataset: str):
             r = body["results"]
             style = family_style(family, codec_identity(body)["loss"])
             ax.plot(r["bpp"], [np.nan if v is None else v for v in r[key]], label=family, **style)
-        ax.set(xlabel="bits per pixel (real bitstream)", ylabel=f"{title.lower()} PSNR [dB]", title=f"{title} ({dataset})")
+        ax.set(
+            xlabel="bits per pixel (real bitstream)", ylabel=f"{title.lower()} PSNR [dB]", title=f"{title} ({dataset})"
+        )
         ax.set_xscale("log")
         ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(fontsize=8, loc="lower right")

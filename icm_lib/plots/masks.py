@@ -1,6 +1,7 @@
 """Figures of notebook 01: images with their object masks (Eq. (3)'s m) overlaid,
 and the distribution of the object area per image. Both are drawn from the
 files on disk (images, masks), so they can be redrawn at any time."""
+
 from __future__ import annotations
 
 import cv2

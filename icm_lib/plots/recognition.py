@@ -7,6 +7,7 @@ images as a dotted horizontal line. Drawn from the results files of
 :mod:`icm_lib.evaluate.recognition.results`, so a figure is redrawn without
 rerunning anything.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,9 +17,16 @@ import matplotlib.pyplot as plt
 
 from icm_lib.evaluate.recognition.results import MODES, curve_losses, read_curves, read_uncompressed
 
-METRIC_LABELS = {"map": "bbox mAP@[.5:.95]", "map50": "bbox mAP50", "segm_map": "mask mAP@[.5:.95]", "segm_map50": "mask mAP50"}
-ROLE_STYLE = {"object": {"color": "tab:red", "lw": 2.2, "marker": "o", "zorder": 5},
-              "mse": {"color": "tab:blue", "lw": 1.8, "marker": "s", "zorder": 4}}
+METRIC_LABELS = {
+    "map": "bbox mAP@[.5:.95]",
+    "map50": "bbox mAP50",
+    "segm_map": "mask mAP@[.5:.95]",
+    "segm_map50": "mask mAP50",
+}
+ROLE_STYLE = {
+    "object": {"color": "tab:red", "lw": 2.2, "marker": "o", "zorder": 5},
+    "mse": {"color": "tab:blue", "lw": 1.8, "marker": "s", "zorder": 4},
+}
 CLASSICAL_COLOURS = ("tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:gray", "tab:cyan")
 
 
@@ -49,8 +57,14 @@ def plot_map_vs_bpp(folder: Path, metrics: tuple[str, ...] = ("map",), title: st
     losses = {name.split(" (")[0]: loss for name, loss in curve_losses(bodies).items()}
     families = sorted(losses)
     styles = family_styles(losses)
-    fig, axes = plt.subplots(len(metrics), len(modes), figsize=(4.6 * len(modes), 3.6 * len(metrics)),
-                             squeeze=False, sharey="row", sharex=True)
+    fig, axes = plt.subplots(
+        len(metrics),
+        len(modes),
+        figsize=(4.6 * len(modes), 3.6 * len(metrics)),
+        squeeze=False,
+        sharey="row",
+        sharex=True,
+    )
     for r, metric in enumerate(metrics):
         for c, mode in enumerate(modes):
             ax = axes[r][c]

@@ -1,6 +1,7 @@
 """Figures of notebook 02, drawn from the files training wrote: each run's
 ``metrics.jsonl`` (training curves) and ``results/training/<family>.json``
 (rate versus PSNR inside the object mask and over the background)."""
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,9 @@ def _smooth(values: list[float], width: int) -> np.ndarray:
 
 def read_metrics(run_dir: Path, split: str = "train") -> dict[str, list]:
     """A run's logged rows of one split, as columns."""
-    rows = [json.loads(line) for line in (Path(run_dir) / METRICS).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in (Path(run_dir) / METRICS).read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     rows = [r for r in rows if r["split"] == split]
     return {key: [r.get(key) for r in rows] for key in (rows[0] if rows else {})}
 
@@ -111,8 +114,12 @@ def plot_validation_curves(runs: dict[str, Path]):
     if pixel_share:
         axes[3].axhline(float(np.mean(pixel_share)), color="grey", lw=1, label="objects' share of the pixels")
         axes[3].legend(fontsize=7)
-    titles = ("bpp (real; dotted: images without objects)", "PSNR inside the objects (dB)", "PSNR on the background (dB)",
-              "share of the bits inside the objects")
+    titles = (
+        "bpp (real; dotted: images without objects)",
+        "PSNR inside the objects (dB)",
+        "PSNR on the background (dB)",
+        "share of the bits inside the objects",
+    )
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")

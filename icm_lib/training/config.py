@@ -9,6 +9,7 @@ A finished run is reused only when what made it matches: :func:`recipe_differenc
 compares a run's recorded settings and data with the ones asked for, leaving out
 the settings that change how it ran, not what it learned (:data:`HOW_FIELDS`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,17 @@ from icm_lib.losses import CRITERIA, criterion_kwargs
 
 # Settings that change how a run trains, not what it learns: left out when deciding whether a finished
 # run is the one asked for. A time budget fixes `steps` while the run goes (compared on their own).
-HOW_FIELDS = ("out_dir", "stop_at", "resume", "workers", "cache_images", "time_budget", "checkpoint_every",
-              "val_every", "val_images")
+HOW_FIELDS = (
+    "out_dir",
+    "stop_at",
+    "resume",
+    "workers",
+    "cache_images",
+    "time_budget",
+    "checkpoint_every",
+    "val_every",
+    "val_images",
+)
 
 
 @dataclass
@@ -37,7 +47,9 @@ class TrainConfig:
     lmbda: float = 0.01  # rate-distortion trade-off lambda
     loss_kwargs: dict[str, Any] = field(default_factory=dict)  # the loss's other arguments, e.g. {"average": "object"}
     steps: int = 1000  # optimisation steps of this run
-    stop_at: int = 0  # pause at this step (checkpointed, resumable; 0: run to `steps`); the schedule stays that of `steps`
+    stop_at: int = (
+        0  # pause at this step (checkpointed, resumable; 0: run to `steps`); the schedule stays that of `steps`
+    )
     batch_size: int = 8  # images per step over all processes
     crop_size: int = 256  # square random crop, mask-aware (ObjectMaskDataset)
     lr: float = 1e-4  # Adam on the network's parameters
@@ -126,8 +138,9 @@ def recipe(config: dict[str, Any]) -> dict[str, Any]:
 CODEC_FIELDS = ("profile", "dataset", "model", "model_kwargs", "loss", "lmbda", "loss_kwargs")
 
 
-def recipe_differences(wanted: TrainConfig, recorded: dict[str, Any], steps: bool = True,
-                       only: tuple[str, ...] | None = None) -> list[str]:
+def recipe_differences(
+    wanted: TrainConfig, recorded: dict[str, Any], steps: bool = True, only: tuple[str, ...] | None = None
+) -> list[str]:
     """Each setting in which a recorded run differs from ``wanted``, as ``"lr 0.0001 (asked 0.001)"``.
 
     Args:

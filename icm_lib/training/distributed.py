@@ -7,6 +7,7 @@ entropy bottleneck's quantiles, which only the auxiliary loss trains (outside
 DDP's forward), are kept out of DDP and their gradients averaged here.
 Only rank 0 writes files and prints.
 """
+
 from __future__ import annotations
 
 import datetime

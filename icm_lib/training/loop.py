@@ -6,6 +6,7 @@ states, the scheduler, the step, the per-process random states and, through
 the step, the position in the data order. A non-finite loss stops the run
 before the optimizer touches the weights, so the last checkpoint stays good.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,19 +83,30 @@ def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dic
     steps_per_epoch = len(epoch_indices(len(dataset), cfg.seed, 0, ctx.rank, ctx.world)) // per_rank
     stop = min(cfg.stop_at, cfg.steps) if cfg.stop_at > 0 else cfg.steps
     budget = Budget(cfg.time_budget, run.step) if cfg.time_budget > 0 else None
-    bar = tqdm(total=stop, initial=min(run.step, stop), desc=f"{cfg.loss} lambda={cfg.lmbda:g}", disable=not ctx.is_main, dynamic_ncols=True)
+    bar = tqdm(
+        total=stop,
+        initial=min(run.step, stop),
+        desc=f"{cfg.loss} lambda={cfg.lmbda:g}",
+        disable=not ctx.is_main,
+        dynamic_ncols=True,
+    )
     while run.step < stop:
         epoch, skip = divmod(run.step, steps_per_epoch)
-        indices = epoch_indices(len(dataset), cfg.seed, epoch, ctx.rank, ctx.world)[skip * per_rank:]
+        indices = epoch_indices(len(dataset), cfg.seed, epoch, ctx.rank, ctx.world)[skip * per_rank :]
         # A private generator: creating the loader must not draw from the global stream the crops use.
         generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        loader = DataLoader(dataset, batch_size=per_rank, sampler=indices, drop_last=True, num_workers=cfg.workers, generator=generator)
+        loader = DataLoader(
+            dataset, batch_size=per_rank, sampler=indices, drop_last=True, num_workers=cfg.workers, generator=generator
+        )
         for x, mask in loader:
             _step(run, x.to(ctx.device), mask.to(ctx.device), bar)
             if budget is not None and budget.due(run.step):
                 stop = bar.total = budget.fit(run, layout)
             if cfg.val_every and run.step % cfg.val_every == 0 and run.step < cfg.steps and ctx.is_main:
-                _log(run, {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images, cfg.empty_val_images)})
+                _log(
+                    run,
+                    {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images, cfg.empty_val_images)},
+                )
             if run.step % cfg.checkpoint_every == 0 or run.step == stop:
                 save(run)
             if run.step >= stop:
@@ -139,22 +151,35 @@ class Budget:
         val_seconds, validations = 0.0, self.VALIDATIONS if cfg.val_every else 0
         if run.ctx.is_main and validations:
             started = time.perf_counter()
-            _log(run, {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images, cfg.empty_val_images)})
+            _log(
+                run, {"split": "val", **evaluate_codec(run.model, layout, "val", cfg.val_images, cfg.empty_val_images)}
+            )
             val_seconds = time.perf_counter() - started
         final_share = (cfg.final_val_images or 10**9) / max(cfg.val_images or 10**9, 1)
-        left = self.deadline - time.perf_counter() - val_seconds * (validations + max(1.0, final_share)) - 0.02 * self.seconds
+        left = (
+            self.deadline
+            - time.perf_counter()
+            - val_seconds * (validations + max(1.0, final_share))
+            - 0.02 * self.seconds
+        )
         steps = run.step + max(0, int(left / per_step))
         steps = max(run.step + 1, steps // cfg.checkpoint_every * cfg.checkpoint_every)
         steps = int(distributed.gather(steps, run.ctx)[0])  # rank 0 decides
         cfg.steps = steps
         if validations:  # spread over the steps this call trains
-            cfg.val_every = max(cfg.checkpoint_every, (steps - self.first) // (validations + 1) // cfg.checkpoint_every * cfg.checkpoint_every)
+            cfg.val_every = max(
+                cfg.checkpoint_every,
+                (steps - self.first) // (validations + 1) // cfg.checkpoint_every * cfg.checkpoint_every,
+            )
         run.scheduler.milestones = Counter(cfg.milestones())
         _place_schedule(run.scheduler, run.step)  # a decay point already passed applies now
         if run.ctx.is_main:
-            print(f"[train] {cfg.out_dir.name}: {per_step * 1000:.1f} ms/step, validation {val_seconds:.1f} s: "
-                  f"{steps} steps fit the {self.seconds:.0f} s budget (lr decay at {cfg.milestones()}, "
-                  f"validation every {cfg.val_every})", flush=True)
+            print(
+                f"[train] {cfg.out_dir.name}: {per_step * 1000:.1f} ms/step, validation {val_seconds:.1f} s: "
+                f"{steps} steps fit the {self.seconds:.0f} s budget (lr decay at {cfg.milestones()}, "
+                f"validation every {cfg.val_every})",
+                flush=True,
+            )
         return steps
 
 
@@ -185,11 +210,25 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest convolutions
     optimizer, aux_optimizer = configure_optimizers(model, cfg.lr, cfg.aux_lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones(), gamma=cfg.gamma)
-    criterion = create_criterion(cfg.loss, cfg.lmbda, {"profile": cfg.profile, "dataset": cfg.dataset},
-                                 **cfg.loss_kwargs).to(ctx.device)
-    run = Run(cfg, ctx, model, distributed.wrap(model, ctx, aux_parameter_names(model)), optimizer, aux_optimizer, scheduler, criterion)
+    criterion = create_criterion(
+        cfg.loss, cfg.lmbda, {"profile": cfg.profile, "dataset": cfg.dataset}, **cfg.loss_kwargs
+    ).to(ctx.device)
+    run = Run(
+        cfg,
+        ctx,
+        model,
+        distributed.wrap(model, ctx, aux_parameter_names(model)),
+        optimizer,
+        aux_optimizer,
+        scheduler,
+        criterion,
+    )
     if state is not None:
-        run.step, run.seconds, run.cpu_seconds = int(state["step"]), float(state["seconds"]), float(state.get("cpu_seconds", 0.0))
+        run.step, run.seconds, run.cpu_seconds = (
+            int(state["step"]),
+            float(state["seconds"]),
+            float(state.get("cpu_seconds", 0.0)),
+        )
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
             aux_optimizer.load_state_dict(state["aux_optimizer"])
@@ -213,7 +252,7 @@ def _place_schedule(scheduler: torch.optim.lr_scheduler.MultiStepLR, step: int) 
     """Set a fresh MultiStepLR to where it would be after ``step`` steps (the decays already passed applied)."""
     passed = sum(count for milestone, count in scheduler.milestones.items() if milestone <= step)
     for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
-        group["lr"] = base_lr * scheduler.gamma ** passed
+        group["lr"] = base_lr * scheduler.gamma**passed
     scheduler.last_epoch = step
     scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
@@ -225,14 +264,18 @@ def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]
 
     if own.is_file():
         if not cfg.resume:
-            raise FileExistsError(f"{own} exists from an unfinished run: pass --resume to continue it, or delete {own.parent}")
+            raise FileExistsError(
+                f"{own} exists from an unfinished run: pass --resume to continue it, or delete {own.parent}"
+            )
         model, meta, state = load_checkpoint(own)
         if state is None:
             raise ValueError(f"{own} holds no training state to resume from")
         differences = recipe_differences(cfg, meta.get("train_config") or {}, steps=False, only=CODEC_FIELDS)
         if differences:  # another codec altogether (its schedule and optimizer settings may change on resuming)
-            raise ValueError(f"{own} was trained with other settings ({'; '.join(differences)}): "
-                             f"delete {own.parent} to train it anew, or ask for its settings")
+            raise ValueError(
+                f"{own} was trained with other settings ({'; '.join(differences)}): "
+                f"delete {own.parent} to train it anew, or ask for its settings"
+            )
         return model, state
     if cfg.init is None:
         return create(cfg.model, **cfg.model_kwargs), None
@@ -264,7 +307,9 @@ def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
             f"stopped without saving; {kept} (try a lower --lr)"
         )
     if run.cfg.clip_max_norm > 0:
-        torch.nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], run.cfg.clip_max_norm)
+        torch.nn.utils.clip_grad_norm_(
+            [p for g in run.optimizer.param_groups for p in g["params"]], run.cfg.clip_max_norm
+        )
     run.optimizer.step()
     aux_loss = run.model.aux_loss()
     aux_loss.backward()
@@ -280,17 +325,24 @@ def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
     if run.ctx.is_main:
         _log(run, {"split": "train", **row, "lr": run.optimizer.param_groups[0]["lr"]})
         bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp_loss']:.3f}", obj_psnr=f"{row['object_psnr']:.2f}", refresh=False)
+        bar.set_postfix(
+            loss=f"{row['loss']:.3f}", bpp=f"{row['bpp_loss']:.3f}", obj_psnr=f"{row['object_psnr']:.2f}", refresh=False
+        )
 
 
 def _batch_stats(losses: dict, x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Loss terms and the object region's summed MSE and item count, as one tensor to average."""
     object_mse = masked_mse(x, x_hat.clamp(0, 1), mask)
     has_object = torch.isfinite(object_mse)
-    return torch.stack([
-        losses["loss"].detach(), losses["bpp_loss"].detach(), losses["mse_loss"].detach(),
-        object_mse[has_object].sum(), has_object.sum().to(x.dtype),
-    ]).float()
+    return torch.stack(
+        [
+            losses["loss"].detach(),
+            losses["bpp_loss"].detach(),
+            losses["mse_loss"].detach(),
+            object_mse[has_object].sum(),
+            has_object.sum().to(x.dtype),
+        ]
+    ).float()
 
 
 def save(run: Run) -> Path:
@@ -301,9 +353,13 @@ def save(run: Run) -> Path:
         from icm_lib.checkpoint import save_checkpoint
 
         state = {
-            "optimizer": run.optimizer.state_dict(), "aux_optimizer": run.aux_optimizer.state_dict(),
-            "lr_scheduler": run.scheduler.state_dict(), "step": run.step, "seconds": run.seconds,
-            "cpu_seconds": run.cpu_seconds, "rng": rngs,
+            "optimizer": run.optimizer.state_dict(),
+            "aux_optimizer": run.aux_optimizer.state_dict(),
+            "lr_scheduler": run.scheduler.state_dict(),
+            "step": run.step,
+            "seconds": run.seconds,
+            "cpu_seconds": run.cpu_seconds,
+            "rng": rngs,
         }
         save_checkpoint(path, run.model, _meta(run), training_state=state)
     distributed.barrier(run.ctx)
@@ -313,9 +369,14 @@ def save(run: Run) -> Path:
 def _meta(run: Run) -> dict[str, Any]:
     cfg = run.cfg
     return {
-        "model": cfg.model, "model_config": getattr(run.model, "registry_config", cfg.model_kwargs),
-        "loss": cfg.loss, "lmbda": cfg.lmbda, "method": method(run), "step": run.step,
-        "data": {"profile": cfg.profile, "dataset": cfg.dataset, "split": "train"}, "train_config": cfg.to_meta(),
+        "model": cfg.model,
+        "model_config": getattr(run.model, "registry_config", cfg.model_kwargs),
+        "loss": cfg.loss,
+        "lmbda": cfg.lmbda,
+        "method": method(run),
+        "step": run.step,
+        "data": {"profile": cfg.profile, "dataset": cfg.dataset, "split": "train"},
+        "train_config": cfg.to_meta(),
     }
 
 
@@ -336,7 +397,11 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop the lines a killed session logged after its last checkpoint (write, then rename)."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    keep = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["step"] <= step
+    ]
     write_atomic(path, "".join(line + "\n" for line in keep))
 
 
@@ -345,12 +410,24 @@ def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
     summary = None
     if run.ctx.is_main:
         started = time.perf_counter()
-        val = evaluate_codec(run.model, layout, "val", run.cfg.final_val_images, run.cfg.empty_val_images) | {"seconds": time.perf_counter() - started}
+        val = evaluate_codec(run.model, layout, "val", run.cfg.final_val_images, run.cfg.empty_val_images) | {
+            "seconds": time.perf_counter() - started
+        }
         _log(run, {"split": "val", **val})
         summary = {
-            "model": run.cfg.model, "loss": run.cfg.loss, "lmbda": run.cfg.lmbda, "method": method(run), "step": run.step,
-            "train_seconds": run.seconds, "train_cpu_seconds": run.cpu_seconds, "threads": torch.get_num_threads(),
-            "images_per_second": run.step * run.cfg.batch_size / max(run.seconds, 1e-9), "device": str(run.ctx.device), "processes": run.ctx.world, "val": val, "config": run.cfg.to_meta(),
+            "model": run.cfg.model,
+            "loss": run.cfg.loss,
+            "lmbda": run.cfg.lmbda,
+            "method": method(run),
+            "step": run.step,
+            "train_seconds": run.seconds,
+            "train_cpu_seconds": run.cpu_seconds,
+            "threads": torch.get_num_threads(),
+            "images_per_second": run.step * run.cfg.batch_size / max(run.seconds, 1e-9),
+            "device": str(run.ctx.device),
+            "processes": run.ctx.world,
+            "val": val,
+            "config": run.cfg.to_meta(),
             "data_fingerprint": layout.fingerprint(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }

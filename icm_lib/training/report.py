@@ -9,6 +9,7 @@ package, piecewise cubic interpolation) over the object region and over the
 background: the paper's claim is positive for the first and negative for the
 second.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,13 +31,19 @@ def family_results(codecs: list[TrainedCodec]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for codec in codecs:
         summary = codec.summary()
-        entry = out.setdefault(codec.family, {
-            "name": codec.family, "method": codec.method, "model": codec.model, "loss": codec.loss,
-            "description": f"{codec.model} trained with the {codec.loss} loss; bpp from the real bitstream "
-                           f"(rANS), PSNR over the whole image, the object mask and the background of the "
-                           f"{summary['config']['dataset']} val split",
-            "results": {"codec_id": [], "lmbda": [], **{m: [] for m in METRICS}, "train_seconds": []},
-        })
+        entry = out.setdefault(
+            codec.family,
+            {
+                "name": codec.family,
+                "method": codec.method,
+                "model": codec.model,
+                "loss": codec.loss,
+                "description": f"{codec.model} trained with the {codec.loss} loss; bpp from the real bitstream "
+                f"(rANS), PSNR over the whole image, the object mask and the background of the "
+                f"{summary['config']['dataset']} val split",
+                "results": {"codec_id": [], "lmbda": [], **{m: [] for m in METRICS}, "train_seconds": []},
+            },
+        )
         res = entry["results"]
         res["codec_id"].append(codec.codec_id)
         res["lmbda"].append(codec.lmbda)
@@ -111,8 +118,10 @@ def region_bd_psnr(profile: str, model: str = "tcm-tiny") -> dict[str, float]:
     found = results_by_loss(profile, model)
     missing = [loss for loss in ("mse", "object") if loss not in found]
     if missing:
-        raise FileNotFoundError(f"no training results of {model} with the {' or '.join(missing)} loss at profile {profile}: "
-                                f"train them first (icm train --profile {profile})")
+        raise FileNotFoundError(
+            f"no training results of {model} with the {' or '.join(missing)} loss at profile {profile}: "
+            f"train them first (icm train --profile {profile})"
+        )
     anchor, test = found["mse"]["results"], found["object"]["results"]
     overlap = (max(min(anchor["bpp"]), min(test["bpp"])), min(max(anchor["bpp"]), max(test["bpp"])))
     return {
@@ -140,5 +149,6 @@ def training_times(params: dict[str, Any]) -> dict[str, Any]:
         # CPU time of the training steps: the wall time of one free core, whatever else shared the machine
         "total_cpu_seconds": sum(s.get("train_cpu_seconds", math.nan) for s in done),
         "validation_seconds": sum(s["val"].get("seconds", math.nan) for s in done),
-        "runs_finished": len(done), "runs": len(summaries),
+        "runs_finished": len(done),
+        "runs": len(summaries),
     }

@@ -7,6 +7,7 @@ a function of (seed, epoch) alone, so a resumed run skips exactly the batches
 it had already seen; the random states of torch, numpy and Python (which draw
 the crops) are saved per process and restored.
 """
+
 from __future__ import annotations
 
 import random
@@ -35,7 +36,9 @@ def aux_parameter_names(model: nn.Module) -> list[str]:
 
 def epoch_indices(dataset_len: int, seed: int, epoch: int, rank: int, world: int) -> list[int]:
     """This process's share of one epoch's shuffled order (``DistributedSampler``, drop_last)."""
-    sampler = DistributedSampler(range(dataset_len), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    sampler = DistributedSampler(
+        range(dataset_len), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
+    )
     sampler.set_epoch(epoch)
     return list(sampler)
 
@@ -47,7 +50,12 @@ def rng_state() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
     }
     if torch.cuda.is_available():

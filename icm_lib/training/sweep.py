@@ -19,6 +19,7 @@ registered loss (:data:`icm_lib.losses.CRITERIA`). Codecs live in
 its ``summary.json`` records the settings and data asked for
 (:func:`is_finished`); one made otherwise is refused with what differs.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -41,9 +42,22 @@ from icm_lib.training.loop import CHECKPOINT, SUMMARY, train_codec
 
 # TrainConfig fields a sweep sets per run; every other one of the same name as a TrainingStage setting is taken
 # from the stage as it is, so a setting added to both reaches every run without a list to edit here.
-PER_RUN = ("out_dir", "profile", "model", "loss", "lmbda", "loss_kwargs", "steps", "init", "init_official", "resume",
-           "stop_at")
-SHARED_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in PER_RUN and f.name in fields_of(TrainingStage))
+PER_RUN = (
+    "out_dir",
+    "profile",
+    "model",
+    "loss",
+    "lmbda",
+    "loss_kwargs",
+    "steps",
+    "init",
+    "init_official",
+    "resume",
+    "stop_at",
+)
+SHARED_FIELDS = tuple(
+    f.name for f in fields(TrainConfig) if f.name not in PER_RUN and f.name in fields_of(TrainingStage)
+)
 
 
 class RunMismatch(ValueError):
@@ -108,8 +122,10 @@ def is_finished(cfg: TrainConfig) -> bool:
     if fingerprint and fingerprint != DatasetLayout.of(cfg.profile, cfg.dataset).fingerprint():
         differences.append(f"data (it was trained on other {cfg.profile}/{cfg.dataset} data)")
     if differences:
-        raise RunMismatch(f"{out_dir} holds a codec made otherwise: {'; '.join(differences)}. "
-                          f"Delete the folder to train it anew, or ask for its settings")
+        raise RunMismatch(
+            f"{out_dir} holds a codec made otherwise: {'; '.join(differences)}. "
+            f"Delete the folder to train it anew, or ask for its settings"
+        )
     if summary.get("step", 0) < cfg.steps:
         return False
     verify_checkpoint(out_dir / CHECKPOINT)  # a truncated or altered checkpoint is an error, not a finished run
@@ -124,7 +140,9 @@ def trained_codecs(profile: str) -> list[TrainedCodec]:
             data = read_json(summary)
             if (summary.parent / CHECKPOINT).is_file():
                 method = data.get("method") or criterion_class(loss).method  # summaries before the registry lack it
-                found.append(TrainedCodec(data["model"], loss, float(data["lmbda"]), summary.parent / CHECKPOINT, method))
+                found.append(
+                    TrainedCodec(data["model"], loss, float(data["lmbda"]), summary.parent / CHECKPOINT, method)
+                )
     order = list(CRITERIA)
     return sorted(found, key=lambda c: (order.index(c.loss), -c.lmbda))
 
@@ -136,8 +154,9 @@ def training_stage(params: TrainingStage | dict[str, Any]) -> TrainingStage:
     return TrainingStage.from_params({k: v for k, v in params.items() if k != "RESUME"})
 
 
-def sweep_configs(params: TrainingStage | dict[str, Any], losses: tuple[str, ...] | None = None,
-                  resume: bool | None = None) -> tuple[TrainConfig | None, list[TrainConfig]]:
+def sweep_configs(
+    params: TrainingStage | dict[str, Any], losses: tuple[str, ...] | None = None, resume: bool | None = None
+) -> tuple[TrainConfig | None, list[TrainConfig]]:
     """The base run (None without ``base_steps``) and one run per (loss, lambda) of the stage.
 
     Args:
@@ -154,15 +173,29 @@ def sweep_configs(params: TrainingStage | dict[str, Any], losses: tuple[str, ...
     shared = {name: getattr(stage, name) for name in SHARED_FIELDS} | {"resume": resume}
     base = None
     if stage.base_steps > 0:
-        base = TrainConfig(base_dir(stage.profile, stage.base_loss, stage.model, stage.base_lambda), profile=stage.profile,
-                           loss=stage.base_loss, lmbda=stage.base_lambda, steps=stage.base_steps,
-                           loss_kwargs=stage.loss_kwargs.get(stage.base_loss, {}), **{**shared, "lr": stage.base_lr})
+        base = TrainConfig(
+            base_dir(stage.profile, stage.base_loss, stage.model, stage.base_lambda),
+            profile=stage.profile,
+            loss=stage.base_loss,
+            lmbda=stage.base_lambda,
+            steps=stage.base_steps,
+            loss_kwargs=stage.loss_kwargs.get(stage.base_loss, {}),
+            **{**shared, "lr": stage.base_lr},
+        )
     init = base.out_dir / CHECKPOINT if base else (Path(stage.init) if stage.init else None)
     runs = [
-        TrainConfig(run_dir(stage.profile, loss, model, lmbda), profile=stage.profile, model=model, loss=loss,
-                    lmbda=float(lmbda), steps=stage.steps, init=init if model == stage.model else None,
-                    init_official=stage.init_official and base is None and model == stage.model,
-                    loss_kwargs=stage.loss_kwargs.get(loss, {}), **shared)
+        TrainConfig(
+            run_dir(stage.profile, loss, model, lmbda),
+            profile=stage.profile,
+            model=model,
+            loss=loss,
+            lmbda=float(lmbda),
+            steps=stage.steps,
+            init=init if model == stage.model else None,
+            init_official=stage.init_official and base is None and model == stage.model,
+            loss_kwargs=stage.loss_kwargs.get(loss, {}),
+            **shared,
+        )
         for model, lambdas in _codec_sweeps(stage)
         for loss in losses
         for lmbda in lambdas.get(loss, [])
@@ -191,8 +224,12 @@ def _codec_sweeps(stage: TrainingStage) -> list[tuple[str, dict[str, list[float]
     return [(stage.model, stage.lambdas), *stage.other_models.items()]
 
 
-def train_sweeps(params: TrainingStage | dict[str, Any], losses: tuple[str, ...] | None = None,
-                 ctx: distributed.Context | None = None, resume: bool | None = None) -> list[TrainedCodec]:
+def train_sweeps(
+    params: TrainingStage | dict[str, Any],
+    losses: tuple[str, ...] | None = None,
+    ctx: distributed.Context | None = None,
+    resume: bool | None = None,
+) -> list[TrainedCodec]:
     """Train the base (when asked) and every codec of the sweeps, reusing the finished runs asked for.
 
     Args:
@@ -254,13 +291,17 @@ def train_data_parallel(cfg: TrainConfig, processes: int) -> None:
 
     if cfg.batch_size % processes:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {processes} processes")
-    mp.start_processes(_data_parallel_worker, args=(cfg, processes, _free_port()), nprocs=processes, start_method="spawn")
+    mp.start_processes(
+        _data_parallel_worker, args=(cfg, processes, _free_port()), nprocs=processes, start_method="spawn"
+    )
 
 
 def _data_parallel_worker(rank: int, cfg: TrainConfig, world: int, port: int) -> None:
     import torch
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
+    )
     torch.set_num_threads(1)
     ctx = distributed.setup()
     try:

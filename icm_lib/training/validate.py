@@ -5,6 +5,7 @@ coder) and decoded back; bpp is the bitstream's length in bits over the
 image's pixels, not the entropy estimate. PSNR is reported over the whole
 image, inside the object mask (Eq. 3) and over the background.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,8 +32,9 @@ def load_pair(layout: DatasetLayout, split: str, image_path) -> tuple[torch.Tens
 
 
 @torch.no_grad()
-def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", max_images: int = 0,
-                   empty_images: int = 8) -> dict[str, float]:
+def evaluate_codec(
+    model: nn.Module, layout: DatasetLayout, split: str = "val", max_images: int = 0, empty_images: int = 8
+) -> dict[str, float]:
     """Mean real bpp and mean PSNR (whole, object, background) over a split's images, and where the bits go.
 
     The model is copied before its entropy tables are built (``update``), so a
@@ -70,7 +72,7 @@ def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", 
             total_bits += bit_map.total_bits
             object_pixels, pixels = object_pixels + int(mask.sum()), pixels + mask.numel()
     empty = [r["bpp"] for r in rows if math.isnan(r["object_psnr"])]
-    for path in all_files[len(files):]:
+    for path in all_files[len(files) :]:
         if len(empty) >= empty_images:
             break
         x, mask = load_pair(layout, split, path)
@@ -80,7 +82,8 @@ def evaluate_codec(model: nn.Module, layout: DatasetLayout, split: str = "val", 
         "images": len(rows),
         "object_bit_share": object_bits / total_bits if total_bits > 0 else math.nan,
         "object_pixel_share": object_pixels / pixels if pixels else math.nan,
-        "empty_bpp": _mean(empty), "empty_images": len(empty),
+        "empty_bpp": _mean(empty),
+        "empty_images": len(empty),
     }
 
 

@@ -16,6 +16,7 @@ and elements that cover padding alone are left off the map (``padding_bits``),
 so the map sums exactly to the estimate for sizes that are multiples of 64.
 The share inside the objects is taken of all the bits, padding included.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -34,6 +34,7 @@ and OpenCV's BT.601 ``COLOR_RGB2YCrCb`` rounds its chroma factors, which changes
 chroma sample in five by a level. Bitstreams, decoded images, bpp and PSNR are the
 same as before this change (checked on photo crops at every default quality).
 """
+
 from __future__ import annotations
 
 import io
@@ -189,8 +190,9 @@ class VVCCodec(ImageCodec):
     def __init__(self, qp: int, preset: str = "medium"):
         self.encoder, self.decoder = shutil.which("vvencapp"), shutil.which("vvdecapp")
         if not (self.encoder and self.decoder):
-            raise CodecUnavailable("vvc: vvencapp/vvdecapp are not on PATH "
-                                   "(install VVenC and VVdeC to add the paper's VVC anchor)")
+            raise CodecUnavailable(
+                "vvc: vvencapp/vvdecapp are not on PATH (install VVenC and VVdeC to add the paper's VVC anchor)"
+            )
         self.qp, self.preset = int(qp), preset
         self.setting = f"qp{self.qp}"
 
@@ -205,8 +207,25 @@ class VVCCodec(ImageCodec):
             src, out = Path(tmp) / "in.yuv", Path(tmp) / "out.266"
             src.write_bytes(_yuv420_from_rgb(image))
             width, height = _padded(w), _padded(h)
-            _run([self.encoder, "--preset", self.preset, "-i", str(src), "-s", f"{width}x{height}", "-c", "yuv420",
-                  "--qp", str(self.qp), "-f", "1", "-o", str(out)])
+            _run(
+                [
+                    self.encoder,
+                    "--preset",
+                    self.preset,
+                    "-i",
+                    str(src),
+                    "-s",
+                    f"{width}x{height}",
+                    "-c",
+                    "yuv420",
+                    "--qp",
+                    str(self.qp),
+                    "-f",
+                    "1",
+                    "-o",
+                    str(out),
+                ]
+            )
             # the stream codes the padded picture: prefix the true size (4 bytes, counted in the rate)
             return h.to_bytes(2, "big") + w.to_bytes(2, "big") + out.read_bytes()
 
@@ -253,9 +272,13 @@ def _rgb_from_yuv420(data: bytes, width: int, height: int) -> np.ndarray:
     if len(data) not in (samples, 2 * samples):
         raise RuntimeError(f"decoded YUV has {len(data)} bytes; expected {samples} (8-bit) or {2 * samples} (10-bit)")
     deep = len(data) == 2 * samples
-    flat = torch.from_numpy(np.frombuffer(data, np.dtype("<u2") if deep else np.uint8).astype(np.float64) / (4.0 if deep else 1.0))
-    planes = (flat[:n].reshape(1, 1, height, width),
-              *(flat[n + i * nc : n + (i + 1) * nc].reshape(1, 1, height // 2, width // 2) for i in (0, 1)))
+    flat = torch.from_numpy(
+        np.frombuffer(data, np.dtype("<u2") if deep else np.uint8).astype(np.float64) / (4.0 if deep else 1.0)
+    )
+    planes = (
+        flat[:n].reshape(1, 1, height, width),
+        *(flat[n + i * nc : n + (i + 1) * nc].reshape(1, 1, height // 2, width // 2) for i in (0, 1)),
+    )
     yuv = yuv_420_to_444(planes, mode="nearest")[0].permute(1, 2, 0).numpy()  # chroma: each sample on its 2x2 block
     rgb = (yuv - _YUV_OFFSET) @ np.linalg.inv(_RGB_TO_YUV).T
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
@@ -332,8 +355,15 @@ class LearnedCodec(ImageCodec):
 
     @property
     def identity(self) -> dict:
-        return codec_identity({"model": self.meta.get("model"), "loss": self.meta.get("loss"), "lmbda": self.lmbda,
-                               "method": self.meta.get("method"), "family": self.family})
+        return codec_identity(
+            {
+                "model": self.meta.get("model"),
+                "loss": self.meta.get("loss"),
+                "lmbda": self.lmbda,
+                "method": self.meta.get("method"),
+                "family": self.family,
+            }
+        )
 
     def encode(self, image: np.ndarray, mask: np.ndarray | None = None) -> bytes:
         """The bitstream of an image; ``mask`` (HxW, nonzero = object) is what an ROI codec codes, and only it."""
@@ -368,7 +398,6 @@ def codec_identity(record: dict) -> dict:
     if not out["method"]:
         out["method"] = CRITERIA[out["loss"]].method if out["loss"] in CRITERIA else family
     return out
-
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

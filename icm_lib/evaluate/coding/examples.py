@@ -7,6 +7,7 @@ share of bits inside the objects is compared at similar bpp in numbers.
 Everything is read back from the decoded folders and results files of
 :mod:`icm_lib.evaluate.coding.sweep`; only the bit maps need the models.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,8 +29,10 @@ def _points(profile: str, dataset: str, loss: str) -> list[dict]:
         identity = codec_identity(body)
         if identity["loss"] == loss:
             r = body["results"]
-            points += [{k: r[k][i] for k in r} | {"family": family, "lmbda": identity["lmbda"][i]}
-                       for i in range(len(r["codec_id"]))]
+            points += [
+                {k: r[k][i] for k in r} | {"family": family, "lmbda": identity["lmbda"][i]}
+                for i in range(len(r["codec_id"]))
+            ]
     return points
 
 
@@ -48,8 +51,16 @@ def similar_bpp_pairs(profile: str, dataset: str) -> list[dict]:
         m = min(mses, key=lambda p: abs(np.log(p["bpp"]) - np.log(o["bpp"])))
         pair = {"object_area": o.get("object_area")}
         for role, p in (("object", o), ("mse", m)):
-            pair.update({f"{role}_id": p["codec_id"], f"{role}_lmbda": p["lmbda"], f"{role}_bpp": p["bpp"], f"{role}_object_psnr": p["object_psnr"],
-                         f"{role}_background_psnr": p["background_psnr"], f"{role}_bit_share": p.get("object_bit_share")})
+            pair.update(
+                {
+                    f"{role}_id": p["codec_id"],
+                    f"{role}_lmbda": p["lmbda"],
+                    f"{role}_bpp": p["bpp"],
+                    f"{role}_object_psnr": p["object_psnr"],
+                    f"{role}_background_psnr": p["background_psnr"],
+                    f"{role}_bit_share": p.get("object_bit_share"),
+                }
+            )
         pairs.append(pair)
     return sorted(pairs, key=lambda p: p["object_bpp"])
 
@@ -87,18 +98,24 @@ def example_stems(layout: DatasetLayout, split: str, count: int, min_object_area
     return stems + rest[: count - len(stems)]
 
 
-def example_panels(profile: str, layout: DatasetLayout, split: str, stems: list[str],
-                   codecs: list[LearnedCodec]) -> ExamplePanels:
+def example_panels(
+    profile: str, layout: DatasetLayout, split: str, stems: list[str], codecs: list[LearnedCodec]
+) -> ExamplePanels:
     """Decoded images (labelled with their real bpp) and bit maps (estimated bpp, share in objects) per codec.
 
     The codecs must have coded the split already (:func:`icm_lib.evaluate.coding.sweep.code_split`).
     """
-    panels = ExamplePanels(stems, [read_rgb(layout.images(split) / _name(layout, split, s)) for s in stems],
-                           [read_mask(layout, split, s) for s in stems])
+    panels = ExamplePanels(
+        stems,
+        [read_rgb(layout.images(split) / _name(layout, split, s)) for s in stems],
+        [read_mask(layout, split, s) for s in stems],
+    )
     for codec in codecs:
         records = load_records(profile, layout.name, codec.id, split)
         if records is None or not set(stems) <= set(records["images"]):
-            raise FileNotFoundError(f"{codec.id} has not coded {layout.name}/{split} {stems}: run the coding sweep first")
+            raise FileNotFoundError(
+                f"{codec.id} has not coded {layout.name}/{split} {stems}: run the coding sweep first"
+            )
         folder = codec_dir(profile, layout.name, codec.id) / "images" / split
         decoded = [(read_rgb(folder / f"{s}.png"), f"{records['images'][s]['bpp']:.3f} bpp") for s in stems]
         maps = []
@@ -110,7 +127,9 @@ def example_panels(profile: str, layout: DatasetLayout, split: str, stems: list[
         panels.rows[f"{name}: bits"] = maps
         gates = [gate_map(codec.model, image) for image in panels.inputs]
         if gates[0] is not None:
-            panels.rows[f"{name}: gate"] = [(g, f"gate open on {100 * (g > 0.5).mean():.0f}% of the image") for g in gates]
+            panels.rows[f"{name}: gate"] = [
+                (g, f"gate open on {100 * (g > 0.5).mean():.0f}% of the image") for g in gates
+            ]
             panels.gate_rows.add(f"{name}: gate")
     return panels
 

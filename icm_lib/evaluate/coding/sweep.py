@@ -19,6 +19,7 @@ interruption are redone, finished ones reused (also by a later call with a
 larger or smaller image limit). Results per codec family go to
 ``results/coding/<dataset>/<family>.json`` in CompressAI's results shape.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,21 @@ from icm_lib.metrics import region_psnr_uint8
 from icm_lib.paths import decoded_dir, results_dir
 
 STEM = "03_coding_examples"  # the notebook whose profile section holds the sweep's settings
-MEAN_KEYS = ("bytes", "bpp", "psnr", "object_psnr", "background_psnr", "mse", "object_mse", "background_mse",
-             "encode_s", "decode_s", "estimated_bpp", "object_bit_share", "object_area")
+MEAN_KEYS = (
+    "bytes",
+    "bpp",
+    "psnr",
+    "object_psnr",
+    "background_psnr",
+    "mse",
+    "object_mse",
+    "background_mse",
+    "encode_s",
+    "decode_s",
+    "estimated_bpp",
+    "object_bit_share",
+    "object_area",
+)
 
 
 def codec_dir(profile: str, dataset: str, codec_id: str) -> Path:
@@ -136,9 +150,19 @@ def code_split(codec: ImageCodec, layout: DatasetLayout, split: str, profile: st
 
 
 def _payload(codec: ImageCodec, dataset: str, split: str, records: dict, data: str) -> dict:
-    return {"codec": codec.id, "family": codec.family, "setting": codec.setting, **codec.identity,
-            "fingerprint": codec.fingerprint, "data_fingerprint": data, "dataset": dataset, "split": split, "bpp_source": "real bitstream (8 * bytes / pixels, headers included)",
-            "images": dict(sorted(records.items())), "mean": mean_record(records)}
+    return {
+        "codec": codec.id,
+        "family": codec.family,
+        "setting": codec.setting,
+        **codec.identity,
+        "fingerprint": codec.fingerprint,
+        "data_fingerprint": data,
+        "dataset": dataset,
+        "split": split,
+        "bpp_source": "real bitstream (8 * bytes / pixels, headers included)",
+        "images": dict(sorted(records.items())),
+        "mean": mean_record(records),
+    }
 
 
 def _link_labels(layout: DatasetLayout, split: str, out: Path) -> None:
@@ -152,8 +176,9 @@ def _link_labels(layout: DatasetLayout, split: str, out: Path) -> None:
     link.symlink_to(os.path.relpath(source, link.parent), target_is_directory=True)
 
 
-def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, profile: str,
-                    limit: int | None = None) -> dict:
+def bit_share_split(
+    codec: LearnedCodec, layout: DatasetLayout, split: str, profile: str, limit: int | None = None
+) -> dict:
     """Share of a learned codec's bits inside the object masks, per image (:mod:`icm_lib.evaluate.coding.bitmaps`).
 
     Written to ``bits_<split>.json`` beside the records and reused like them.
@@ -167,16 +192,28 @@ def bit_share_split(codec: LearnedCodec, layout: DatasetLayout, split: str, prof
     same = done.get("fingerprint") == codec.fingerprint and done.get("data_fingerprint") == data
     images = done.get("images", {}) if same else {}
     todo = [f for f in files if f.stem not in images]
-    for file in tqdm(todo, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False, disable=not todo):
+    for file in tqdm(
+        todo, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False, disable=not todo
+    ):
         mask = read_mask(layout, split, file.stem)
         bitmap = bit_allocation_map(codec.model, read_rgb(file), mask)
-        images[file.stem] = {"estimated_bpp": bitmap.bpp, "object_bit_share": bitmap.object_share(mask),
-                             "object_area": float((mask > 0).mean())}
+        images[file.stem] = {
+            "estimated_bpp": bitmap.bpp,
+            "object_bit_share": bitmap.object_share(mask),
+            "object_area": float((mask > 0).mean()),
+        }
 
     def payload(chosen: dict) -> dict:
-        return {"codec": codec.id, "fingerprint": codec.fingerprint, "data_fingerprint": data, "dataset": layout.name, "split": split,
-                "bpp_source": "entropy estimate (-log2 likelihoods of y and z)", "images": dict(sorted(chosen.items())),
-                "mean": mean_record(chosen)}
+        return {
+            "codec": codec.id,
+            "fingerprint": codec.fingerprint,
+            "data_fingerprint": data,
+            "dataset": layout.name,
+            "split": split,
+            "bpp_source": "entropy estimate (-log2 likelihoods of y and z)",
+            "images": dict(sorted(chosen.items())),
+            "mean": mean_record(chosen),
+        }
 
     if todo:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +237,7 @@ def learned_codecs(profile: str) -> list[LearnedCodec]:
 
 def select_codecs(codecs: list[ImageCodec], selectors: list[str]) -> list[ImageCodec]:
     """Codecs matching any selector: ``all``, ``classical``, ``learned``, a family or a codec id."""
+
     def chosen(c: ImageCodec, s: str) -> bool:
         learned = isinstance(c, LearnedCodec)
         return s == "all" or s in (c.family, c.id) or (s == "learned" and learned) or (s == "classical" and not learned)
@@ -207,8 +245,9 @@ def select_codecs(codecs: list[ImageCodec], selectors: list[str]) -> list[ImageC
     return [c for c in codecs if any(chosen(c, s) for s in selectors)]
 
 
-def all_codecs(profile: str, classical: list[str] | None = None,
-               qualities: dict[str, list[int]] | None = None) -> tuple[list[ImageCodec], list[str]]:
+def all_codecs(
+    profile: str, classical: list[str] | None = None, qualities: dict[str, list[int]] | None = None
+) -> tuple[list[ImageCodec], list[str]]:
     """The profile's learned codecs followed by the classical anchors.
 
     Args:
@@ -228,19 +267,32 @@ def write_family_results(profile: str, dataset: str, split: str, family: str, pa
     if all("object_bit_share" in p["mean"] for p in payloads):
         keys += ["estimated_bpp", "object_bit_share", "object_area"]
     identity = codec_identity(payloads[0])
-    results = {"codec_id": [p["codec"] for p in payloads], "setting": [p["setting"] for p in payloads],
-               "lmbda": [codec_identity(p)["lmbda"] for p in payloads]}
+    results = {
+        "codec_id": [p["codec"] for p in payloads],
+        "setting": [p["setting"] for p in payloads],
+        "lmbda": [codec_identity(p)["lmbda"] for p in payloads],
+    }
     results.update({k: [p["mean"].get(k, math.nan) for p in payloads] for k in keys})
-    description = (f"{family} on {dataset}/{split} ({payloads[0]['mean']['n']} images): bpp from the real bitstream "
-                   "(8 * bytes / pixels, headers included); PSNR in dB averaged per image over the whole image, "
-                   "the object mask (object_psnr) and its complement (background_psnr)")
+    description = (
+        f"{family} on {dataset}/{split} ({payloads[0]['mean']['n']} images): bpp from the real bitstream "
+        "(8 * bytes / pixels, headers included); PSNR in dB averaged per image over the whole image, "
+        "the object mask (object_psnr) and its complement (background_psnr)"
+    )
     if "object_bit_share" in keys:
-        description += ("; object_bit_share: share of the entropy-estimate bits (-log2 likelihoods of y and z, "
-                        "estimated_bpp) spent inside the object mask, object_area: the mask's share of the pixels")
+        description += (
+            "; object_bit_share: share of the entropy-estimate bits (-log2 likelihoods of y and z, "
+            "estimated_bpp) spent inside the object mask, object_area: the mask's share of the pixels"
+        )
     path = results_dir(profile) / "coding" / dataset / f"{family}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"name": family, "description": description, "dataset": dataset, "split": split,
-            **{k: identity[k] for k in ("method", "model", "loss")}, "results": results}
+    body = {
+        "name": family,
+        "description": description,
+        "dataset": dataset,
+        "split": split,
+        **{k: identity[k] for k in ("method", "model", "loss")},
+        "results": results,
+    }
     write_json(path, body)
     return path
 
@@ -253,8 +305,9 @@ def write_skipped(profile: str, skipped: list[str]) -> Path:
     return path
 
 
-def sweep_codec(codec: ImageCodec, profile: str, dataset: str, split: str, limit: int | None,
-                bitmap_limit: int | None) -> dict:
+def sweep_codec(
+    codec: ImageCodec, profile: str, dataset: str, split: str, limit: int | None, bitmap_limit: int | None
+) -> dict:
     """One codec of a sweep: :func:`code_split`, plus the bit shares of a learned codec; returns the payload."""
     layout = DatasetLayout.of(profile, dataset)
     payload = code_split(codec, layout, split, profile, limit)
@@ -271,8 +324,15 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def code_codecs(codecs: list[ImageCodec], profile: str, dataset: str, split: str, limit: int | None = None,
-                bitmap_limit: int | None = 0, workers: int = 1) -> list[dict]:
+def code_codecs(
+    codecs: list[ImageCodec],
+    profile: str,
+    dataset: str,
+    split: str,
+    limit: int | None = None,
+    bitmap_limit: int | None = 0,
+    workers: int = 1,
+) -> list[dict]:
     """:func:`sweep_codec` for each codec (``bitmap_limit`` 0: no bit shares), ``workers`` codecs at once,
     each in its own single-threaded process (1: here, in turn). Returns the payloads in the order of ``codecs``."""
     args = (profile, dataset, split, limit, bitmap_limit)
@@ -296,8 +356,16 @@ def code_codecs(codecs: list[ImageCodec], profile: str, dataset: str, split: str
     return payloads
 
 
-def coding_sweep(profile: str, dataset: str, split: str, codecs: list[ImageCodec], limit: int | None = None,
-                 skipped: list[str] = (), bitmap_limit: int | None = None, workers: int = 1) -> dict[str, Path]:
+def coding_sweep(
+    profile: str,
+    dataset: str,
+    split: str,
+    codecs: list[ImageCodec],
+    limit: int | None = None,
+    skipped: list[str] = (),
+    bitmap_limit: int | None = None,
+    workers: int = 1,
+) -> dict[str, Path]:
     """Code a split with every codec (reusing finished work) and write one results file per family.
 
     Args:
@@ -326,8 +394,14 @@ def read_family_results(profile: str, dataset: str) -> dict[str, dict]:
 
 def coding_record(stage, codecs: list[ImageCodec], skipped: list[str]) -> dict:
     """What notebook 03 and ``icm code`` record of a sweep: the settings coded with (read back by notebook 04) and the codecs."""
-    return {"config": stage.to_params(), "datasets": stage.datasets, "split": stage.split,
-            "codecs": [c.id for c in codecs], "identities": {c.id: c.identity for c in codecs}, "skipped": skipped}
+    return {
+        "config": stage.to_params(),
+        "datasets": stage.datasets,
+        "split": stage.split,
+        "codecs": [c.id for c in codecs],
+        "identities": {c.id: c.identity for c in codecs},
+        "skipped": skipped,
+    }
 
 
 def _cli(args: argparse.Namespace) -> int:
@@ -346,8 +420,16 @@ def _cli(args: argparse.Namespace) -> int:
     if not chosen:
         raise UserError(f"no codec matches {args.codecs}; available: {sorted({c.family for c in codecs})}")
     for dataset in stage.datasets:
-        for family, path in coding_sweep(args.profile, dataset, stage.split, chosen, stage.limit or None, skipped,
-                                         stage.bitmap_images or None, stage.workers).items():
+        for family, path in coding_sweep(
+            args.profile,
+            dataset,
+            stage.split,
+            chosen,
+            stage.limit or None,
+            skipped,
+            stage.bitmap_images or None,
+            stage.workers,
+        ).items():
             print(f"[coding] {dataset}/{stage.split} {family}: {path}")
     record(STEM, args.profile, coding_record(stage, chosen, skipped))
     return 0
@@ -355,8 +437,14 @@ def _cli(args: argparse.Namespace) -> int:
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("code", help="encode and decode dataset splits with learned and classical codecs (notebook 03)")
-    p.add_argument("--profile", default="demo", help="smoke | demo | paper: defaults from its 03_coding_examples section")
-    p.add_argument("--codecs", nargs="+", default=["all"],
-                   help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)")
+    p.add_argument(
+        "--profile", default="demo", help="smoke | demo | paper: defaults from its 03_coding_examples section"
+    )
+    p.add_argument(
+        "--codecs",
+        nargs="+",
+        default=["all"],
+        help="all | classical | learned | a family (jpeg, tcm-tiny-object) | a codec id (jpeg@q30)",
+    )
     CodingStage.add_arguments(p, skip=("n_examples", "object_lambda", "interactive"))
     p.set_defaults(func=_cli)

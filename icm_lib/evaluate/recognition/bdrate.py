@@ -12,6 +12,7 @@ spelled out, unless ``drop_dominated`` keeps only the points no lower-rate point
 beats (the rate-accuracy Pareto front); the dropped points are named in the
 reason. Curves with fewer than ``min_points`` points (VCEG: 4) also give NaN.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,9 @@ class Curve:
     metric: list[float]
 
 
-def prepare_curve(curve: Curve, min_points: int = 4, drop_dominated: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def prepare_curve(
+    curve: Curve, min_points: int = 4, drop_dominated: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Sort a curve by rate and check it is usable for BD-rate.
 
     Returns:
@@ -63,7 +66,9 @@ def prepare_curve(curve: Curve, min_points: int = 4, drop_dominated: bool = Fals
     if drop_dominated:
         front = _pareto_front(metric)
         if len(front) < len(metric):
-            notes.append(f"{len(metric) - len(front)} dominated point(s) dropped (bpp {', '.join(f'{b:.3g}' for b in np.delete(bpp, front))})")
+            notes.append(
+                f"{len(metric) - len(front)} dominated point(s) dropped (bpp {', '.join(f'{b:.3g}' for b in np.delete(bpp, front))})"
+            )
         bpp, metric = bpp[front], metric[front]
     elif np.any(np.diff(metric) <= 0):
         raise ValueError("mAP does not rise strictly with bpp")
@@ -82,7 +87,9 @@ def _pareto_front(metric: np.ndarray) -> list[int]:
     return front
 
 
-def bd_rate(anchor: Curve, test: Curve, method: str = "akima", min_points: int = 4, drop_dominated: bool = False) -> BDRate:
+def bd_rate(
+    anchor: Curve, test: Curve, method: str = "akima", min_points: int = 4, drop_dominated: bool = False
+) -> BDRate:
     """Bjontegaard-delta rate of ``test`` against ``anchor`` at equal metric, in percent.
 
     Never raises for a bad curve: returns ``BDRate(nan, reason)`` instead.
@@ -157,4 +164,3 @@ def write_table(table: dict, json_path: Path, description: str, title: str = "")
     write_json(json_path, payload)
     write_atomic(md_path, table_markdown(table, title))
     return json_path, md_path
-

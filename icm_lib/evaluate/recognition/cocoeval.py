@@ -13,6 +13,7 @@ evaluation with no ground-truth object scores NaN (COCOeval's -1).
 Deviation: ``max_dets`` can raise COCOeval's 100-detection cap; VisDrone's own
 toolkit uses 500 because its images hold hundreds of small objects.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -121,7 +122,11 @@ def _average_precisions(evaluator: COCOeval) -> dict[str, float]:
         valid = p[p > -1]
         return float(valid.mean()) if valid.size else math.nan
 
-    return {"map": mean(precision), "map50": mean(precision[np.isclose(ious, 0.5)]), "map75": mean(precision[np.isclose(ious, 0.75)])}
+    return {
+        "map": mean(precision),
+        "map50": mean(precision[np.isclose(ious, 0.5)]),
+        "map75": mean(precision[np.isclose(ious, 0.75)]),
+    }
 
 
 def _prepared(detections: list[dict], iou_type: str, ids: set[int]) -> list[dict]:

@@ -22,6 +22,7 @@ classical one by default), to fit the CPU budget; the paper fine-tunes on all
 of COCO-Train for every codec. ``icm evaluate --profile P`` runs the same plan
 as notebook 04.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ from icm_lib.evaluate.coding import sweep as coding_sweep
 from icm_lib.evaluate.recognition import results as rr
 from icm_lib.evaluate.recognition.recognizers import Recognizer, build_recognizers
 
-BEST_CLASSICAL = "best-classical"  # finetune selector: the strongest classical family, chosen from the pre-trained curves
+BEST_CLASSICAL = (
+    "best-classical"  # finetune selector: the strongest classical family, chosen from the pre-trained curves
+)
 
 
 @dataclass
@@ -49,14 +52,18 @@ class RecognitionPlan:
 
     datasets: list = field(default_factory=lambda: ["shapes", "aerial"])  # embedded: shapes (COCO), aerial (VisDrone)
     detectors: list = field(default_factory=lambda: ["yolo", "maskrcnn"])  # yolo and/or maskrcnn
-    codecs: list = field(default_factory=lambda: ["learned", "classical"])  # codec selectors (family, id, learned, classical, all)
+    codecs: list = field(
+        default_factory=lambda: ["learned", "classical"]
+    )  # codec selectors (family, id, learned, classical, all)
     classical: list | None = None  # anchor families to build (None: notebook 03's CLASSICAL)
     qualities: dict | None = None  # quality list per anchor family (None: notebook 03's QUALITIES)
     val_images: int | None = None  # score the first N val images by name (None: notebook 03's LIMIT, 0 = all)
     finetune: bool = True  # fine-tune detectors on decoded train images
     finetune_datasets: list = field(default_factory=lambda: ["shapes"])  # datasets whose detectors are fine-tuned
     finetune_detectors: list = field(default_factory=lambda: ["yolo", "maskrcnn"])  # detectors fine-tuned
-    finetune_codecs: list = field(default_factory=lambda: ["learned", BEST_CLASSICAL])  # codec selectors, or best-classical
+    finetune_codecs: list = field(
+        default_factory=lambda: ["learned", BEST_CLASSICAL]
+    )  # codec selectors, or best-classical
     finetune_images: int | None = None  # code and fine-tune on the first N train images (None: all)
     workers: int | None = None  # codecs coding those train images at once (None: 1)
     finetune_epochs: dict = field(default_factory=lambda: {"yolo": 3, "maskrcnn": 2})  # epochs per detector
@@ -89,9 +96,13 @@ class RecognitionPlan:
         if self.classical is None or self.qualities is None or self.val_images is None:
             coding = read_record("03_coding_examples", profile).get("config", {})
         limit = self.val_images if self.val_images is not None else (coding.get("LIMIT") or None)
-        return replace(self, classical=self.classical if self.classical is not None else coding.get("CLASSICAL"),
-                       qualities=self.qualities if self.qualities is not None else coding.get("QUALITIES"),
-                       val_images=limit or None, workers=self.workers or 1)
+        return replace(
+            self,
+            classical=self.classical if self.classical is not None else coding.get("CLASSICAL"),
+            qualities=self.qualities if self.qualities is not None else coding.get("QUALITIES"),
+            val_images=limit or None,
+            workers=self.workers or 1,
+        )
 
 
 def validate_paths(plan: RecognitionPlan, profile: str, data_roots: dict | None = None) -> None:
@@ -103,18 +114,24 @@ def validate_paths(plan: RecognitionPlan, profile: str, data_roots: dict | None 
     """
     for name, root in (data_roots or {}).items():
         if not Path(root).expanduser().exists():
-            raise FileNotFoundError(f"{name} data root {root} does not exist: edit DATA_ROOTS in notebooks/params/{profile}.yaml")
+            raise FileNotFoundError(
+                f"{name} data root {root} does not exist: edit DATA_ROOTS in notebooks/params/{profile}.yaml"
+            )
     for detector, per_dataset in (plan.weights or {}).items():
         for dataset, path in (per_dataset or {}).items():
             if path and not Path(path).expanduser().is_file():
-                raise FileNotFoundError(f"{detector} weights for {dataset}: no file {path} "
-                                        f"(edit WEIGHTS in notebooks/params/{profile}.yaml)")
+                raise FileNotFoundError(
+                    f"{detector} weights for {dataset}: no file {path} "
+                    f"(edit WEIGHTS in notebooks/params/{profile}.yaml)"
+                )
     for dataset in plan.datasets:
         layout = DatasetLayout.of(profile, dataset)
         for path in (layout.annotations("val"), layout.images("val")):
             if not path.exists():
-                raise FileNotFoundError(f"dataset {dataset!r} of profile {profile}: missing {path} "
-                                        "(run notebook 01, or import the data with `icm data ...`)")
+                raise FileNotFoundError(
+                    f"dataset {dataset!r} of profile {profile}: missing {path} "
+                    "(run notebook 01, or import the data with `icm data ...`)"
+                )
 
 
 class ScoreCache:
@@ -124,7 +141,9 @@ class ScoreCache:
         self.path = Path(path)
         self.scores = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
 
-    def score(self, recognizer: Recognizer, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None) -> dict:
+    def score(
+        self, recognizer: Recognizer, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None
+    ) -> dict:
         folder = images_dir if images_dir is not None else layout.images("val")
         key = f"{weights}@{os.stat(weights).st_mtime_ns}|{folder}@{os.stat(folder).st_mtime_ns}|{limit}"
         if key not in self.scores:
@@ -137,13 +156,22 @@ def _codec_images(payload: dict, profile: str, dataset: str, split: str) -> Path
     return coding_sweep.codec_dir(profile, dataset, payload["codec"]) / "images" / split
 
 
-def pretrained_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout, codecs: list, plan: RecognitionPlan,
-                      profile: str, cache: ScoreCache) -> dict[str, list[dict]]:
+def pretrained_curves(
+    recognizer: Recognizer,
+    base: Path,
+    layout: DatasetLayout,
+    codecs: list,
+    plan: RecognitionPlan,
+    profile: str,
+    cache: ScoreCache,
+) -> dict[str, list[dict]]:
     """Step 1: the clean detector on every codec's decoded val images; rows per family."""
     rows: dict[str, list[dict]] = {}
     for codec in tqdm(codecs, desc=f"{layout.name}/{recognizer.name} pre-trained", unit="codec"):
         payload = coding_sweep.code_split(codec, layout, "val", profile, plan.val_images)
-        scores = cache.score(recognizer, base, layout, _codec_images(payload, profile, layout.name, "val"), plan.val_images)
+        scores = cache.score(
+            recognizer, base, layout, _codec_images(payload, profile, layout.name, "val"), plan.val_images
+        )
         rows.setdefault(codec.family, []).append({"codec_id": codec.id, "bpp": payload["mean"]["bpp"], **scores})
     return rows
 
@@ -163,29 +191,47 @@ def finetune_selection(codecs: list, selectors: list[str], folder: Path, plan: R
     return chosen
 
 
-def finetuned_curves(recognizer: Recognizer, base: Path, layout: DatasetLayout, codecs: list, plan: RecognitionPlan,
-                     profile: str, cache: ScoreCache) -> dict[str, list[dict]]:
+def finetuned_curves(
+    recognizer: Recognizer,
+    base: Path,
+    layout: DatasetLayout,
+    codecs: list,
+    plan: RecognitionPlan,
+    profile: str,
+    cache: ScoreCache,
+) -> dict[str, list[dict]]:
     """Step 2: fine-tune on each codec's decoded train subset, score on its decoded val images.
     The train subsets are coded first, ``plan.workers`` codecs at once."""
-    trains = coding_sweep.code_codecs(codecs, profile, layout.name, "train", plan.finetune_images, workers=plan.workers or 1)
+    trains = coding_sweep.code_codecs(
+        codecs, profile, layout.name, "train", plan.finetune_images, workers=plan.workers or 1
+    )
     rows: dict[str, list[dict]] = {}
-    for codec, train in tqdm(zip(codecs, trains), total=len(codecs), desc=f"{layout.name}/{recognizer.name} fine-tuning",
-                             unit="codec"):
-        tuned = recognizer.finetuned(base, layout, codec.id, _codec_images(train, profile, layout.name, "train"), profile)
+    for codec, train in tqdm(
+        zip(codecs, trains), total=len(codecs), desc=f"{layout.name}/{recognizer.name} fine-tuning", unit="codec"
+    ):
+        tuned = recognizer.finetuned(
+            base, layout, codec.id, _codec_images(train, profile, layout.name, "train"), profile
+        )
         val = coding_sweep.code_split(codec, layout, "val", profile, plan.val_images)
-        scores = cache.score(recognizer, tuned, layout, _codec_images(val, profile, layout.name, "val"), plan.val_images)
+        scores = cache.score(
+            recognizer, tuned, layout, _codec_images(val, profile, layout.name, "val"), plan.val_images
+        )
         rows.setdefault(codec.family, []).append({"codec_id": codec.id, "bpp": val["mean"]["bpp"], **scores})
     return rows
 
 
-def evaluate_dataset(recognizer: Recognizer, layout: DatasetLayout, codecs: list, plan: RecognitionPlan, profile: str) -> dict:
+def evaluate_dataset(
+    recognizer: Recognizer, layout: DatasetLayout, codecs: list, plan: RecognitionPlan, profile: str
+) -> dict:
     """Steps 1-3 for one dataset and recognizer; returns timings and the results folder."""
     folder = rr.recognition_dir(profile, layout.name, recognizer.name)
     cache = ScoreCache(folder / "evaluations.json")
     timings, start = {}, time.perf_counter()
     base = recognizer.clean(layout, profile)
     timings["train_s"] = time.perf_counter() - start
-    rr.write_uncompressed(folder, recognizer.name, cache.score(recognizer, base, layout, None, plan.val_images), plan.val_images)
+    rr.write_uncompressed(
+        folder, recognizer.name, cache.score(recognizer, base, layout, None, plan.val_images), plan.val_images
+    )
     identities = {c.family: c.identity for c in codecs}
     for family, rows in pretrained_curves(recognizer, base, layout, codecs, plan, profile, cache).items():
         rr.write_curve(folder, family, "pretrained", recognizer.name, rows, plan.val_images, identities[family])
@@ -202,8 +248,11 @@ def evaluate_dataset(recognizer: Recognizer, layout: DatasetLayout, codecs: list
 
 def run_recognition(plan: RecognitionPlan, profile: str, recognizers: list[Recognizer] | None = None) -> dict:
     """Every dataset x detector of the plan; returns ``{dataset: {detector: timings}}``."""
-    recognizers = recognizers if recognizers is not None else build_recognizers(
-        plan.detectors, plan.yolo, plan.maskrcnn, plan.finetune_epochs, plan.weights)
+    recognizers = (
+        recognizers
+        if recognizers is not None
+        else build_recognizers(plan.detectors, plan.yolo, plan.maskrcnn, plan.finetune_epochs, plan.weights)
+    )
     plan = plan.resolved(profile)
     available, skipped = coding_sweep.all_codecs(profile, plan.classical, plan.qualities)
     codecs = coding_sweep.select_codecs(available, plan.codecs)
@@ -214,7 +263,9 @@ def run_recognition(plan: RecognitionPlan, profile: str, recognizers: list[Recog
         layout = DatasetLayout.of(profile, dataset)
         for recognizer in recognizers:
             if recognizer.supports(layout):
-                summary.setdefault(dataset, {})[recognizer.name] = evaluate_dataset(recognizer, layout, codecs, plan, profile)
+                summary.setdefault(dataset, {})[recognizer.name] = evaluate_dataset(
+                    recognizer, layout, codecs, plan, profile
+                )
     return summary
 
 
@@ -237,11 +288,18 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
         mse = next((c for c in table["columns"] if losses.get(c) == rr.BASELINE_LOSS and c.endswith(f"({mode})")), None)
         best = rr.best_classical(table, mode, losses)
         if anchor:
-            result.update(bd_rate_vs_mse=rr.table_value(table, anchor, mse or ""), best_classical=best,
-                          bd_rate_vs_best_classical=rr.table_value(table, anchor, best or ""))
+            result.update(
+                bd_rate_vs_mse=rr.table_value(table, anchor, mse or ""),
+                best_classical=best,
+                bd_rate_vs_best_classical=rr.table_value(table, anchor, best or ""),
+            )
     clean = rr.read_uncompressed(folder)
-    return {**result, "recovered_fraction": rr.recovered_fraction(folder),
-            "uncompressed_map": clean.get("map", math.nan), "uncompressed_map50": clean.get("map50", math.nan)}
+    return {
+        **result,
+        "recovered_fraction": rr.recovered_fraction(folder),
+        "uncompressed_map": clean.get("map", math.nan),
+        "uncompressed_map50": clean.get("map50", math.nan),
+    }
 
 
 def _cli(args: argparse.Namespace) -> int:
@@ -262,7 +320,9 @@ def _cli(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="detector accuracy on decoded images, fine-tuning and BD-rate (notebook 04's plan)")
+    p = sub.add_parser(
+        "evaluate", help="detector accuracy on decoded images, fine-tuning and BD-rate (notebook 04's plan)"
+    )
     p.add_argument("--profile", default="demo")
     RecognitionStage.add_arguments(p, skip=("headline",))
     p.set_defaults(func=_cli)

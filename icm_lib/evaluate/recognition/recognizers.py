@@ -12,6 +12,7 @@ YOLO lives in :mod:`icm_lib.evaluate.recognition.yolo`, Mask R-CNN in
 :mod:`icm_lib.evaluate.recognition.maskrcnn.train`; a fake recognizer in the tests stands in
 for both where only the plumbing is tested.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -46,7 +47,9 @@ class Recognizer(ABC):
         """``base`` fine-tuned on a codec's decoded train images (``train_images``; same stems); cached."""
 
     @abstractmethod
-    def evaluate(self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None) -> dict[str, float]:
+    def evaluate(
+        self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None
+    ) -> dict[str, float]:
         """Scores on the first ``limit`` val images by name (all when None), read from ``images_dir``
         (a codec's decoded val folder) or the original images when None."""
 
@@ -70,19 +73,27 @@ class YoloRecognizer(Recognizer):
         given = (self.weights or {}).get(layout.name)
         if given:
             return _existing(given, f"YOLO weights for {layout.name}")
-        return detection.train_yolo(layout.yolo_yaml, detectors_dir(profile) / "yolo" / layout.name / "clean", self.config_for(layout))
+        return detection.train_yolo(
+            layout.yolo_yaml, detectors_dir(profile) / "yolo" / layout.name / "clean", self.config_for(layout)
+        )
 
     def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
         run_dir = detectors_dir(profile) / "yolo" / layout.name / "finetuned" / codec_id
         val_images = Path(train_images).parent / "val"
         if not val_images.is_dir():
             val_images = layout.images("val")
-        data = detection.write_data_yaml(run_dir.parent / f"{codec_id}.yaml", train_images, val_images,
-                                         detection.class_names(layout.annotations("train")))
+        data = detection.write_data_yaml(
+            run_dir.parent / f"{codec_id}.yaml",
+            train_images,
+            val_images,
+            detection.class_names(layout.annotations("train")),
+        )
         config = self.config_for(layout).finetuned(self.finetune_epochs, lr0=self.finetune_lr)
         return detection.train_yolo(data, run_dir, config, init=base)
 
-    def evaluate(self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None) -> dict[str, float]:
+    def evaluate(
+        self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None
+    ) -> dict[str, float]:
         files = layout.image_files("val")[:limit]
         if images_dir is not None:
             files = [Path(images_dir) / f"{f.stem}.png" for f in files]
@@ -112,15 +123,26 @@ class MaskRCNNRecognizer(Recognizer):
 
     def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
         n_images = _check_first_by_id(layout, Path(train_images))
-        config = replace(self.config, epochs=self.finetune_epochs, max_images=n_images,
-                         lr=self.finetune_lr if self.finetune_lr is not None else self.config.lr / 10, warmup_iters=0)
+        config = replace(
+            self.config,
+            epochs=self.finetune_epochs,
+            max_images=n_images,
+            lr=self.finetune_lr if self.finetune_lr is not None else self.config.lr / 10,
+            warmup_iters=0,
+        )
         out = detectors_dir(profile) / "maskrcnn" / layout.name / "finetuned" / f"{codec_id}.pt"
         return segmentation.train_segmenter(layout, out, config, images_dir=train_images, init=base)
 
-    def evaluate(self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None) -> dict[str, float]:
+    def evaluate(
+        self, weights: Path, layout: DatasetLayout, images_dir: Path | None, limit: int | None
+    ) -> dict[str, float]:
         scores = segmentation.evaluate_segmenter(weights, layout, "val", images_dir, max_images=limit)
-        return {"map": scores["bbox_map"], "map50": scores["bbox_map50"],
-                "segm_map": scores["segm_map"], "segm_map50": scores["segm_map50"]}
+        return {
+            "map": scores["bbox_map"],
+            "map50": scores["bbox_map50"],
+            "segm_map": scores["segm_map"],
+            "segm_map50": scores["segm_map50"],
+        }
 
 
 def _check_first_by_id(layout: DatasetLayout, train_images: Path) -> int:
@@ -128,10 +150,12 @@ def _check_first_by_id(layout: DatasetLayout, train_images: Path) -> int:
     the segmenter's ``max_images`` takes (the coder takes the first ones by file name)."""
     stems = {p.stem for p in train_images.glob("*.png")}
     images = sorted(load_coco(layout.annotations("train")).dataset["images"], key=lambda i: i["id"])
-    first = {Path(i["file_name"]).stem for i in images[:len(stems)]}
+    first = {Path(i["file_name"]).stem for i in images[: len(stems)]}
     if first != stems:
-        raise ValueError(f"{train_images}: the coded train images are not the first {len(stems)} by image id; "
-                         "code all train images (FINETUNE_IMAGES: 0) for this dataset")
+        raise ValueError(
+            f"{train_images}: the coded train images are not the first {len(stems)} by image id; "
+            "code all train images (FINETUNE_IMAGES: 0) for this dataset"
+        )
     return len(stems)
 
 
@@ -142,7 +166,9 @@ def _existing(path: str, what: str) -> Path:
     return path
 
 
-def build_recognizers(names: list[str], yolo: dict, maskrcnn: dict, finetune_epochs: dict, weights: dict) -> list[Recognizer]:
+def build_recognizers(
+    names: list[str], yolo: dict, maskrcnn: dict, finetune_epochs: dict, weights: dict
+) -> list[Recognizer]:
     """Recognizers by name from plain parameter dicts (a notebook's parameters cell).
 
     Args:
@@ -157,10 +183,18 @@ def build_recognizers(names: list[str], yolo: dict, maskrcnn: dict, finetune_epo
         if name == "yolo":
             shared = {k: v for k, v in yolo.items() if not isinstance(v, dict)}
             per_dataset = {k: v for k, v in yolo.items() if isinstance(v, dict)}
-            recognizers.append(YoloRecognizer(YoloConfig(**shared), finetune_epochs.get(name, 3), weights=weights.get(name),
-                                              per_dataset=per_dataset))
+            recognizers.append(
+                YoloRecognizer(
+                    YoloConfig(**shared),
+                    finetune_epochs.get(name, 3),
+                    weights=weights.get(name),
+                    per_dataset=per_dataset,
+                )
+            )
         elif name == "maskrcnn":
-            recognizers.append(MaskRCNNRecognizer(SegmenterConfig(**maskrcnn), finetune_epochs.get(name, 2), weights=weights.get(name)))
+            recognizers.append(
+                MaskRCNNRecognizer(SegmenterConfig(**maskrcnn), finetune_epochs.get(name, 2), weights=weights.get(name))
+            )
         else:
             raise ValueError(f"unknown detector {name!r}; expected 'yolo' or 'maskrcnn'")
     return recognizers

@@ -15,6 +15,7 @@ trained with the ``object`` loss (:data:`PAPER_LOSS`), compared with the one
 trained with ``mse`` (:data:`BASELINE_LOSS`); a curve without a loss is a
 classical anchor. BD-rate tables record each row's loss beside its name.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,23 +41,41 @@ def curve_losses(bodies: dict[str, dict]) -> dict[str, str | None]:
     return {name: codec_identity(body)["loss"] for name, body in bodies.items()}
 
 
-def write_curve(folder: Path, family: str, mode: str, detector: str, rows: list[dict], n_images: int | None,
-                identity: dict | None = None) -> Path:
+def write_curve(
+    folder: Path,
+    family: str,
+    mode: str,
+    detector: str,
+    rows: list[dict],
+    n_images: int | None,
+    identity: dict | None = None,
+) -> Path:
     """``<family>_<mode>.json``: one point per codec setting, sorted by bpp, with what the codec is
     (``identity``: ``method``, ``model``, ``loss``, as :attr:`ImageCodec.identity`)."""
     rows = sorted(rows, key=lambda r: r["bpp"])
     keys = [k for k in rows[0] if k != "codec_id"]
-    description = (f"{detector} ({mode}) on {family}-decoded val images ({n_images or 'all'} images): "
-                   "bpp from the real bitstream (mean over images); mAP@[.5:.95] and mAP50 by pycocotools COCOeval")
+    description = (
+        f"{detector} ({mode}) on {family}-decoded val images ({n_images or 'all'} images): "
+        "bpp from the real bitstream (mean over images); mAP@[.5:.95] and mAP50 by pycocotools COCOeval"
+    )
     identity = identity or {}
-    body = {"name": family, "description": description, "detector": detector, "mode": mode,
-            **{k: identity.get(k) for k in ("method", "model", "loss")}, "results": {"codec_id": [r["codec_id"] for r in rows], **{k: [r[k] for r in rows] for k in keys}}}
+    body = {
+        "name": family,
+        "description": description,
+        "detector": detector,
+        "mode": mode,
+        **{k: identity.get(k) for k in ("method", "model", "loss")},
+        "results": {"codec_id": [r["codec_id"] for r in rows], **{k: [r[k] for r in rows] for k in keys}},
+    }
     return write_json(folder / f"{family}_{mode}.json", body)
 
 
 def write_uncompressed(folder: Path, detector: str, scores: dict, n_images: int | None) -> Path:
-    body = {"name": "uncompressed", "description": f"{detector} on the original val images ({n_images or 'all'} images), COCOeval",
-            "results": {k: [v] for k, v in scores.items()}}
+    body = {
+        "name": "uncompressed",
+        "description": f"{detector} on the original val images ({n_images or 'all'} images), COCOeval",
+        "results": {k: [v] for k, v in scores.items()},
+    }
     return write_json(folder / "uncompressed.json", body)
 
 
@@ -90,7 +109,9 @@ def anchor_curve(losses: dict[str, str | None]) -> str | None:
     return (finetuned or objects or [None])[0]
 
 
-def bd_rate_tables(folder: Path, metrics: tuple[str, ...] = ("map",), min_points: int = 4, drop_dominated: bool = False) -> dict[str, dict]:
+def bd_rate_tables(
+    folder: Path, metrics: tuple[str, ...] = ("map",), min_points: int = 4, drop_dominated: bool = False
+) -> dict[str, dict]:
     """Write ``bdrate_<metric>.json`` and ``.md`` for every metric the curves hold; returns the tables."""
     bodies = read_curves(folder)
     losses = curve_losses(bodies)
@@ -99,13 +120,28 @@ def bd_rate_tables(folder: Path, metrics: tuple[str, ...] = ("map",), min_points
         curves = {n: _curve(b, metric) for n, b in bodies.items() if metric in b["results"]}
         if not curves:
             continue
-        table = bd_rate_table(curves, anchor=anchor_curve({n: losses[n] for n in curves}), min_points=min_points,
-                              drop_dominated=drop_dominated)
-        table.update(metric=metric, min_points=min_points, drop_dominated=drop_dominated,
-                     losses={n: losses[n] for n in table["rows"]})
-        description = (f"BD-rate (%) of each row's curve against each column's at equal {metric} "
-                       "(bjontegaard, Akima); negative = the row needs fewer bits")
-        write_table(table, Path(folder) / f"bdrate_{metric}.json", description, title=f"{Path(folder).parent.name} / {Path(folder).name}: {metric}")
+        table = bd_rate_table(
+            curves,
+            anchor=anchor_curve({n: losses[n] for n in curves}),
+            min_points=min_points,
+            drop_dominated=drop_dominated,
+        )
+        table.update(
+            metric=metric,
+            min_points=min_points,
+            drop_dominated=drop_dominated,
+            losses={n: losses[n] for n in table["rows"]},
+        )
+        description = (
+            f"BD-rate (%) of each row's curve against each column's at equal {metric} "
+            "(bjontegaard, Akima); negative = the row needs fewer bits"
+        )
+        write_table(
+            table,
+            Path(folder) / f"bdrate_{metric}.json",
+            description,
+            title=f"{Path(folder).parent.name} / {Path(folder).name}: {metric}",
+        )
         tables[metric] = table
     return tables
 

@@ -19,6 +19,7 @@ images' own size (see ``YoloConfig``), documented in the notebook. Training
 output stays inside ``detectors_dir(profile)``; ``last.pt`` is used, never the
 epoch ultralytics picks on the val split, since val is the evaluation split.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,9 +57,17 @@ class YoloConfig:
 
     def finetuned(self, epochs: int, fraction: float = 1.0, lr0: float | None = None) -> YoloConfig:
         """Settings for fine-tuning on decoded images: fewer epochs, no warm-up, no mosaic at the end."""
-        return YoloConfig(**{**asdict(self), "epochs": epochs, "fraction": fraction, "warmup_epochs": 0.0,
-                             "close_mosaic": min(self.close_mosaic, epochs), "optimizer": "AdamW",
-                             "lr0": lr0 if lr0 is not None else self.lr0 / 4})
+        return YoloConfig(
+            **{
+                **asdict(self),
+                "epochs": epochs,
+                "fraction": fraction,
+                "warmup_epochs": 0.0,
+                "close_mosaic": min(self.close_mosaic, epochs),
+                "optimizer": "AdamW",
+                "lr0": lr0 if lr0 is not None else self.lr0 / 4,
+            }
+        )
 
 
 def device() -> str:
@@ -74,8 +83,11 @@ def write_data_yaml(path: Path, train_images: Path, val_images: Path, names: lis
 
     from icm_lib.io import write_atomic
 
-    data = {"train": str(Path(train_images).resolve()), "val": str(Path(val_images).resolve()),
-            "names": dict(enumerate(names))}
+    data = {
+        "train": str(Path(train_images).resolve()),
+        "val": str(Path(val_images).resolve()),
+        "names": dict(enumerate(names)),
+    }
     write_atomic(Path(path), yaml.safe_dump(data, sort_keys=False))
     return Path(path)
 
@@ -116,16 +128,37 @@ def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | Non
     start = time.perf_counter()
     model = YOLO(str(init) if init else cfg.model_yaml)
     model.train(
-        data=str(data_yaml), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch,
+        data=str(data_yaml),
+        epochs=cfg.epochs,
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
         fraction=int(cfg.fraction) if cfg.fraction > 1 else float(cfg.fraction),
-        nbs=cfg.batch, optimizer=cfg.optimizer, lr0=cfg.lr0, warmup_epochs=cfg.warmup_epochs, mosaic=cfg.mosaic, close_mosaic=cfg.close_mosaic,
-        seed=cfg.seed, workers=0, device=device(), project=str(run_dir.parent.resolve()), name=run_dir.name,
-        exist_ok=True, plots=False, val=False, pretrained=bool(init), verbose=False, amp=device() != "cpu",
+        nbs=cfg.batch,
+        optimizer=cfg.optimizer,
+        lr0=cfg.lr0,
+        warmup_epochs=cfg.warmup_epochs,
+        mosaic=cfg.mosaic,
+        close_mosaic=cfg.close_mosaic,
+        seed=cfg.seed,
+        workers=0,
+        device=device(),
+        project=str(run_dir.parent.resolve()),
+        name=run_dir.name,
+        exist_ok=True,
+        plots=False,
+        val=False,
+        pretrained=bool(init),
+        verbose=False,
+        amp=device() != "cpu",
         trainer=_trainer_class(),
     )
     if not weights.is_file():
         raise RuntimeError(f"ultralytics finished without writing {weights}")
-    payload = {**wanted, "seconds": round(time.perf_counter() - start, 1), "seconds_per_epoch": round((time.perf_counter() - start) / cfg.epochs, 1)}
+    payload = {
+        **wanted,
+        "seconds": round(time.perf_counter() - start, 1),
+        "seconds_per_epoch": round((time.perf_counter() - start) / cfg.epochs, 1),
+    }
     from icm_lib.io import write_atomic
 
     write_atomic(marker, json.dumps(payload, indent=2))
@@ -174,9 +207,18 @@ def predict_coco(weights: Path, images: list[Path], gt, cfg: YoloConfig, chunk: 
     predictor = _multi_label_predictor()
     detections = []
     for i in range(0, len(images), chunk):
-        batch = [str(p) for p in images[i:i + chunk]]
-        for result in model.predict(batch, imgsz=cfg.imgsz, conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det,
-                                    device=device(), verbose=False, stream=True, predictor=predictor):
+        batch = [str(p) for p in images[i : i + chunk]]
+        for result in model.predict(
+            batch,
+            imgsz=cfg.imgsz,
+            conf=cfg.conf,
+            iou=cfg.iou,
+            max_det=cfg.max_det,
+            device=device(),
+            verbose=False,
+            stream=True,
+            predictor=predictor,
+        ):
             detections += _coco_detections(result, ids[Path(result.path).stem], cats)
     return detections
 
@@ -193,9 +235,16 @@ def _multi_label_predictor():
 
     class MultiLabelDetectionPredictor(DetectionPredictor):
         def postprocess(self, preds, img, orig_imgs, **kwargs):
-            preds = nms.non_max_suppression(preds, self.args.conf, self.args.iou, self.args.classes, self.args.agnostic_nms,
-                                            max_det=self.args.max_det, multi_label=True,
-                                            end2end=getattr(self.model, "end2end", False))
+            preds = nms.non_max_suppression(
+                preds,
+                self.args.conf,
+                self.args.iou,
+                self.args.classes,
+                self.args.agnostic_nms,
+                max_det=self.args.max_det,
+                multi_label=True,
+                end2end=getattr(self.model, "end2end", False),
+            )
             if not isinstance(orig_imgs, list):
                 orig_imgs = ops.convert_torch2numpy_batch(orig_imgs)[..., ::-1]
             return self.construct_results(preds, img, orig_imgs)

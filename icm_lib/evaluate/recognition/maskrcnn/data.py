@@ -12,6 +12,7 @@ Labels are the COCO category ids themselves (as torchvision's COCO models do:
 back. Crowd regions are left out of training targets; images with no object
 give empty targets, which torchvision accepts as pure background.
 """
+
 from __future__ import annotations
 
 import random
@@ -126,7 +127,7 @@ def _box_mask(bbox: list[float], height: int, width: int) -> np.ndarray:
     """A filled box, for box-only annotations (VisDrone): Mask R-CNN needs some mask per object."""
     mask = np.zeros((height, width), dtype=np.uint8)
     x, y, w, h = bbox
-    mask[int(y):int(np.ceil(y + h)), int(x):int(np.ceil(x + w))] = 1
+    mask[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = 1
     return mask
 
 

@@ -15,6 +15,7 @@ and RoI samples, and lighter box and mask heads (on the CPU the mask head, run
 on every positive RoI at 14x14, costs more than the slim trunk). Its outputs
 are the same (boxes, labels, scores, per-instance mask probabilities).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -73,9 +74,13 @@ class SegmenterConfig:
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"unknown optimizer {self.optimizer!r}; expected 'sgd' or 'adamw'")
         if min(self.epochs, self.batch_size, self.threads) < 1:
-            raise ValueError(f"epochs, batch_size and threads must be at least 1, got {self.epochs}, {self.batch_size}, {self.threads}")
+            raise ValueError(
+                f"epochs, batch_size and threads must be at least 1, got {self.epochs}, {self.batch_size}, {self.threads}"
+            )
         if len(self.anchor_sizes) != len(FPN_LEVELS) + 1:
-            raise ValueError(f"anchor_sizes needs {len(FPN_LEVELS) + 1} sizes (one per FPN level), got {self.anchor_sizes}")
+            raise ValueError(
+                f"anchor_sizes needs {len(FPN_LEVELS) + 1} sizes (one per FPN level), got {self.anchor_sizes}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict) -> SegmenterConfig:
@@ -91,7 +96,15 @@ class SegmenterConfig:
 
 
 # Fields that shape the network: a fine-tuned model keeps its initial model's values.
-ARCHITECTURE_FIELDS = ("backbone", "width", "fpn_channels", "head_channels", "mask_channels", "mask_convs", "anchor_sizes")
+ARCHITECTURE_FIELDS = (
+    "backbone",
+    "width",
+    "fpn_channels",
+    "head_channels",
+    "mask_channels",
+    "mask_convs",
+    "anchor_sizes",
+)
 
 
 class SlimResNet(resnet.ResNet):
@@ -107,7 +120,11 @@ class SlimResNet(resnet.ResNet):
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         for i, layer in enumerate(layers):
-            setattr(self, f"layer{i + 1}", self._make_layer(resnet.BasicBlock, width * 2**i, layer, stride=1 if i == 0 else 2))
+            setattr(
+                self,
+                f"layer{i + 1}",
+                self._make_layer(resnet.BasicBlock, width * 2**i, layer, stride=1 if i == 0 else 2),
+            )
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -141,7 +158,9 @@ def _resnet50_fpn(config: SegmenterConfig, num_classes: int) -> MaskRCNN:
     backbone = resnet_fpn_backbone(
         backbone_name="resnet50", weights=None, norm_layer=FrozenBatchNorm2d, trainable_layers=3
     )
-    return MaskRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=_anchors(config), **_detector_kwargs(config))
+    return MaskRCNN(
+        backbone, num_classes=num_classes, rpn_anchor_generator=_anchors(config), **_detector_kwargs(config)
+    )
 
 
 def _anchors(config: SegmenterConfig) -> AnchorGenerator:
@@ -165,9 +184,18 @@ def _detector_kwargs(config: SegmenterConfig) -> dict:
 def coco_config(**overrides) -> SegmenterConfig:
     """The paper's setting: ResNet-50-FPN at torchvision's COCO sizes and anchors."""
     values = dict(
-        backbone="resnet50", fpn_channels=256, anchor_sizes=(32, 64, 128, 256, 512), min_size=800, max_size=1333,
-        rpn_proposals_train=2000, rpn_proposals_test=1000, box_samples=512, batch_size=2,
-        optimizer="sgd", lr=0.0025, weight_decay=1e-4,  # torchvision's recipe, lr scaled to the batch
+        backbone="resnet50",
+        fpn_channels=256,
+        anchor_sizes=(32, 64, 128, 256, 512),
+        min_size=800,
+        max_size=1333,
+        rpn_proposals_train=2000,
+        rpn_proposals_test=1000,
+        box_samples=512,
+        batch_size=2,
+        optimizer="sgd",
+        lr=0.0025,
+        weight_decay=1e-4,  # torchvision's recipe, lr scaled to the batch
     )
     return SegmenterConfig(**{**values, **overrides})
 

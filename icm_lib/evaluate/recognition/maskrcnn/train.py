@@ -18,6 +18,7 @@ is that stage for torchvision's Mask R-CNN (models in
 Deviation: on the embedded data the model is the small from-scratch variant
 (see :mod:`icm_lib.evaluate.recognition.maskrcnn.model`), not a COCO-trained ResNet-50.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,8 +93,11 @@ def train_segmenter(
         ``out_path``.
     """
     out_path = Path(out_path)
-    data = {"dataset": _resolved(layout.root), "images_dir": _resolved(images_dir or layout.images("train")),
-            "init": _resolved(init) if init else None}
+    data = {
+        "dataset": _resolved(layout.root),
+        "images_dir": _resolved(images_dir or layout.images("train")),
+        "init": _resolved(init) if init else None,
+    }
     model = None
     if init is not None:
         model, init_config = load_segmenter(init)
@@ -142,8 +146,12 @@ class _Run:
     def __init__(self, model: MaskRCNN, dataset: CocoSegmentationDataset, config: SegmenterConfig):
         generator = torch.Generator().manual_seed(config.seed)
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
-            num_workers=config.workers, generator=generator,
+            dataset,
+            batch_size=config.batch_size,
+            shuffle=True,
+            collate_fn=collate,
+            num_workers=config.workers,
+            generator=generator,
         )
         self.model, self.config, self.epoch, self.history = model, config, 0, []
         params = [p for p in model.parameters() if p.requires_grad]
@@ -197,8 +205,9 @@ def _warmup_cosine(warmup: int, total: int):
     return factor
 
 
-def _save(out_path: Path, run: _Run, num_classes: int, config: SegmenterConfig, data: dict,
-          finished: bool, record: dict) -> None:
+def _save(
+    out_path: Path, run: _Run, num_classes: int, config: SegmenterConfig, data: dict, finished: bool, record: dict
+) -> None:
     """Write the checkpoint atomically (:func:`icm_lib.io.atomic_writer`)."""
     state = {
         "state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
@@ -206,16 +215,22 @@ def _save(out_path: Path, run: _Run, num_classes: int, config: SegmenterConfig, 
         "num_classes": num_classes,
         "meta": {"finished": finished, "data": data, "history": run.history},
         # optimizer state only while unfinished (to resume); a finished checkpoint keeps the weights
-        "training_state": None if finished else {"optimizer": run.optimizer.state_dict(),
-                                                 "scheduler": run.scheduler.state_dict(), "epoch": record["epoch"]},
+        "training_state": None
+        if finished
+        else {
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "epoch": record["epoch"],
+        },
     }
     with atomic_writer(out_path) as fh:
         torch.save(state, fh)
 
 
 @torch.no_grad()
-def predict(model: MaskRCNN, dataset: CocoSegmentationDataset, batch_size: int = 4,
-            desc: str = "Mask R-CNN") -> list[dict]:
+def predict(
+    model: MaskRCNN, dataset: CocoSegmentationDataset, batch_size: int = 4, desc: str = "Mask R-CNN"
+) -> list[dict]:
     """COCO result dicts (bbox, RLE segmentation, score) of ``model`` on every image of ``dataset``.
 
     Detections of category ids absent from the ground truth (unused COCO slots) are dropped.
@@ -235,13 +250,21 @@ def predict(model: MaskRCNN, dataset: CocoSegmentationDataset, batch_size: int =
 def _to_coco(image_id: int, output: dict, known: set[int]) -> list[dict]:
     masks = (output["masks"][:, 0] >= MASK_THRESHOLD).numpy().astype(np.uint8)
     dets = []
-    for box, label, score, mask in zip(output["boxes"].tolist(), output["labels"].tolist(),
-                                       output["scores"].tolist(), masks):
+    for box, label, score, mask in zip(
+        output["boxes"].tolist(), output["labels"].tolist(), output["scores"].tolist(), masks
+    ):
         if label not in known:
             continue
         x1, y1, x2, y2 = box
-        dets.append({"image_id": image_id, "category_id": label, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                     "score": score, "segmentation": encode_mask(mask)})
+        dets.append(
+            {
+                "image_id": image_id,
+                "category_id": label,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "score": score,
+                "segmentation": encode_mask(mask),
+            }
+        )
     return dets
 
 
