@@ -7,6 +7,10 @@ A file is a header followed by the entropy-coded strings of ``model.compress``
     | checkpoint fingerprint (8 bytes) | original height, width (u16 each)
     | string count (u8) | string lengths (u32 each) | strings | CRC-32 (u32)
 
+An ROI codec (:mod:`icm_lib.models.roi`) writes three strings, the third
+the object mask on its latent grid; it takes the mask at encoding time and
+its decoder reads it from the file.
+
 Bits per pixel = 8 * file size / (H * W), header included. Images of any size
 are replicate-padded to a multiple of 64 before coding and cropped back after
 decoding. The decoder refuses a file made by other weights or other coding
@@ -47,6 +51,7 @@ from torch.overrides import TorchFunctionMode
 from icm_lib import limits
 from icm_lib.checkpoint import first_non_finite, model_fingerprint
 from icm_lib.errors import UserError
+from icm_lib.models.roi import takes_mask
 
 MAGIC = b"ICMB"
 FORMAT_VERSION = 1
@@ -136,7 +141,7 @@ def working_memory(model: nn.Module, height: int, width: int) -> int:
             None
         ]
         with _coding(model), _LargestOp() as largest:
-            out = model.compress(probe)
+            out = _compress(model, probe, torch.ones(1, 1, PROBE_SIDE, PROBE_SIDE) if takes_mask(model) else None)
             model.decompress(out["strings"], out["shape"])
         per_pixel = largest.bytes / PROBE_SIDE**2
         _bytes_per_pixel[key] = model._icm_bytes_per_pixel = per_pixel
@@ -258,7 +263,7 @@ def _pack_header(header: Header) -> bytes:
     return b"".join(parts)
 
 
-def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: str | None = None) -> bytes:
+def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: str | None = None, mask=None) -> bytes:
     """Code one image into a bitstream file's bytes.
 
     Args:
@@ -266,17 +271,21 @@ def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: 
         image: [3, H, W] float tensor in [0, 1] or HxWx3 uint8 array, any size.
         model_name, fingerprint: recorded in the header; default to the model's registry
             name and :func:`checked_fingerprint`.
+        mask: the object mask an ROI codec (:func:`icm_lib.models.roi.takes_mask`) codes, HxW in {0, 1}
+            (bool, integer or float array or tensor); refused for any other codec.
     Returns:
         The file's bytes; ``bits_per_pixel(data, H, W)`` is its rate.
     """
     x = to_tensor(image)
     height, width = x.shape[-2:]
+    m = _object_mask(model, mask, height, width)
     with _coding(model):
         fingerprint = fingerprint or checked_fingerprint(model)
         check_size(model, height, width, "encoding")
-        x = F.pad(x, (0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE), mode="replicate")
+        pad = (0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE)
+        x = F.pad(x, pad, mode="replicate")
         with _finite_outputs(model, UserError, "broken weights or an image they overflow on"):
-            out = model.compress(x)
+            out = _compress(model, x, None if m is None else F.pad(m, pad))  # the padding holds no object
     if tuple(out["shape"]) != _z_shape(height, width):
         raise RuntimeError(f"{type(model).__name__}: unexpected hyper-latent shape {tuple(out['shape'])}")
     strings = [s[0] for s in out["strings"]]
@@ -289,6 +298,31 @@ def encode(model: nn.Module, image, model_name: str | None = None, fingerprint: 
     )
     body = _pack_header(header) + b"".join(strings)
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _compress(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> dict:
+    return model.compress(x) if mask is None else model.compress(x, mask)
+
+
+def _object_mask(model: nn.Module, mask, height: int, width: int) -> torch.Tensor | None:
+    """The (1, 1, H, W) float mask an ROI codec needs, checked; None for a codec that takes none.
+
+    Raises:
+        UserError: a mask missing for an ROI codec, given to another codec, of another size, or not binary.
+    """
+    name = getattr(model, "registry_name", type(model).__name__)
+    if not takes_mask(model):
+        if mask is not None:
+            raise UserError(f"{name} takes no object mask (only an ROI codec such as mbt2018-mean-roi codes one)")
+        return None
+    if mask is None:
+        raise UserError(f"{name} is an ROI codec: it codes the object mask, give it (icm encode --mask MASK.png)")
+    m = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask).detach().cpu()
+    if m.dim() != 2 or tuple(m.shape) != (height, width):
+        raise UserError(f"object mask of shape {tuple(m.shape)} does not fit the {width}x{height} image (HxW expected)")
+    if not bool(((m == 0) | (m == 1)).all()):
+        raise UserError("object mask is not binary: expected 0 (background) and 1 (object)")
+    return m.float()[None, None]
 
 
 def _z_shape(height: int, width: int) -> tuple[int, int]:

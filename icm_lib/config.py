@@ -201,7 +201,14 @@ class TrainingStage(Stage):
         {"object": [0.05, 0.015, 0.005], "mse": [0.01, 0.003, 0.001]},
         "lambdas per registered loss (icm_lib.losses.CRITERIA): object Eq. 4, mse Eq. 1, task Eq. 2",
     )
-    loss_kwargs: dict = param({}, "other arguments per loss, e.g. {object: {average: object}}")
+    loss_kwargs: dict = param(
+        {}, "other arguments per loss, e.g. {object: {average: object}}, {task: {network: yolo, task_weight: 1000}}"
+    )
+    other_models: dict = param(
+        {},
+        "more codecs of other registered models with the same model_kwargs, "
+        "{model: {loss: [lambdas]}}, e.g. the ROI codec {mbt2018-mean-roi: {object: [0.015]}}",
+    )
     steps: int = param(10500, "steps per codec (fine-tuning steps after a base model)")
     lr: float = param(1e-3, "Adam lr of each codec; TCM's recipe: 1e-4")
     aux_lr: float = param(1e-3, "Adam lr of the entropy bottleneck's quantiles")

@@ -15,6 +15,9 @@ and palette images become RGB, alpha is dropped, 16-bit grayscale samples are
 scaled to 8 bits (``round(v * 255 / 65535)``, not clipped to white), 16-bit
 colour samples keep their high byte (PIL's reading, within one level of that);
 32-bit integer and float images are refused.
+
+An ROI codec (:mod:`icm_lib.models.roi`) codes an object mask given with
+``--mask``: missing, of another size or not binary, it is refused in one line.
 """
 
 from __future__ import annotations
@@ -80,6 +83,28 @@ def read_image(path: Path) -> tuple[np.ndarray, str | None]:
         return to_rgb8(img, Path(path).name)
 
 
+def read_object_mask(path: Path, width: int, height: int) -> np.ndarray:
+    """The HxW bool object mask of an ROI codec from an image file of the image's size, 0 = background and
+    1 or 255 = object (a 1-bit, grayscale or palette PNG); anything else is a one-line :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"mask not found: {path}")
+    with open_image(path) as img:
+        if (img.width, img.height) != (width, height):
+            raise UserError(
+                f"mask {path.name} is {img.width}x{img.height}, the image {width}x{height}: they must match"
+            )
+        try:
+            values = np.asarray(img.convert("L") if img.mode in ("1", "P") else img)
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read mask {path.name}: {str(err).splitlines()[0][:120]}") from None
+    if values.ndim != 2 or not (np.isin(values, (0, 1)).all() or np.isin(values, (0, 255)).all()):
+        raise UserError(
+            f"mask {path.name} is not binary: one channel of 0 (background) and 1 or 255 (objects) expected"
+        )
+    return values > 0
+
+
 @dataclass(frozen=True)
 class CodedFile:
     """What :func:`encode_file` or :func:`decode_file` wrote."""
@@ -93,14 +118,20 @@ class CodedFile:
 
 
 def encode_file(
-    source: Path, output: Path, checkpoint: Path, force: bool = False, note: Callable[[str], None] | None = None
+    source: Path,
+    output: Path,
+    checkpoint: Path,
+    force: bool = False,
+    note: Callable[[str], None] | None = None,
+    mask: Path | None = None,
 ) -> CodedFile:
     """Code the image file ``source`` into the bitstream file ``output`` with a trained codec.
 
     Everything is checked before anything is written or decoded: ``output`` (never the input or
     the checkpoint; an existing file that is not a bitstream only with ``force``), the image's
     size from its header, then the memory the coding would take. ``note`` is told, before the
-    coding starts, what was converted to make the image 8-bit RGB.
+    coding starts, what was converted to make the image 8-bit RGB. ``mask``: the object mask an ROI
+    codec needs (:func:`read_object_mask`), coded into the bitstream.
 
     Raises:
         UserError: any of those checks, an unreadable image or checkpoint.
@@ -109,12 +140,13 @@ def encode_file(
     check_output(output, [source, checkpoint], ("a bitstream", is_bitstream), force)
     with open_image(source) as img:
         limits.check_image_size(img.height, img.width, f"encoding {source.name}")
+        mask = read_object_mask(Path(mask), img.width, img.height) if mask else None
         model, meta, _ = load_checkpoint(checkpoint)
         check_size(model, img.height, img.width, "encoding")
         image, converted = to_rgb8(img, source.name)
     if converted and note is not None:
         note(converted)
-    data = encode(model, image, model_name=meta["model"])
+    data = encode(model, image, model_name=meta["model"], mask=mask)
     write_output(output, data)
     h, w = image.shape[:2]
     return CodedFile(output, h, w, len(data), bits_per_pixel(data, h, w), meta["model"])

@@ -34,7 +34,8 @@ The losses are registered by name, the way CompressAI registers its criteria
 (``compressai.registry.register_criterion``): ``mse`` (Eq. 1), ``object``
 (Eq. 4), ``task`` (Eq. 2). A training run names one (``TrainConfig.loss``) with
 its lambda and keyword arguments (``TrainConfig.loss_kwargs``, e.g.
-``{"average": "object"}``); :func:`create_criterion` builds it. Each class
+``{"average": "object"}``, or ``{"network": "yolo", "task_weight": 1000}`` for
+the task loss); :func:`create_criterion` builds it. Each class
 carries ``method``, the label of the compared method in tables and figures.
 Adding a loss is one :func:`register_criterion` plus its tests.
 """
@@ -83,7 +84,8 @@ def criterion_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         ValueError: an unknown loss, an argument it does not take, or a required one missing.
     """
     cls = criterion_class(name)
-    params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k not in ("self", "lmbda")}
+    skip = ("self", "lmbda", *getattr(cls, "context", ()))
+    params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k not in skip}
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise ValueError(f"loss {name!r} takes no {', '.join(unknown)}; its arguments: {', '.join(params) or 'none'}")
@@ -95,9 +97,15 @@ def criterion_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs.get(k, p.default) for k, p in params.items()}
 
 
-def create_criterion(name: str, lmbda: float, **kwargs: Any) -> nn.Module:
-    """Build the registered loss ``name`` with its lambda and keyword arguments (see :func:`criterion_kwargs`)."""
-    return criterion_class(name)(lmbda=lmbda, **criterion_kwargs(name, kwargs))
+def create_criterion(name: str, lmbda: float, context: dict[str, Any] | None = None, **kwargs: Any) -> nn.Module:
+    """Build the registered loss ``name`` with its lambda and keyword arguments (see :func:`criterion_kwargs`).
+
+    ``context`` holds what a training run knows of itself (``profile``, ``dataset``); a loss receives
+    the entries its class lists in ``context`` (the task loss: whose clean detector to load).
+    """
+    cls = criterion_class(name)
+    given = {k: v for k, v in (context or {}).items() if k in getattr(cls, "context", ())}
+    return cls(lmbda=lmbda, **criterion_kwargs(name, kwargs), **given)
 
 
 def bits_per_pixel(likelihoods: dict[str, Tensor], num_pixels: int) -> Tensor:
@@ -172,32 +180,55 @@ class RateDistortionLoss(nn.Module):
 
 @register_criterion("task", method="task loss")
 class TaskRateDistortionLoss(nn.Module):
-    """Eq. (2), the task-loss form: ``lmbda * D_task + bpp`` with
-    ``D_task = mean_k MSE(f_k(x), f_k(x_hat))`` over the features f_k of a frozen task network.
+    r"""Eq. (2), the task-loss codec: ``bpp + lambda_1 * MSE + lambda_2 * D_task`` with
+    ``lambda_1 = lmbda * 255**2`` and ``lambda_2 = lmbda * task_weight``,
 
-    The network is frozen here (eval mode, no gradients to its weights); gradients
-    still flow through it into the codec.
+        D_task = 1/K sum_k MSE(f_k(x), f_k(x_hat))
+
+    over the K feature maps f_k of a frozen recognition network. One lambda sweeps the rate as for
+    the other losses; ``task_weight`` (= lambda_2 / lambda_1 * 255**2) sets the balance of the two
+    distortions and stays fixed along a sweep.
+
+    The network is frozen here (eval mode, no gradients to its weights, ``train()`` keeps it in
+    eval); gradients still flow through it into the codec. It is named by ``network``
+    (:func:`icm_lib.task_network.load_task_network`): ``"yolo"``, the YOLO detector trained on the
+    clean images of the run's profile and dataset (notebook 04), whose backbone features at
+    strides 8, 16 and 32 are ``f_k`` (why features and not the detection loss: that module's
+    docstring), or a weights file. From Python a module may be given instead (``task_network``,
+    with ``feature_fn(task_network, images)`` when calling it is not what gives the features).
+
+    The default ``task_weight`` weighs the two distortions about equally: on demo ``shapes`` val
+    images JPEG-coded at 0.36-0.99 bpp, ``255**2 * MSE`` was 59-282 and D_task (clean YOLOv5n
+    backbone) 0.11-0.30, a ratio of about 1,000.
 
     Args:
-        lmbda: weight of the task distortion (features are not 8-bit pixels: no 255**2).
-        task_network: the recognition model, e.g. a detector backbone.
-        feature_fn: ``feature_fn(task_network, images) -> Tensor | list[Tensor]``;
-            defaults to calling the network.
+        lmbda: the rate-distortion trade-off (MSE codecs' scale: 0.01 ... 0.001).
+        task_weight: weight of D_task relative to ``255**2 * MSE``.
+        network: ``"yolo"`` or a path to ultralytics detector weights (relative: from the project root).
+        task_network, feature_fn: a frozen network given directly (``network`` is then unused).
+        profile, dataset: whose clean detector ``"yolo"`` is; the training run supplies them.
     """
 
-    needs = (
-        "a frozen recognition network: TrainConfig(loss='task', loss_kwargs={'task_network': <nn.Module>}) "
-        "from Python; no profile, notebook or CLI flag can name one yet"
-    )
+    context = ("profile", "dataset")  # supplied by the training run, not loss settings
 
     def __init__(
         self,
-        lmbda: float,
-        task_network: nn.Module,
+        lmbda: float = 0.003,
+        task_weight: float = 1000.0,
+        network: str = "yolo",
+        task_network: nn.Module | None = None,
         feature_fn: Callable[[nn.Module, Tensor], Tensor | list[Tensor]] | None = None,
+        profile: str = "",
+        dataset: str = "",
     ):
         super().__init__()
-        self.lmbda = lmbda
+        if not 0 <= task_weight < math.inf:
+            raise ValueError(f"task_weight must be a finite number >= 0, got {task_weight}")
+        if task_network is None:
+            from icm_lib.task_network import load_task_network
+
+            task_network = load_task_network(network, profile, dataset)
+        self.lmbda, self.task_weight = lmbda, task_weight
         self.task_network = task_network.eval().requires_grad_(False)
         self.feature_fn = feature_fn or (lambda net, images: net(images))
 
@@ -218,10 +249,10 @@ class TaskRateDistortionLoss(nn.Module):
         task = sum(F.mse_loss(d, r) for d, r in zip(decoded, reference)) / len(reference)
         out = {
             "bpp_loss": bits_per_pixel(output["likelihoods"], n * h * w),
-            "mse_loss": F.mse_loss(output["x_hat"], target).detach(),
+            "mse_loss": F.mse_loss(output["x_hat"], target),
             "task_loss": task,
         }
         if mask is not None:
             out["object_mse_loss"] = object_mse(output["x_hat"], target, mask).detach()
-        out["loss"] = self.lmbda * task + out["bpp_loss"]
+        out["loss"] = self.lmbda * (255**2 * out["mse_loss"] + self.task_weight * task) + out["bpp_loss"]
         return out

@@ -91,3 +91,16 @@ def smoke_coded(smoke_root, tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ICM_ROOT", str(root))
     write_untrained_codecs("smoke", {"object": [0.05, 0.01], "mse": [0.01, 0.002]})
     return root
+
+
+def write_yolo_weights(path: Path, scale: str = "n", classes: int = 3) -> Path:
+    """A YOLOv5 detector built from ultralytics' model yaml (untrained, nothing downloaded), saved as
+    ultralytics saves its weights: what the task loss loads as its frozen network."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel(f"yolov5{scale}.yaml", nc=classes, verbose=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model, "train_args": {}}, path)
+    return path

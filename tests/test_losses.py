@@ -80,11 +80,14 @@ def test_task_loss_uses_frozen_features(pair):
     with torch.no_grad():
         task.weight.fill_(1.0)  # feature = sum of channels
     x_hat.requires_grad_(True)
-    loss = TaskRateDistortionLoss(lmbda=2.0, task_network=task)
+    loss = TaskRateDistortionLoss(lmbda=0.01, task_weight=500.0, task_network=task)
     out = loss(_output(x_hat), x, mask)
     task_mse = (0.3**2 + 0.6**2) / 4  # feature errors 0.3 and 0.6 over 4 feature values
+    mse = (3 * 0.01 + 3 * 0.04) / 12
     assert out["task_loss"].item() == pytest.approx(task_mse)
-    assert out["loss"].item() == pytest.approx(2.0 * task_mse + 2.0)
+    assert out["mse_loss"].item() == pytest.approx(mse)
+    # Eq. (2): bpp + lambda_1 MSE + lambda_2 D_task, lambda_1 = 0.01 * 255**2, lambda_2 = 0.01 * 500
+    assert out["loss"].item() == pytest.approx(0.01 * 255**2 * mse + 0.01 * 500 * task_mse + 2.0)
     out["loss"].backward()
     assert task.weight.grad is None and x_hat.grad.abs().sum() > 0
     assert not loss.train().task_network.training

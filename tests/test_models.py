@@ -9,7 +9,7 @@ from icm_lib.bitstream import decode, encode
 from icm_lib.checkpoint import load_checkpoint, save_checkpoint
 from icm_lib.cli import main
 from icm_lib.errors import UserError
-from icm_lib.models import available, create, parameter_count
+from icm_lib.models import available, create, parameter_count, takes_mask
 
 NAMES = [
     "tcm-tiny",
@@ -19,6 +19,7 @@ NAMES = [
     "bmshj2018-hyperprior",
     "mbt2018-mean",
     "mbt2018-mean-gated",
+    "mbt2018-mean-roi",
     "cheng2020-attn",
 ]
 # Small channel counts keep the baselines' round trips quick; the TCM sizes are what they are.
@@ -26,6 +27,7 @@ TEST_KWARGS = {
     "bmshj2018-hyperprior": {"N": 16, "M": 24},
     "mbt2018-mean": {"N": 16, "M": 24},
     "mbt2018-mean-gated": {"N": 16, "M": 24, "gate_channels": 8},
+    "mbt2018-mean-roi": {"N": 16, "M": 24},
     "cheng2020-attn": {"N": 16},
 }
 SLOW = {"tcm-small", "tcm-medium", "tcm-large"}
@@ -51,14 +53,17 @@ def test_create_overrides_and_unknown_names():
 def test_every_model_round_trips_through_files(tmp_path, name):
     torch.manual_seed(0)
     model = create(name, **TEST_KWARGS.get(name, {}))
-    out = model(torch.rand(2, 3, 64, 64))
+    roi = takes_mask(model)  # an ROI codec is given the object mask (here: the left half)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., :32] = 1
+    out = model(torch.rand(2, 3, 64, 64), mask) if roi else model(torch.rand(2, 3, 64, 64))
     assert out["x_hat"].shape == (2, 3, 64, 64) and set(out["likelihoods"]) == {"y", "z"}
     assert out["likelihoods"]["y"].gt(0).all() and model.aux_loss().item() >= 0
     save_checkpoint(tmp_path / "c.pt", model, {"loss": "mse", "lmbda": 0.01, "step": 0, "data": "none"})
     loaded, meta, _ = load_checkpoint(tmp_path / "c.pt")
     assert meta["model"] == name
     image = torch.rand(3, 45, 70)
-    (tmp_path / "x.icm").write_bytes(encode(loaded, image))
+    (tmp_path / "x.icm").write_bytes(encode(loaded, image, mask=(torch.rand(45, 70) > 0.5) if roi else None))
     decoded = decode(loaded, (tmp_path / "x.icm").read_bytes())
     with torch.no_grad():
         expected = loaded(image[None])["x_hat"][0].clamp(0, 1) if name.startswith("tcm") else None

@@ -141,17 +141,18 @@ def test_nan_loss_stops_without_saving(train_root, tmp_path, monkeypatch):
     assert not (out / loop.SUMMARY).exists()
 
 
-def _task_network() -> torch.nn.Module:
-    """A small frozen convolutional feature extractor standing in for a detector backbone (Eq. 2's f)."""
-    torch.manual_seed(1)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1)
-    )
+def _clean_yolo() -> dict:
+    """The task loss's default network, the profile's clean YOLO detector (Eq. 2's f): a real YOLOv5n built
+    from ultralytics' yaml (untrained) where notebook 04 leaves the trained one; the loss finds it by itself."""
+    from icm_lib.paths import detectors_dir
+    from tests.conftest import write_yolo_weights
+
+    write_yolo_weights(detectors_dir("smoke") / "yolo" / "shapes" / "clean" / "weights" / "last.pt")
+    return {}
 
 
-# what a registered loss needs to train here beyond config()'s settings (the task distortion is in feature
-# units, not 8-bit pixels: its lambda carries no 255**2)
-NEEDS = {"task": lambda: {"lmbda": 1000.0, "loss_kwargs": {"task_network": _task_network()}}}
+# what a registered loss needs to train here beyond config()'s settings
+NEEDS = {"task": _clean_yolo}
 
 
 @pytest.mark.parametrize("loss", sorted(__import__("icm_lib.losses", fromlist=["CRITERIA"]).CRITERIA))
@@ -172,9 +173,11 @@ def test_every_registered_loss_trains_and_its_loss_falls(train_root, tmp_path, l
     assert (meta["loss"], meta["method"], meta["lmbda"]) == (loss, CRITERIA[loss].method, settings.get("lmbda", 0.01))
 
 
-def test_a_loss_that_needs_more_than_a_profile_gives_is_refused_in_one_line(tmp_path):
-    with pytest.raises(ValueError, match=r"loss 'task' needs task_network: a frozen recognition network: .*no profile"):
-        config(tmp_path / "task", loss="task")
+def test_a_loss_that_needs_more_than_a_profile_gives_is_refused_in_one_line(train_root, tmp_path):
+    with pytest.raises(UserError, match=r"the task loss's detector weights .*clean/weights/last.pt do not exist"):
+        loop.train_codec(config(tmp_path / "task", loss="task"))
+    with pytest.raises(ValueError, match=r"loss 'task' takes no layers; its arguments: task_weight, network, "):
+        config(tmp_path / "task", loss="task", loss_kwargs={"layers": [4]})
     with pytest.raises(ValueError, match=r"loss 'mse' takes no average; its arguments: none"):
         config(tmp_path / "mse", loss="mse", loss_kwargs={"average": "object"})
 
@@ -185,3 +188,31 @@ def test_resuming_with_other_settings_is_refused(train_root, tmp_path):
     with pytest.raises(ValueError, match=r"trained with other settings \(lmbda 0.01 \(asked 0.02\)\)"):
         loop.train_codec(config(out, steps=6, lmbda=0.02))
     assert loop.train_codec(config(out, steps=9, lr=1e-4))["step"] == 9  # the same codec, extended and re-planned
+
+
+def test_the_roi_codec_trains_with_the_dataset_masks(train_root, tmp_path):
+    """The ROI codec (a compared method) is given each crop's mask in training and each image's in validation:
+    its Object-MSE loss falls, and an image without objects costs it only the header and the mask."""
+    from icm_lib.checkpoint import load_checkpoint
+
+    out = tmp_path / "roi"
+    summary = loop.train_codec(
+        config(
+            out,
+            loss="object",
+            lmbda=0.05,
+            steps=20,
+            checkpoint_every=10,
+            decay_at=(),
+            model="mbt2018-mean-roi",
+            model_kwargs={"N": 16, "M": 24},
+            empty_val_images=2,
+        )
+    )
+    losses = train_losses(out)
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+    _, meta, _ = load_checkpoint(out / loop.CHECKPOINT)
+    assert meta["method"] == summary["method"] == "ROI, Object-MSE"
+    val = summary["val"]
+    assert val["bpp"] > 0 and val["empty_images"] > 0
+    assert val["empty_bpp"] < 0.02  # header (~47 bytes) and a one-run mask over >= 160x160 pixels

@@ -64,12 +64,48 @@ def test_demo_sweep_trains_every_codec_from_scratch_with_its_own_loss(project_ro
 def test_a_sweep_of_an_unregistered_loss_is_refused(project_root):
     with pytest.raises(ValueError, match="unknown loss 'l2'; registered: object, mse, task"):
         sweep_configs(TrainingStage(profile="smoke", lambdas={"l2": [0.01]}))
-    with pytest.raises(ValueError, match="loss 'task' needs task_network: a frozen recognition network"):
-        sweep_configs(TrainingStage(profile="smoke", lambdas={"task": [0.01]}))
+    with pytest.raises(ValueError, match="loss 'task' takes no detector; its arguments: task_weight, network"):
+        sweep_configs(TrainingStage(profile="smoke", lambdas={"task": [0.01]}, loss_kwargs={"task": {"detector": "x"}}))
+    with pytest.raises(ValueError, match="other_models: unknown model 'roi'; available: "):
+        sweep_configs(TrainingStage(profile="smoke", other_models={"roi": {"object": [0.05]}}))
     with pytest.raises(ValueError, match="02_train_codecs: unknown setting.s. OBJECT_LAMBDAS"):
         TrainingStage.from_params({"OBJECT_LAMBDAS": [0.05]})
     with pytest.raises(ValueError, match="STEPS must be int, got '30k'"):
         TrainingStage.from_params({"STEPS": "30k"})
+
+
+def test_the_compared_methods_are_selectable_in_the_recipe(project_root):
+    """The task loss is one more entry of LAMBDAS (its network named in LOSS_KWARGS), the ROI codec one of
+    OTHER_MODELS: both become runs of the same recipe, in their own folders, from scratch."""
+    stage = TrainingStage.from_profile(
+        "demo",
+        lambdas={"object": [0.015], "mse": [0.003], "task": [0.01, 0.003]},
+        loss_kwargs={"task": {"network": "yolo", "task_weight": 500}},
+        other_models={"mbt2018-mean-roi": {"object": [0.05, 0.015]}},
+    )
+    _, runs = sweep_configs(stage)
+    assert [(r.model, r.loss, r.lmbda) for r in runs] == [
+        ("mbt2018-mean", "object", 0.015),
+        ("mbt2018-mean", "mse", 0.003),
+        ("mbt2018-mean", "task", 0.01),
+        ("mbt2018-mean", "task", 0.003),
+        ("mbt2018-mean-roi", "object", 0.05),
+        ("mbt2018-mean-roi", "object", 0.015),
+    ]
+    assert all(r.model_kwargs == stage.model_kwargs and r.steps == stage.steps and r.init is None for r in runs)
+    assert runs[2].loss_kwargs == {"network": "yolo", "task_weight": 500}
+    assert (
+        runs[4].out_dir
+        == run_dir("demo", "object", "mbt2018-mean-roi", 0.05)
+        != run_dir("demo", "object", "mbt2018-mean", 0.05)
+    )
+    roi_only = TrainingStage.from_profile(
+        "demo", lambdas={"mse": [0.003]}, other_models={"mbt2018-mean-roi": {"object": [0.05]}}
+    )
+    assert [(r.model, r.loss) for r in sweep_configs(roi_only)[1]] == [
+        ("mbt2018-mean", "mse"),
+        ("mbt2018-mean-roi", "object"),
+    ]
 
 
 def test_a_base_model_warm_starts_every_codec(project_root):

@@ -18,7 +18,7 @@ def _note(text: str) -> None:
 
 
 def _encode_cli(args: argparse.Namespace) -> int:
-    coded = encode_file(args.input, args.output, args.checkpoint, args.force, note=_note)
+    coded = encode_file(args.input, args.output, args.checkpoint, args.force, note=_note, mask=args.mask)
     print(f"{coded.path}: {coded.width}x{coded.height}, {coded.bytes} bytes, {coded.bpp:.4f} bpp ({coded.model})")
     return 0
 
@@ -34,6 +34,11 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     enc.add_argument("input", help="image file (any size; grayscale, 16-bit and RGBA are coded as 8-bit RGB)")
     enc.add_argument("output", help="bitstream file to write (.icm)")
     enc.add_argument("--checkpoint", required=True, help="codec checkpoint (icm train output)")
+    enc.add_argument(
+        "--mask",
+        help="object mask of an ROI codec (mbt2018-mean-roi): a PNG of the image's size, "
+        "0 = background, 1 or 255 = object; coded in the bitstream",
+    )
     dec = sub.add_parser("decode", help="decode a bitstream file into an image")
     dec.add_argument("input", help="bitstream file (.icm)")
     dec.add_argument("output", help="image file to write (.png)")

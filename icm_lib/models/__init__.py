@@ -11,6 +11,8 @@ CompressAI's interface (``forward`` -> ``{"x_hat", "likelihoods"}``,
   CompressAI's low-rate channel counts as defaults.
 - ``mbt2018-mean-gated``: the mean-scale hyperprior with a learned spatial gate
   on its latent (:mod:`icm_lib.models.gated`), an experiment towards the demo zoo (not yet stable).
+- ``mbt2018-mean-roi``: the ROI codec, a compared method (:mod:`icm_lib.models.roi`): the mean-scale
+  hyperprior coding only the latents inside an object mask given at coding time (``takes_mask``).
 
 The name and the complete configuration a model was built with are kept on
 the model (``model.registry_name``, ``model.registry_config``: every
@@ -30,6 +32,7 @@ from compressai.models import Cheng2020Attention, MeanScaleHyperprior, ScaleHype
 
 from icm_lib.errors import UserError
 from icm_lib.models.gated import GatedMeanScaleHyperprior
+from icm_lib.models.roi import RoiMeanScaleHyperprior, takes_mask
 from icm_lib.models.tcm import TCM, TCM_SIZES, TCMConfig
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "model_config",
     "parameter_count",
     "register",
+    "takes_mask",
     "with_config",
 ]
 
@@ -126,4 +130,5 @@ for _size, _config in TCM_SIZES.items():
 register("bmshj2018-hyperprior", ScaleHyperprior, N=128, M=192)
 register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
 register("mbt2018-mean-gated", GatedMeanScaleHyperprior, N=128, M=192, gate_channels=32, gate_bias=1.5)
+register("mbt2018-mean-roi", RoiMeanScaleHyperprior, N=128, M=192)
 register("cheng2020-attn", Cheng2020Attention, N=128)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import json_safe, write_atomic, write_json
 from icm_lib.metrics import masked_mse, psnr_from_mse
+from icm_lib.models.roi import takes_mask
 from icm_lib.training import distributed
 from icm_lib.training.config import CODEC_FIELDS, TrainConfig, recipe_differences
 from icm_lib.training.state import (
@@ -209,7 +210,9 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest convolutions
     optimizer, aux_optimizer = configure_optimizers(model, cfg.lr, cfg.aux_lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones(), gamma=cfg.gamma)
-    criterion = create_criterion(cfg.loss, cfg.lmbda, **cfg.loss_kwargs).to(ctx.device)
+    criterion = create_criterion(
+        cfg.loss, cfg.lmbda, {"profile": cfg.profile, "dataset": cfg.dataset}, **cfg.loss_kwargs
+    ).to(ctx.device)
     run = Run(
         cfg,
         ctx,
@@ -292,7 +295,7 @@ def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
     started, cpu_started = time.perf_counter(), time.process_time()
     run.optimizer.zero_grad(set_to_none=True)
     run.aux_optimizer.zero_grad(set_to_none=True)
-    out = run.net(x)
+    out = run.net(x, mask) if takes_mask(run.model) else run.net(x)  # an ROI codec is given the object mask
     losses = run.criterion(out, x, mask)
     losses["loss"].backward()
     stats = distributed.average(_batch_stats(losses, out["x_hat"].detach(), x, mask), run.ctx)
@@ -370,11 +373,17 @@ def _meta(run: Run) -> dict[str, Any]:
         "model_config": getattr(run.model, "registry_config", cfg.model_kwargs),
         "loss": cfg.loss,
         "lmbda": cfg.lmbda,
-        "method": run.criterion.method,
+        "method": method(run),
         "step": run.step,
         "data": {"profile": cfg.profile, "dataset": cfg.dataset, "split": "train"},
         "train_config": cfg.to_meta(),
     }
+
+
+def method(run: Run) -> str:
+    """The compared method's label: the loss's (``Object-MSE``), after the model's when it has one (``ROI, Object-MSE``)."""
+    model_method = getattr(run.model, "method", None)
+    return f"{model_method}, {run.criterion.method}" if model_method else run.criterion.method
 
 
 def _log(run: Run, row: dict[str, Any]) -> None:
@@ -409,7 +418,7 @@ def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
             "model": run.cfg.model,
             "loss": run.cfg.loss,
             "lmbda": run.cfg.lmbda,
-            "method": run.criterion.method,
+            "method": method(run),
             "step": run.step,
             "train_seconds": run.seconds,
             "train_cpu_seconds": run.cpu_seconds,

@@ -42,7 +42,19 @@ from icm_lib.training.loop import CHECKPOINT, SUMMARY, train_codec
 
 # TrainConfig fields a sweep sets per run; every other one of the same name as a TrainingStage setting is taken
 # from the stage as it is, so a setting added to both reaches every run without a list to edit here.
-PER_RUN = ("out_dir", "profile", "loss", "lmbda", "loss_kwargs", "steps", "init", "init_official", "resume", "stop_at")
+PER_RUN = (
+    "out_dir",
+    "profile",
+    "model",
+    "loss",
+    "lmbda",
+    "loss_kwargs",
+    "steps",
+    "init",
+    "init_official",
+    "resume",
+    "stop_at",
+)
 SHARED_FIELDS = tuple(
     f.name for f in fields(TrainConfig) if f.name not in PER_RUN and f.name in fields_of(TrainingStage)
 )
@@ -155,7 +167,7 @@ def sweep_configs(
     stage = training_stage(params)
     if resume is None:
         resume = params.get("RESUME", True) if isinstance(params, dict) else True
-    losses = tuple(stage.lambdas) if losses is None else tuple(losses)
+    losses = sweep_losses(stage) if losses is None else tuple(losses)
     for loss in losses:
         criterion_class(loss)  # an unknown loss name is refused with the registered ones
     shared = {name: getattr(stage, name) for name in SHARED_FIELDS} | {"resume": resume}
@@ -173,20 +185,43 @@ def sweep_configs(
     init = base.out_dir / CHECKPOINT if base else (Path(stage.init) if stage.init else None)
     runs = [
         TrainConfig(
-            run_dir(stage.profile, loss, stage.model, lmbda),
+            run_dir(stage.profile, loss, model, lmbda),
             profile=stage.profile,
+            model=model,
             loss=loss,
             lmbda=float(lmbda),
             steps=stage.steps,
-            init=init,
-            init_official=stage.init_official and base is None,
+            init=init if model == stage.model else None,
+            init_official=stage.init_official and base is None and model == stage.model,
             loss_kwargs=stage.loss_kwargs.get(loss, {}),
             **shared,
         )
+        for model, lambdas in _codec_sweeps(stage)
         for loss in losses
-        for lmbda in stage.lambdas.get(loss, [])
+        for lmbda in lambdas.get(loss, [])
     ]
     return base, runs
+
+
+def sweep_losses(stage: TrainingStage) -> tuple[str, ...]:
+    """Every loss the stage trains a codec with: those of ``lambdas``, then any only ``other_models`` use."""
+    extra = [loss for lambdas in stage.other_models.values() if isinstance(lambdas, dict) for loss in lambdas]
+    return tuple(dict.fromkeys([*stage.lambdas, *extra]))
+
+
+def _codec_sweeps(stage: TrainingStage) -> list[tuple[str, dict[str, list[float]]]]:
+    """``(model, {loss: lambdas})``: the stage's model with its ``lambdas``, then each of ``other_models``
+    (a compared method on the same base, e.g. the ROI codec), trained from scratch with the same settings."""
+    from icm_lib.models import available
+
+    for model, lambdas in stage.other_models.items():
+        if model not in available():
+            raise ValueError(f"other_models: unknown model {model!r}; available: {', '.join(available())}")
+        if not isinstance(lambdas, dict):
+            raise ValueError(f"other_models: {model} needs {{loss: [lambdas]}}, got {lambdas!r}")
+        for loss in lambdas:
+            criterion_class(loss)
+    return [(stage.model, stage.lambdas), *stage.other_models.items()]
 
 
 def train_sweeps(
@@ -209,7 +244,7 @@ def train_sweeps(
     ctx = ctx or distributed.setup()
     stage = training_stage(params)
     base, runs = sweep_configs(params, losses, resume)
-    losses = tuple(stage.lambdas) if losses is None else tuple(losses)
+    losses = sweep_losses(stage) if losses is None else tuple(losses)
     todo = [cfg for cfg in ([base] if base else []) + runs if not _reused(cfg, ctx)]
     processes = stage.processes
     side_by_side = processes > 1 and ctx.world == 1 and ctx.device.type == "cpu"

@@ -67,7 +67,7 @@ def evaluate_codec(
         x, mask = load_pair(layout, split, path)
         rows.append(_code(codec, x, mask))
         if mask.any():
-            bit_map = bit_allocation_map(codec, x)
+            bit_map = bit_allocation_map(codec, x, mask)
             object_bits += float(bit_map.bits[mask[0].numpy() > 0].sum())
             total_bits += bit_map.total_bits
             object_pixels, pixels = object_pixels + int(mask.sum()), pixels + mask.numel()
@@ -88,10 +88,11 @@ def evaluate_codec(
 
 
 def _code(codec: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-    """Real bpp and region PSNR of one image through the bitstream."""
+    """Real bpp and region PSNR of one image through the bitstream (an ROI codec codes the mask too)."""
     from icm_lib.bitstream import decode, encode
+    from icm_lib.models.roi import takes_mask
 
-    data = encode(codec, x)
+    data = encode(codec, x, mask=(mask[0] > 0).float() if takes_mask(codec) else None)
     x_hat = _as_tensor(decode(codec, data)).mul(255).round().div(255)  # as saved to an 8-bit PNG
     return {"bpp": 8.0 * len(data) / (x.shape[-2] * x.shape[-1]), **region_psnr(x, x_hat, mask)}
 

@@ -67,21 +67,34 @@ def _to_batch(image) -> torch.Tensor:
 
 
 @torch.no_grad()
-def bit_allocation_map(model: torch.nn.Module, image) -> BitMap:
+def bit_allocation_map(model: torch.nn.Module, image, object_mask=None) -> BitMap:
     """Bit-allocation map: ``-log2`` likelihood of each latent element, summed over channels,
     spread over the pixels it covers, ``y`` and ``z`` added.
 
     Args:
         model: a CompressAI-style codec whose ``forward`` returns ``likelihoods``; put in eval mode.
         image: HxWx3 uint8 array or [3,H,W] / [1,3,H,W] float tensor in [0, 1].
+        object_mask: HxW (nonzero = object), or [1,H,W] / [1,1,H,W]; given to an ROI codec
+            (:func:`icm_lib.models.roi.takes_mask`), which needs it, and ignored by the others. The ROI
+            codec's mask bytes are side information, not on the map.
     Returns:
         :class:`BitMap` at the image's size.
     """
+    from icm_lib.models.roi import takes_mask
+
     model.eval()
-    x = _to_batch(image).to(next(model.parameters()).device)
+    device = next(model.parameters()).device
+    x = _to_batch(image).to(device)
     h, w = x.shape[-2:]
-    x = F.pad(x, (0, -w % PAD_MULTIPLE, 0, -h % PAD_MULTIPLE), mode="replicate")
-    likelihoods = model(x)["likelihoods"]
+    pad = (0, -w % PAD_MULTIPLE, 0, -h % PAD_MULTIPLE)
+    x = F.pad(x, pad, mode="replicate")
+    if takes_mask(model):
+        if object_mask is None:
+            raise ValueError("an ROI codec's bit map needs the object mask it codes")
+        m = torch.as_tensor(np.asarray(object_mask) if not torch.is_tensor(object_mask) else object_mask)
+        likelihoods = model(x, F.pad((m.reshape(1, 1, h, w) > 0).float().to(device), pad))["likelihoods"]
+    else:
+        likelihoods = model(x)["likelihoods"]
     inside = torch.zeros(x.shape[-2:], dtype=torch.float64)
     inside[:h, :w] = 1.0  # real pixels; the rest is padding
     bits = torch.zeros(x.shape[-2:], dtype=torch.float64)

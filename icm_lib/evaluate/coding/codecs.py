@@ -54,6 +54,7 @@ from icm_lib.bitstream import decode as decode_bitstream
 from icm_lib.bitstream import encode as encode_bitstream
 from icm_lib.bitstream import to_uint8
 from icm_lib.checkpoint import load_checkpoint, model_fingerprint
+from icm_lib.models.roi import takes_mask
 
 
 class ImageCodec(ABC):
@@ -61,6 +62,7 @@ class ImageCodec(ABC):
 
     family: str  # e.g. "jpeg" or "tcm-tiny-object"
     setting: str  # e.g. "q30" or "0.05"
+    takes_mask: bool = False  # an ROI codec: ``encode(image, mask)`` codes the object mask too
 
     @property
     def id(self) -> str:
@@ -324,6 +326,7 @@ class LearnedCodec(ImageCodec):
         # much as coding a small image
         self.weights_fingerprint = model_fingerprint(self.model)
         self._fingerprint = f"{self.id} weights-{self.weights_fingerprint}"
+        self.takes_mask = takes_mask(self.model)
 
     @property
     def fingerprint(self) -> str:
@@ -362,8 +365,10 @@ class LearnedCodec(ImageCodec):
             }
         )
 
-    def encode(self, image: np.ndarray) -> bytes:
-        return encode_bitstream(self.model, _check_image(image), fingerprint=self.weights_fingerprint)
+    def encode(self, image: np.ndarray, mask: np.ndarray | None = None) -> bytes:
+        """The bitstream of an image; ``mask`` (HxW, nonzero = object) is what an ROI codec codes, and only it."""
+        binary = None if mask is None else (np.asarray(mask) > 0)
+        return encode_bitstream(self.model, _check_image(image), fingerprint=self.weights_fingerprint, mask=binary)
 
     def decode(self, data: bytes) -> np.ndarray:
         return to_uint8(decode_bitstream(self.model, data, fingerprint=self.weights_fingerprint))

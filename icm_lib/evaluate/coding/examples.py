@@ -120,7 +120,7 @@ def example_panels(
         decoded = [(read_rgb(folder / f"{s}.png"), f"{records['images'][s]['bpp']:.3f} bpp") for s in stems]
         maps = []
         for image, mask in zip(panels.inputs, panels.masks):
-            bitmap = bit_allocation_map(codec.model, image)
+            bitmap = bit_allocation_map(codec.model, image, mask)
             maps.append((bitmap.bits, f"{bitmap.bpp:.3f} bpp est., {100 * bitmap.object_share(mask):.0f}% in objects"))
         name = f"{codec.family}\nlambda={codec.setting}"
         panels.rows[name] = decoded

@@ -81,9 +81,12 @@ def read_mask(layout: DatasetLayout, split: str, stem: str) -> np.ndarray:
 
 
 def code_image(codec: ImageCodec, image: np.ndarray, object_mask: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Encode and decode one image; returns the decoded image and its record (bpp from the real bitstream)."""
+    """Encode and decode one image; returns the decoded image and its record (bpp from the real bitstream).
+
+    An ROI codec (``codec.takes_mask``) is given the object mask and codes it (its bytes are in the bpp).
+    """
     start = time.perf_counter()
-    data = codec.encode(image)
+    data = codec.encode(image, object_mask) if codec.takes_mask else codec.encode(image)
     mid = time.perf_counter()
     decoded = codec.decode(data)
     end = time.perf_counter()
@@ -192,7 +195,7 @@ def bit_share_split(
         todo, desc=f"{layout.name}/{split} {codec.id} bit maps", unit="img", leave=False, disable=not todo
     ):
         mask = read_mask(layout, split, file.stem)
-        bitmap = bit_allocation_map(codec.model, read_rgb(file))
+        bitmap = bit_allocation_map(codec.model, read_rgb(file), mask)
         images[file.stem] = {
             "estimated_bpp": bitmap.bpp,
             "object_bit_share": bitmap.object_share(mask),
