@@ -138,3 +138,32 @@ def test_coding_sweep_in_worker_processes_matches_in_process(project_root):
     shutil.rmtree(project_root / "data" / "smoke" / "decoded")
     coding_sweep("smoke", "tiny", "val", codecs, workers=2)
     assert read_family_results("smoke", "tiny") == here
+
+
+def test_the_coding_stage_codes_the_codecs_that_training_recorded(project_root):
+    """Notebook 03 reads what notebook 02 (or icm train) recorded, not whatever lies under codecs/; a
+    recorded checkpoint that is gone is a one-line error; without a record, every finished codec is found."""
+    from conftest import write_untrained_codecs
+    from icm_lib.errors import UserError
+    from icm_lib.evaluate.coding.sweep import learned_codecs
+    from icm_lib.notebook import record
+    from icm_lib.training.sweep import run_dir
+
+    write_untrained_codecs("smoke", {"object": [0.05], "mse": [0.01, 0.002]})
+    assert {c.id for c in learned_codecs("smoke")} == {
+        "bmshj2018-hyperprior-object@0.05",
+        "bmshj2018-hyperprior-mse@0.01",
+        "bmshj2018-hyperprior-mse@0.002",
+    }
+    chosen = [
+        run_dir("smoke", "object", "bmshj2018-hyperprior", 0.05),
+        run_dir("smoke", "mse", "bmshj2018-hyperprior", 0.01),
+    ]
+    record("02_train_codecs", "smoke", {"codecs": ["a", "b"], "checkpoints": [p / "checkpoint.pt" for p in chosen]})
+    assert [c.id for c in learned_codecs("smoke")] == [
+        "bmshj2018-hyperprior-object@0.05",
+        "bmshj2018-hyperprior-mse@0.01",
+    ]
+    (chosen[1] / "checkpoint.pt").unlink()
+    with pytest.raises(UserError, match="is gone, though 02_train_codecs's record names it"):
+        learned_codecs("smoke")

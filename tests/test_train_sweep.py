@@ -230,3 +230,21 @@ def test_a_damaged_finished_run_is_an_error_not_a_reuse(project_root):
     (out / SUMMARY).write_text("{not json")
     with pytest.raises(UserError, match="summary.json: malformed JSON"):
         trained_codecs("smoke")
+
+
+def test_icm_train_records_the_recipes_codecs_for_the_coding_stage(smoke_root, tmp_path, monkeypatch):
+    """`icm train` leaves notebook 02's record, as the notebook does: the coding stage codes what it trained."""
+    import shutil
+
+    from icm_lib.cli import main
+    from icm_lib.evaluate.coding.sweep import learned_codecs
+    from icm_lib.notebook import read_record
+
+    shutil.copytree(smoke_root, tmp_path / "project", symlinks=True)
+    monkeypatch.setenv("ICM_ROOT", str(tmp_path / "project"))
+    args = ["train", "--profile", "smoke", "--loss", "mse", "--lambdas", "0.01", "--steps", "1", "--val-every", "0"]
+    assert main([*args, "--final-val-images", "1", "--empty-val-images", "0"]) == 0
+    model = TrainingStage.from_profile("smoke").model
+    rec = read_record("02_train_codecs", "smoke")
+    assert rec["codecs"] == [f"{model}-mse@0.01"] and rec["zoo"] is False and rec["command"] == "icm train"
+    assert [c.id for c in learned_codecs("smoke")] == [f"{model}-mse@0.01"]

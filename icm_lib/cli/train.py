@@ -20,9 +20,10 @@ import sys
 from icm_lib.config import PROFILES, TrainingStage
 from icm_lib.errors import UserError
 from icm_lib.losses import CRITERIA
+from icm_lib.notebook import record
 from icm_lib.training import distributed
 from icm_lib.training.loop import TrainingDiverged
-from icm_lib.training.sweep import TrainedCodec, train_sweeps, trained_codecs
+from icm_lib.training.sweep import TrainedCodec, finished_codecs, train_sweeps, trained_codecs
 
 __all__ = ["TrainedCodec", "add_cli", "main", "trained_codecs"]
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         distributed.teardown()
     if ctx.is_main:
+        record_codecs(stage)
         for codec in codecs:
             val = codec.summary()["val"]
             print(
@@ -78,6 +80,23 @@ def run(args: argparse.Namespace) -> int:
                 f"background {val['background_psnr']:.2f}  {codec.path}"
             )
     return 0
+
+
+def record_codecs(stage: TrainingStage) -> None:
+    """Write notebook 02's record of the recipe's finished codecs, as the notebook does, so that the coding
+    stage (notebook 03, ``icm code``) codes what was trained here."""
+    codecs = finished_codecs(stage)
+    record(
+        "02_train_codecs",
+        stage.profile,
+        {
+            "codecs": [c.codec_id for c in codecs],
+            "checkpoints": [c.path for c in codecs],
+            "zoo": False,
+            "config": stage.to_params(),
+            "command": "icm train",
+        },
+    )
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:

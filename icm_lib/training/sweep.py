@@ -132,6 +132,12 @@ def is_finished(cfg: TrainConfig) -> bool:
     return True
 
 
+def finished_codecs(stage: TrainingStage) -> list[TrainedCodec]:
+    """The finished codecs of a stage's recipe: its runs' (model, loss, lambda) among :func:`trained_codecs`."""
+    recipe = {(cfg.model, cfg.loss, cfg.lmbda) for cfg in sweep_configs(stage)[1]}
+    return [c for c in trained_codecs(stage.profile) if (c.model, c.loss, c.lmbda) in recipe]
+
+
 def trained_codecs(profile: str) -> list[TrainedCodec]:
     """The finished codecs of a profile (every registered loss), by loss then decreasing lambda."""
     found = []

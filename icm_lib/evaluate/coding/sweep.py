@@ -40,9 +40,11 @@ from icm_lib.evaluate.coding.bitmaps import bit_allocation_map
 from icm_lib.evaluate.coding.codecs import ImageCodec, LearnedCodec, classical_codecs, codec_identity
 from icm_lib.io import write_atomic, write_json
 from icm_lib.metrics import region_psnr_uint8
-from icm_lib.paths import decoded_dir, results_dir
+from icm_lib.notebook import read_record
+from icm_lib.paths import decoded_dir, project_root, results_dir
 
 STEM = "03_coding_examples"  # the notebook whose profile section holds the sweep's settings
+TRAINING_STEM = "02_train_codecs"  # the stage whose record names the codecs to code
 MEAN_KEYS = (
     "bytes",
     "bpp",
@@ -224,13 +226,27 @@ def bit_share_split(
 
 
 def learned_codecs(profile: str) -> list[LearnedCodec]:
-    """Every finished trained codec of a profile (:func:`icm_lib.training.sweep.trained_codecs`), loaded."""
+    """The learned codecs of a profile, loaded: those notebook 02 (or ``icm train``) recorded in its record
+    (``results/notebooks/02_train_codecs.json``, :data:`TRAINING_STEM`); without that record (checkpoints
+    placed by hand), every finished codec under ``codecs/`` (:func:`icm_lib.training.sweep.trained_codecs`).
+
+    Raises:
+        UserError: a checkpoint the record names is gone.
+    """
     from icm_lib.training.sweep import trained_codecs
 
+    try:
+        paths = [project_root() / p for p in read_record(TRAINING_STEM, profile)["checkpoints"]]
+    except FileNotFoundError:
+        paths = [Path(trained.path) for trained in trained_codecs(profile)]
     codecs = []
-    for trained in trained_codecs(profile):
-        path = Path(trained.path)
-        codecs.append(LearnedCodec.from_checkpoint(path / "checkpoint.pt" if path.is_dir() else path))
+    for path in paths:
+        path = path / "checkpoint.pt" if path.is_dir() else path
+        if not path.is_file():
+            raise UserError(
+                f"{path} is gone, though {TRAINING_STEM}'s record names it: run notebook 02 (or icm train) again"
+            )
+        codecs.append(LearnedCodec.from_checkpoint(path))
     return codecs
 
 
