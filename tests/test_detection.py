@@ -13,7 +13,14 @@ from PIL import Image
 from icm_lib.data.formats import write_coco_json, write_yolo_labels, write_yolo_yaml
 from icm_lib.evaluate.recognition import yolo as detection
 from icm_lib.evaluate.recognition.cocoeval import ground_truth_as_detections
-from icm_lib.evaluate.recognition.yolo import YoloConfig, _coco_detections, category_ids, evaluate_yolo, train_yolo
+from icm_lib.evaluate.recognition.yolo import (
+    YoloConfig,
+    _coco_detections,
+    category_ids,
+    data_fingerprint,
+    evaluate_yolo,
+    train_yolo,
+)
 
 CATEGORIES = [{"id": 7, "name": "star"}, {"id": 1, "name": "disc"}, {"id": 3, "name": "cross"}]
 
@@ -78,7 +85,13 @@ def test_finished_training_is_reused_and_changed_config_is_not(tmp_path, monkeyp
     cfg = YoloConfig(epochs=1)
     (run / "weights").mkdir(parents=True)
     (run / "weights" / "last.pt").write_bytes(b"weights")
-    marker = {"config": cfg.__dict__, "data": str(data), "init": None}
+    marker = {
+        "config": cfg.__dict__,
+        "data": str(data),
+        "init": None,
+        "data_fingerprint": data_fingerprint(data),
+        "init_sha256": None,
+    }
     (run / "training.json").write_text(json.dumps(marker))
     assert train_yolo(data, run, cfg) == run / "weights" / "last.pt"
 
@@ -90,6 +103,10 @@ def test_finished_training_is_reused_and_changed_config_is_not(tmp_path, monkeyp
     monkeypatch.setattr(ultralytics, "YOLO", refuse)
     with pytest.raises(RuntimeError, match="would train"):
         train_yolo(data, run, YoloConfig(epochs=2))
+    image = next(p for p in sorted((tmp_path / "images" / "train").iterdir()) if p.is_file())
+    image.write_bytes(image.read_bytes())  # the same name, rewritten (a codec recoded it): not the data trained on
+    with pytest.raises(RuntimeError, match="would train"):
+        train_yolo(data, run, cfg)
 
 
 def test_finetune_config_is_short_and_gentle():

@@ -22,6 +22,7 @@ epoch ultralytics picks on the val split, since val is the evaluation split.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -103,13 +104,39 @@ def class_names(gt) -> list[str]:
     return [c["name"] for c in cats]
 
 
+def data_fingerprint(data_yaml: Path) -> str:
+    """What a detector learns from, cheaply: the data file's bytes, and the name, size and modification time
+    of every train image and label file (a recoded image is rewritten, so its time changes; reading the
+    contents of a COCO-sized split on every reuse check would take minutes)."""
+    import yaml
+
+    data_yaml = Path(data_yaml)
+    digest = hashlib.sha256(data_yaml.read_bytes())
+    data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    train = Path(data["train"])
+    if not train.is_absolute():  # relative to the file's `path`, as ultralytics reads it
+        train = Path(data.get("path") or data_yaml.parent) / train
+    parts = list(train.parts)
+    if "images" in parts:  # labels/ beside the last images/, as ultralytics finds them
+        parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
+    labels = Path(*parts)
+    for folder in (train, labels):
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        for path in files:
+            st = path.stat()
+            digest.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | None = None) -> Path:
     """Train (or fine-tune from ``init``) a YOLOv5 detector; reused when already finished.
 
     Args:
         data_yaml: ultralytics data file.
         run_dir: the run folder (``weights/last.pt`` and ``training.json`` go there).
-        cfg: settings; a finished run with other settings is trained again.
+        cfg: settings. A finished run is reused only when its settings, its data (the data file and
+            :func:`data_fingerprint` of the train images and labels) and its starting weights (sha256)
+            are those asked for; otherwise it is trained again.
         init: weights to start from (fine-tuning); None trains from the model yaml.
 
     Returns:
@@ -118,7 +145,13 @@ def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | Non
     run_dir = Path(run_dir)
     weights = run_dir / "weights" / "last.pt"
     marker = run_dir / "training.json"
-    wanted = {"config": asdict(cfg), "data": str(data_yaml), "init": str(init) if init else None}
+    wanted = {
+        "config": asdict(cfg),
+        "data": str(data_yaml),
+        "init": str(init) if init else None,
+        "data_fingerprint": data_fingerprint(data_yaml),
+        "init_sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest() if init else None,
+    }
     if weights.is_file() and marker.is_file():
         done = json.loads(marker.read_text(encoding="utf-8"))
         if {k: done.get(k) for k in wanted} == wanted:
