@@ -18,6 +18,7 @@ decoding it, so that its size can be checked first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -113,6 +114,30 @@ def write_atomic(path: Path, data: bytes | str) -> Path:
     with atomic_writer(path) as fh:
         fh.write(data)
     return Path(path)
+
+
+def files_fingerprint(*paths: Path) -> str:
+    """A cheap fingerprint of what files hold: for each path (a file, or every file under a folder) its name,
+    size and modification time. A rewritten file gets a new time; reading the contents of a COCO-sized
+    split on every reuse check would take minutes. A missing path counts as empty."""
+    digest = hashlib.sha256()
+    for root in map(Path, paths):
+        digest.update(f"{root.name}\0".encode())
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        for path in files:
+            st = path.stat()
+            name = path.name if path == root else path.relative_to(root)
+            digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def json_safe(value: Any, path: Callable[[Path], str] = str) -> Any:

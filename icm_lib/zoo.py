@@ -38,7 +38,7 @@ import torch.nn as nn
 
 from icm_lib.config import notebook_params
 from icm_lib.errors import UserError
-from icm_lib.io import read_json, write_atomic, write_json
+from icm_lib.io import file_sha256, read_json, write_atomic, write_json
 from icm_lib.paths import PACKAGE_DIR, dataset_dir
 
 # The training, data, checkpoint and safetensors modules are imported inside the commands that
@@ -109,15 +109,6 @@ def dataset_spec(profile: str, dataset: str) -> dict[str, Any]:
     if marker.is_file():
         return json.loads(marker.read_text(encoding="utf-8"))
     return synth.spec(dataset, profile)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_file(profile: str, item: dict[str, Any]) -> Path:

@@ -148,6 +148,11 @@ def test_train_saves_a_loadable_checkpoint_and_reuses_it(layout, tmp_path):
     assert out.stat().st_mtime_ns == stamp
     train_segmenter(layout, out, TINY, force=True)
     assert out.stat().st_mtime_ns != stamp
+    stamp = out.stat().st_mtime_ns
+    image = sorted(layout.images("train").iterdir())[0]
+    image.write_bytes(image.read_bytes())  # rewritten in place (a codec recoded it): other data, trained again
+    train_segmenter(layout, out, TINY)
+    assert out.stat().st_mtime_ns != stamp
 
 
 def test_an_interrupted_training_resumes_from_its_last_epoch(layout, tmp_path, monkeypatch):

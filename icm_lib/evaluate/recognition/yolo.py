@@ -31,6 +31,7 @@ from pathlib import Path
 import icm_lib  # noqa: F401 - offline hygiene before ultralytics is imported
 from icm_lib.data.layout import IMAGE_SUFFIXES
 from icm_lib.evaluate.recognition.cocoeval import coco_map, image_ids_by_stem, load_coco
+from icm_lib.io import file_sha256, files_fingerprint
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,11 @@ def class_names(gt) -> list[str]:
 
 
 def data_fingerprint(data_yaml: Path) -> str:
-    """What a detector learns from, cheaply: the data file's bytes, and the name, size and modification time
-    of every train image and label file (a recoded image is rewritten, so its time changes; reading the
-    contents of a COCO-sized split on every reuse check would take minutes)."""
+    """What a detector learns from: the data file's bytes, and :func:`icm_lib.io.files_fingerprint` of its
+    train images and their labels."""
     import yaml
 
     data_yaml = Path(data_yaml)
-    digest = hashlib.sha256(data_yaml.read_bytes())
     data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
     train = Path(data["train"])
     if not train.is_absolute():  # relative to the file's `path`, as ultralytics reads it
@@ -119,13 +118,7 @@ def data_fingerprint(data_yaml: Path) -> str:
     parts = list(train.parts)
     if "images" in parts:  # labels/ beside the last images/, as ultralytics finds them
         parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
-    labels = Path(*parts)
-    for folder in (train, labels):
-        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-        for path in files:
-            st = path.stat()
-            digest.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return hashlib.sha256(data_yaml.read_bytes() + files_fingerprint(train, Path(*parts)).encode()).hexdigest()
 
 
 def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | None = None) -> Path:
@@ -150,7 +143,7 @@ def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | Non
         "data": str(data_yaml),
         "init": str(init) if init else None,
         "data_fingerprint": data_fingerprint(data_yaml),
-        "init_sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest() if init else None,
+        "init_sha256": file_sha256(init) if init else None,
     }
     if weights.is_file() and marker.is_file():
         done = json.loads(marker.read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ is that stage for torchvision's Mask R-CNN (models in
   checkpoint of this module or torchvision's COCO ResNet-50-FPN weights file),
   on the original or a codec's decoded train images. The checkpoint is written
   atomically after every epoch, so an interrupted run resumes, and a finished
-  one with the same config and data is reused.
+  one with the same config and data (paths, and a fingerprint of the files: names, sizes, times) is reused.
 * :func:`evaluate_segmenter` predicts on a split and scores it with pycocotools'
   COCOeval (:mod:`icm_lib.evaluate.recognition.cocoeval`): masks thresholded at 0.5,
   RLE-encoded, as in the COCO protocol.
@@ -43,7 +43,7 @@ from icm_lib.evaluate.recognition.maskrcnn.model import (
     coco_resnet50_fpn,
     load_state_dict_file,
 )
-from icm_lib.io import atomic_writer
+from icm_lib.io import atomic_writer, file_sha256, files_fingerprint
 
 __all__ = ["SegmenterConfig", "train_segmenter", "evaluate_segmenter", "load_segmenter", "predict"]
 
@@ -97,6 +97,9 @@ def train_segmenter(
         "dataset": _resolved(layout.root),
         "images_dir": _resolved(images_dir or layout.images("train")),
         "init": _resolved(init) if init else None,
+        # what it learns from, not only where: the images and annotations, and the starting weights
+        "files": files_fingerprint(images_dir or layout.images("train"), layout.annotations("train")),
+        "init_sha256": file_sha256(init) if init else None,
     }
     model = None
     if init is not None:
