@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import argparse
 
+from icm_lib.cli.groups import stage_from
 from icm_lib.config import CodingStage
-from icm_lib.errors import UserError
 from icm_lib.evaluate.coding.sweep import code_profile
 
 
 def _cli(args: argparse.Namespace) -> int:
-    try:
-        stage = CodingStage.from_args(args)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    stage = stage_from(CodingStage, args)
     for dataset, families in code_profile(args.profile, stage, args.codecs).items():
         for family, path in families.items():
             print(f"[coding] {dataset}/{stage.split} {family}: {path}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from icm_lib import limits as _limits
+from icm_lib.errors import UserError
 
 
 def group(subparsers: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
@@ -28,3 +29,11 @@ def add_limit_arguments(parser: argparse.ArgumentParser, *limits: _limits.Limit)
     """Add ``--max-...`` flags for ``limits`` (all by default); :func:`icm_lib.limits.overridden` applies them."""
     for limit in limits or _limits.LIMITS:
         parser.add_argument(f"--{limit.name}", type=_limits.size, metavar="SIZE", help=f"{limit.doc}; also {limit.env}")
+
+
+def stage_from(stage_class, args: argparse.Namespace, **overrides):
+    """A stage's settings (:mod:`icm_lib.config`) from the profile and the command line; a bad one is a one-line error."""
+    try:
+        return stage_class.from_args(args, **overrides)
+    except ValueError as err:
+        raise UserError(str(err)) from None

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import argparse
 
+from icm_lib.cli.groups import stage_from
 from icm_lib.config import RecognitionStage
 from icm_lib.errors import UserError
 from icm_lib.evaluate.recognition.curves import headline, run_stage
 
 
 def _cli(args: argparse.Namespace) -> int:
-    try:
-        stage = RecognitionStage.from_args(args)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    stage = stage_from(RecognitionStage, args)
     try:
         plan, summary = run_stage(args.profile, stage)
     except (FileNotFoundError, ValueError) as err:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from icm_lib.cli.groups import stage_from
 from icm_lib.config import PROFILES, TrainingStage
 from icm_lib.errors import UserError
 from icm_lib.losses import CRITERIA
@@ -55,10 +56,7 @@ def stage_of(args: argparse.Namespace) -> TrainingStage:
         overrides["lambdas"] = {loss: args.lambdas for loss in losses}
     if args.init:
         overrides["base_steps"] = 0
-    try:
-        return TrainingStage.from_args(args, **overrides)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    return stage_from(TrainingStage, args, **overrides)
 
 
 def run(args: argparse.Namespace) -> int:
