@@ -24,7 +24,6 @@ on the embedded ``shapes`` data (see the README for the recipe and compute).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -37,6 +36,7 @@ import torch
 import torch.nn as nn
 
 from icm_lib.config import notebook_params
+from icm_lib.data.layout import spec_fingerprint
 from icm_lib.errors import UserError
 from icm_lib.io import file_sha256, read_json, write_atomic, write_json
 from icm_lib.paths import PACKAGE_DIR, dataset_dir
@@ -97,8 +97,9 @@ def codec_name(model: str, loss: str, lmbda: float) -> str:
 
 
 def data_fingerprint(spec: dict[str, Any]) -> str:
-    """SHA-256 of a dataset's identifying spec (for generated data: :func:`icm_lib.data.synth.spec`)."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    """SHA-256 of a dataset's identifying spec (for generated data: :func:`icm_lib.data.synth.spec`), as
+    :meth:`icm_lib.data.layout.DatasetLayout.fingerprint` computes it for generated data."""
+    return spec_fingerprint(spec)
 
 
 def dataset_spec(profile: str, dataset: str) -> dict[str, Any]:

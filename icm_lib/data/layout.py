@@ -78,8 +78,7 @@ class DatasetLayout:
         """
         marker = self.root / "synth.json"
         if marker.is_file():
-            spec = json.loads(marker.read_text(encoding="utf-8"))
-            return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+            return spec_fingerprint(json.loads(marker.read_text(encoding="utf-8")))
         watched = [p for split in SPLITS for p in (self.images(split), self.annotations(split)) if p.exists()]
         return _real_data_fingerprint(self, tuple((str(p), p.stat().st_mtime_ns) for p in watched))
 
@@ -88,6 +87,11 @@ class DatasetLayout:
         with open(self.annotations(split), encoding="utf-8") as f:
             anns = json.load(f)["annotations"]
         return any(a.get("segmentation") for a in anns)
+
+
+def spec_fingerprint(spec: dict) -> str:
+    """SHA-256 of a generated dataset's identifying spec (:func:`icm_lib.data.synth.spec`)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=16)
