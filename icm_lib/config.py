@@ -198,16 +198,25 @@ class TrainingStage(Stage):
     model_kwargs: dict = param({"N": 64, "M": 96}, "overrides of the model's registry defaults")
     dataset: str = param("shapes", "dataset in data/<profile>/datasets; paper: coco")
     lambdas: dict = param(
-        {"object": [0.05, 0.015, 0.005], "mse": [0.01, 0.003, 0.001]},
+        {"object": [0.05, 0.015, 0.005], "mse": [0.01, 0.003, 0.001], "task": [0.01, 0.003, 0.001]},
         "lambdas per registered loss (icm_lib.losses.CRITERIA): object Eq. 4, mse Eq. 1, task Eq. 2",
     )
     loss_kwargs: dict = param(
         {}, "other arguments per loss, e.g. {object: {average: object}}, {task: {network: yolo, task_weight: 1000}}"
     )
     other_models: dict = param(
-        {},
+        {"mbt2018-mean-roi": {"object": [0.05, 0.015, 0.005]}},
         "more codecs of other registered models with the same model_kwargs, "
         "{model: {loss: [lambdas]}}, e.g. the ROI codec {mbt2018-mean-roi: {object: [0.015]}}",
+    )
+    warm_start: dict = param(
+        {
+            "mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 1500, "lr": 1e-4, "val_every": 500},
+            "mbt2018-mean/task": {"from": "mbt2018-mean/mse", "steps": 1500, "lr": 1e-4, "val_every": 500},
+        },
+        "codecs fine-tuned from another codec of the recipe at the same lambda instead of trained from scratch, "
+        "{model/loss: {from: model/loss, steps: N, lr: L}}, e.g. "
+        "{mbt2018-mean-roi/object: {from: mbt2018-mean/object, steps: 1000, lr: 0.0001}}",
     )
     steps: int = param(10500, "steps per codec (fine-tuning steps after a base model)")
     lr: float = param(1e-3, "Adam lr of each codec; TCM's recipe: 1e-4")

@@ -35,6 +35,11 @@ def codecs_dir(profile: str) -> Path:
     return data_dir(profile) / "codecs"
 
 
+def codec_name(model: str, loss: str, lmbda: float) -> str:
+    """The name of a trained codec (the zoo's file stem), e.g. ``mbt2018-mean-object-0.05``."""
+    return f"{model}-{loss}-{lmbda:g}"
+
+
 def decoded_dir(profile: str) -> Path:
     """Images decoded by every codec: ``decoded/<dataset>/<codec id>/<split>/``."""
     return data_dir(profile) / "decoded"

@@ -24,6 +24,7 @@ on the embedded ``shapes`` data (see the README for the recipe and compute).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -39,13 +40,14 @@ from icm_lib.config import notebook_params
 from icm_lib.data.layout import spec_fingerprint
 from icm_lib.errors import UserError
 from icm_lib.io import file_sha256, read_json, write_atomic, write_json
-from icm_lib.paths import PACKAGE_DIR, dataset_dir
+from icm_lib.paths import PACKAGE_DIR, codec_name, dataset_dir
 
 # The training, data, checkpoint and safetensors modules are imported inside the commands that
 # use them, not here: `python -m icm_lib.cli.zoo list|verify` then starts in about 2 s instead of 5
 # (no CompressAI, OpenCV, pycocotools). None of them imports this module: no cycle is hidden.
 
 MANIFEST = "manifest.json"
+PRECISION = "float16"  # of the transforms' weights in the files (:func:`stored_weights`); the entropy models exact
 FORMAT = "icm-zoo"
 VERSION = 1
 
@@ -89,11 +91,6 @@ def entry(profile: str, name: str) -> dict[str, Any]:
             f"no codec {name!r} in the {profile} zoo; it has: {', '.join(e['name'] for e in entries(profile))}"
         )
     return found[0]
-
-
-def codec_name(model: str, loss: str, lmbda: float) -> str:
-    """The zoo's name of a codec, e.g. ``mbt2018-mean-object-0.05``."""
-    return f"{model}-{loss}-{lmbda:g}"
 
 
 def data_fingerprint(spec: dict[str, Any]) -> str:
@@ -200,15 +197,24 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
     for cfg in runs:
         if not (cfg.out_dir / CHECKPOINT).is_file():
             continue
-        model, meta, state = load_checkpoint(cfg.out_dir / CHECKPOINT)
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
-        trained = meta.get("train_config") or cfg.to_meta()  # the run's own settings (a time budget fixes its steps)
+        previous = kept.get(name, {})
+        trained_here = _step_of(cfg.out_dir / CHECKPOINT) != previous.get("steps")
+        if not trained_here and previous.get("precision") == PRECISION:
+            continue  # nothing new since its entry (e.g. a run seeded from the zoo): the entry stays as it is
+        model, meta, state = load_checkpoint(cfg.out_dir / CHECKPOINT)
         weights = folder / f"{name}.safetensors"
-        write_atomic(weights, save_weights({k: v.contiguous() for k, v in model.state_dict().items()}))
+        write_atomic(weights, save_weights(stored_weights(model)))
+        if previous and not trained_here:  # the same codec stored anew (in PRECISION): its record stays
+            kept[name] = {**previous, **_file_fields(weights)}
+            continue
+        trained = meta.get("train_config") or cfg.to_meta()  # the run's own settings (a time budget fixes its steps)
+        recorded = {k: v for k, v in trained.items() if k not in ("out_dir", "resume", "init", "stop_at")}
+        # a codec continued here with other settings than it was first trained with keeps those too
+        earlier = previous.get("earlier_train_config") or previous.get("train_config")
         log = folder / "logs" / f"{name}.jsonl"
         if (cfg.out_dir / METRICS).is_file():
             write_atomic(log, _log_rows(cfg.out_dir / METRICS))
-        previous = kept.get(name, {})
         spec = dataset_spec(profile, cfg.dataset)
         kept[name] = {
             "name": name,
@@ -219,15 +225,16 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             "lmbda": cfg.lmbda,
             "steps": int(meta["step"]),
             "target_steps": int(trained["steps"]),
+            "warm_start": _warm_start_entry(trained.get("warm_start"), kept),
+            "task_network": _task_network_entry(cfg),
             "finished": int(meta["step"]) >= int(trained["steps"]),
             "train_seconds": float(state["seconds"]) if state else previous.get("train_seconds"),
             "train_cpu_seconds": float(state.get("cpu_seconds", 0.0)) if state else previous.get("train_cpu_seconds"),
             "hardware": _hardware_log(previous.get("hardware", [])),
-            "train_config": {k: v for k, v in trained.items() if k not in ("out_dir", "resume", "init", "stop_at")},
+            "train_config": recorded,
             "data": {"profile": profile, "dataset": cfg.dataset, "spec": spec, "fingerprint": data_fingerprint(spec)},
-            "file": weights.name,
-            "sha256": file_sha256(weights),
-            "bytes": weights.stat().st_size,
+            **({"earlier_train_config": earlier} if earlier and earlier != recorded else {}),
+            **_file_fields(weights),
             "log": f"logs/{log.name}",
             "val": _last_validation(log),
         }
@@ -241,6 +248,78 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
     }
     write_json(folder / MANIFEST, data)
     return data
+
+
+def stored_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights as the zoo stores them: the floating-point tensors of the transforms (g_a, g_s, h_a, h_s) in
+    half precision, half the bytes; those of the entropy models (factorized prior, quantiles, Gaussian scale
+    table) and the entropy coder's integer CDF tables exact. Loading casts them back to float32, so encoder and
+    decoder run the same rounded transforms; ``icm zoo precision`` measures what the rounding changes."""
+    from compressai.entropy_models import EntropyModel
+
+    exact = tuple(f"{name}." for name, module in model.named_modules() if isinstance(module, EntropyModel))
+    return {
+        k: (v.to(getattr(torch, PRECISION)) if v.is_floating_point() and not k.startswith(exact) else v).contiguous()
+        for k, v in model.state_dict().items()
+    }
+
+
+def precision_effect(params: dict[str, Any], images: int = 40) -> list[dict[str, Any]]:
+    """What storing the zoo's weights in :data:`PRECISION` changes, per codec whose run is on this machine:
+    the validation (real bitstreams, the first ``images`` val images and the object-free ones) of the run's
+    float32 weights and of the same weights as stored, ``{"name", "float32": {...}, PRECISION: {...}}``."""
+    from icm_lib.checkpoint import load_checkpoint
+    from icm_lib.data.layout import DatasetLayout
+    from icm_lib.training.loop import CHECKPOINT
+    from icm_lib.training.validate import evaluate_codec
+
+    rows = []
+    for cfg in zoo_runs(params):
+        if not (cfg.out_dir / CHECKPOINT).is_file():
+            continue
+        model, _, _ = load_checkpoint(cfg.out_dir / CHECKPOINT)
+        rounded = copy.deepcopy(model)
+        rounded.load_state_dict(stored_weights(model))
+        layout = DatasetLayout.of(cfg.profile, cfg.dataset)
+        rows.append(
+            {
+                "name": codec_name(cfg.model, cfg.loss, cfg.lmbda),
+                "float32": evaluate_codec(model, layout, max_images=images),
+                PRECISION: evaluate_codec(rounded, layout, max_images=images),
+            }
+        )
+    return rows
+
+
+def _file_fields(weights: Path) -> dict[str, Any]:
+    """A zoo entry's fields of its weights file."""
+    return {
+        "file": weights.name,
+        "precision": PRECISION,
+        "sha256": file_sha256(weights),
+        "bytes": weights.stat().st_size,
+    }
+
+
+def _warm_start_entry(source: str | None, kept: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The codec a warm-started one was fine-tuned from, with that codec's steps (its own come on top)."""
+    if not source:
+        return None
+    return {"from": source, "steps": kept.get(source, {}).get("steps"), "sha256": kept.get(source, {}).get("sha256")}
+
+
+def _task_network_entry(cfg) -> dict[str, Any] | None:
+    """The frozen detector a task-loss codec (Eq. 2) was trained through: its weights file and sha256."""
+    if cfg.loss != "task":
+        return None
+    from icm_lib.losses import criterion_kwargs
+    from icm_lib.paths import project_root
+    from icm_lib.task_network import weights_path
+
+    network = criterion_kwargs(cfg.loss, cfg.loss_kwargs).get("network")
+    path = weights_path(str(network), cfg.profile, cfg.dataset)
+    shown = path.relative_to(project_root()) if path.is_relative_to(project_root()) else path
+    return {"network": network, "file": str(shown), "sha256": file_sha256(path) if path.is_file() else None}
 
 
 def _log_rows(metrics: Path) -> str:
@@ -348,6 +427,10 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         todo = [cfg for cfg in runs if not is_finished(cfg)]
         if not todo or (rounds and done_rounds >= rounds):
             break
+        # A warm-started codec waits for its source (``WARM_START``) to finish.
+        todo = [cfg for cfg in todo if not cfg.warm_start or _source_finished(cfg, runs)]
+        if not todo:
+            break
         done = {id(cfg): _step_of(cfg.out_dir / CHECKPOINT) for cfg in todo}
         target = min(done.values()) + chunk  # the codecs furthest behind catch up first: comparable at every export
         todo = [cfg for cfg in todo if done[id(cfg)] < target]
@@ -370,6 +453,18 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     return runs
 
 
+def _source_finished(cfg, runs: list) -> bool:
+    """Whether a warm-started run can go on: it has its own checkpoint, or its source codec is finished."""
+    from icm_lib.training.loop import CHECKPOINT
+    from icm_lib.training.sweep import is_finished
+
+    if (cfg.out_dir / CHECKPOINT).is_file():
+        return True
+    sources = [s for s in runs if codec_name(s.model, s.loss, s.lmbda) == cfg.warm_start]
+    # finished here, or seeded from the zoo at its steps (a seeded run has no summary until it is validated)
+    return any(is_finished(s) or _step_of(s.out_dir / CHECKPOINT) >= s.steps for s in sources)
+
+
 def _step_of(checkpoint: Path) -> int:
     """The step a run's checkpoint has reached (0 without one)."""
     from icm_lib.checkpoint import read_weights_only
@@ -382,14 +477,21 @@ def zoo_runs(params: dict[str, Any]) -> list:
     apart from the run folders of the pipeline (``codecs/``), which :func:`install` fills from the zoo."""
     import dataclasses
 
-    from icm_lib.paths import data_dir
+    from icm_lib.paths import codecs_dir, data_dir
     from icm_lib.training.sweep import sweep_configs
 
     base, runs = sweep_configs(params)
     if base is not None:
         raise UserError("the zoo trains every codec from scratch with its own loss: set BASE_STEPS to 0")
     root = data_dir(params["PROFILE"]) / "zoo-runs"
-    return [dataclasses.replace(cfg, out_dir=root / cfg.out_dir.relative_to(cfg.out_dir.parents[1])) for cfg in runs]
+
+    def moved(path: Path) -> Path:  # codecs/<loss>/<run>[/checkpoint.pt] -> zoo-runs/<loss>/<run>[/...]
+        return root / path.relative_to(codecs_dir(params["PROFILE"]))
+
+    return [
+        dataclasses.replace(cfg, out_dir=moved(cfg.out_dir), init=moved(cfg.init) if cfg.warm_start else cfg.init)
+        for cfg in runs
+    ]
 
 
 def ensure_data(profile: str, dataset: str) -> None:
@@ -473,7 +575,7 @@ def obtain_codecs(params: dict[str, Any]) -> list:
     Returns:
         The profile's trained codecs of the recipe's model (:class:`icm_lib.training.sweep.TrainedCodec`).
     """
-    from icm_lib.training.sweep import train_sweeps, trained_codecs
+    from icm_lib.training.sweep import finished_codecs, train_sweeps, training_stage
 
     if not params.get("ZOO"):
         return train_sweeps(params)
@@ -482,4 +584,4 @@ def obtain_codecs(params: dict[str, Any]) -> list:
         f"[zoo] {len(placed)} codecs from {zoo_dir(params['PROFILE'])} (no training; ZOO: false retrains them here)",
         flush=True,
     )
-    return [c for c in trained_codecs(params["PROFILE"]) if c.model == params["MODEL"]]
+    return finished_codecs(training_stage(params))

@@ -59,8 +59,11 @@ def smoke_root(tmp_path_factory) -> Path:
 SMOKE_CODEC = {"N": 8, "M": 16}  # an untrained bmshj2018-hyperprior: plumbing, not rate-distortion
 
 
-def write_untrained_codecs(profile: str, lambdas: dict[str, list[float]]) -> None:
-    """Untrained codecs in the trainer's layout (checkpoint.pt + summary.json per run), as notebook 02 leaves them."""
+def write_untrained_codecs(
+    profile: str, lambdas: dict[str, list[float]], model_name: str = "bmshj2018-hyperprior", method: str = ""
+) -> None:
+    """Untrained codecs in the trainer's layout (checkpoint.pt + summary.json per run), as notebook 02 leaves them;
+    ``method`` labels a compared method the way training does (e.g. ``ROI, Object-MSE``; default: the loss's)."""
     import json
 
     import torch
@@ -73,23 +76,28 @@ def write_untrained_codecs(profile: str, lambdas: dict[str, list[float]]) -> Non
     for loss, values in lambdas.items():
         for i, lmbda in enumerate(values):
             torch.manual_seed(i)
-            model = create("bmshj2018-hyperprior", **SMOKE_CODEC)
-            out = run_dir(profile, loss, "bmshj2018-hyperprior", lmbda)
-            save_checkpoint(out / CHECKPOINT, model, {"loss": loss, "lmbda": lmbda, "step": 1, "data": "shapes"})
-            summary = {"model": "bmshj2018-hyperprior", "loss": loss, "lmbda": lmbda, "step": 1}
+            model = create(model_name, **SMOKE_CODEC)
+            out = run_dir(profile, loss, model_name, lmbda)
+            labels = {"method": method} if method else {}
+            meta = {"loss": loss, "lmbda": lmbda, "step": 1, "data": "shapes", **labels}
+            save_checkpoint(out / CHECKPOINT, model, meta)
+            summary = {"model": model_name, "loss": loss, "lmbda": lmbda, "step": 1, **labels}
             (out / SUMMARY).write_text(json.dumps(summary), encoding="utf-8")
 
 
 @pytest.fixture
 def smoke_coded(smoke_root, tmp_path, monkeypatch) -> Path:
-    """A copy of the smoke project with masks (notebook 01's output) and two untrained codecs per loss
-    (standing in for notebook 02's), ready for notebooks 03 and 04."""
+    """A copy of the smoke project with masks (notebook 01's output) and two untrained codecs per loss and
+    compared method (standing in for notebook 02's: Object-MSE, MSE, the ROI codec, the task-loss codec),
+    ready for notebooks 03 and 04."""
     root = tmp_path / "project"
     shutil.copytree(smoke_root, root, symlinks=True)
     shutil.rmtree(root / "notebooks")
     shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     monkeypatch.setenv("ICM_ROOT", str(root))
     write_untrained_codecs("smoke", {"object": [0.05, 0.01], "mse": [0.01, 0.002]})
+    write_untrained_codecs("smoke", {"object": [0.05, 0.01]}, "mbt2018-mean-roi", "ROI, Object-MSE")
+    write_untrained_codecs("smoke", {"task": [0.01, 0.002]})
     return root
 
 

@@ -28,7 +28,11 @@ def test_notebook_02_smoke_retrain_then_zoo(train_root, monkeypatch):  # noqa: F
     params = notebook_params("smoke", "02_train_codecs")
     model = params["MODEL"]
     rec = read_record("02_train_codecs", "smoke")
-    expected = {f"{model}-{loss}@{lmbda:g}" for loss, lambdas in params["LAMBDAS"].items() for lmbda in lambdas}
+    sweeps = [(model, params["LAMBDAS"]), *params["OTHER_MODELS"].items()]  # the ROI codec, warm-started
+    expected = {
+        f"{m}-{loss}@{lmbda:g}" for m, lambdas in sweeps for loss, values in lambdas.items() for lmbda in values
+    }
+    assert len(expected) == 6 and params["WARM_START"]
     assert rec["zoo"] is False and set(rec["codecs"]) == expected and rec["config"]["LAMBDAS"] == params["LAMBDAS"]
     assert {c.codec_id for c in trained_codecs("smoke")} == expected
     assert rec["training_seconds"]["runs_finished"] == len(expected)

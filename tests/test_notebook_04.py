@@ -30,7 +30,18 @@ def test_notebook_04_smoke(smoke_coded):
     assert (shapes / "jpeg_finetuned.json").is_file()  # best classical = the only classical family
     assert not list((results_dir("smoke") / "recognition" / "aerial" / "yolo").glob("*_finetuned.json"))
     table = json.loads((shapes / "bdrate_map.json").read_text())
-    assert table["rows"][0] == "bmshj2018-hyperprior-object (finetuned)"
+    assert table["rows"][0] == "bmshj2018-hyperprior-object (finetuned)"  # Object-MSE, not the ROI codec's loss
+    assert table["methods"]["mbt2018-mean-roi-object (finetuned)"] == "ROI, Object-MSE"
+    assert (shapes / "bmshj2018-hyperprior-task_finetuned.json").is_file()
+    compared = rec["compared_methods"]["shapes/yolo"]
+    assert set(compared) == {"ROI, Object-MSE", "task loss"}
+    assert set(compared["task loss"]) == {
+        "object_bd_psnr",
+        "background_bd_psnr",
+        "bd_rate_pretrained",
+        "bd_rate_finetuned",
+    }
+    assert compared["ROI, Object-MSE"]["object_bd_psnr"] is None  # NaN (in the record: null): no 03 results here
     assert set(rec["headline"]) >= {
         "bd_rate_vs_mse",
         "bd_rate_vs_best_classical",

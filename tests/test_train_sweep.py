@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 
 from icm_lib.config import TrainingStage, notebook_params
-from icm_lib.training.config import TrainConfig
+from icm_lib.training.config import TrainConfig, recipe_differences
 from icm_lib.training.loop import CHECKPOINT, SUMMARY
 from icm_lib.training.report import bd_psnr, region_bd_psnr, write_results
 from icm_lib.training.sweep import RunMismatch, is_finished, run_dir, sweep_configs, trained_codecs
@@ -55,8 +58,10 @@ def test_demo_sweep_trains_every_codec_from_scratch_with_its_own_loss(project_ro
     stage = TrainingStage.from_profile("demo")
     base, runs = sweep_configs(stage)
     assert base is None and stage.zoo is True
-    assert [(r.loss, r.lmbda) for r in runs] == [(loss, lmbda) for loss, ls in stage.lambdas.items() for lmbda in ls]
-    assert len(runs) >= 6 and all(r.init is None and r.model_kwargs == stage.model_kwargs for r in runs)
+    mine = [(r.loss, r.lmbda) for r in runs if r.model == stage.model]
+    assert mine == [(loss, lmbda) for loss, ls in stage.lambdas.items() for lmbda in ls]
+    scratch = [r for r in runs if not r.warm_start]
+    assert len(scratch) >= 6 and all(r.init is None and r.model_kwargs == stage.model_kwargs for r in scratch)
     assert runs[0].out_dir == run_dir("demo", "object", stage.model, stage.lambdas["object"][0])
     assert runs[0].out_dir.name == f"{stage.model}_lambda{stage.lambdas['object'][0]:g}"
 
@@ -65,7 +70,11 @@ def test_a_sweep_of_an_unregistered_loss_is_refused(project_root):
     with pytest.raises(ValueError, match="unknown loss 'l2'; registered: object, mse, task"):
         sweep_configs(TrainingStage(profile="smoke", lambdas={"l2": [0.01]}))
     with pytest.raises(ValueError, match="loss 'task' takes no detector; its arguments: task_weight, network"):
-        sweep_configs(TrainingStage(profile="smoke", lambdas={"task": [0.01]}, loss_kwargs={"task": {"detector": "x"}}))
+        sweep_configs(
+            TrainingStage(
+                profile="smoke", lambdas={"task": [0.01]}, loss_kwargs={"task": {"detector": "x"}}, warm_start={}
+            )
+        )
     with pytest.raises(ValueError, match="other_models: unknown model 'roi'; available: "):
         sweep_configs(TrainingStage(profile="smoke", other_models={"roi": {"object": [0.05]}}))
     with pytest.raises(ValueError, match="02_train_codecs: unknown setting.s. OBJECT_LAMBDAS"):
@@ -82,6 +91,7 @@ def test_the_compared_methods_are_selectable_in_the_recipe(project_root):
         lambdas={"object": [0.015], "mse": [0.003], "task": [0.01, 0.003]},
         loss_kwargs={"task": {"network": "yolo", "task_weight": 500}},
         other_models={"mbt2018-mean-roi": {"object": [0.05, 0.015]}},
+        warm_start={},
     )
     _, runs = sweep_configs(stage)
     assert [(r.model, r.loss, r.lmbda) for r in runs] == [
@@ -100,7 +110,7 @@ def test_the_compared_methods_are_selectable_in_the_recipe(project_root):
         != run_dir("demo", "object", "mbt2018-mean", 0.05)
     )
     roi_only = TrainingStage.from_profile(
-        "demo", lambdas={"mse": [0.003]}, other_models={"mbt2018-mean-roi": {"object": [0.05]}}
+        "demo", lambdas={"mse": [0.003]}, other_models={"mbt2018-mean-roi": {"object": [0.05]}}, warm_start={}
     )
     assert [(r.model, r.loss) for r in sweep_configs(roi_only)[1]] == [
         ("mbt2018-mean", "mse"),
@@ -108,11 +118,43 @@ def test_the_compared_methods_are_selectable_in_the_recipe(project_root):
     ]
 
 
+def test_warm_start_fine_tunes_a_compared_method_from_the_recipes_codec_of_its_lambda(project_root):
+    """WARM_START: the ROI codec starts from the Object-MSE codec of the same lambda (its checkpoint, its
+    own steps and lr, no decay), and the recipe names the source codec, not where its checkpoint lies."""
+    stage = TrainingStage.from_profile(
+        "demo",
+        lambdas={"object": [0.05, 0.015], "mse": [0.003]},
+        other_models={"mbt2018-mean-roi": {"object": [0.015]}},
+        warm_start={"mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 300, "lr": 1e-4}},
+    )
+    _, runs = sweep_configs(stage)
+    roi = runs[-1]
+    assert (roi.model, roi.warm_start) == ("mbt2018-mean-roi", "mbt2018-mean-object-0.015")
+    assert roi.init == run_dir("demo", "object", "mbt2018-mean", 0.015) / CHECKPOINT
+    assert (roi.steps, roi.lr, roi.decay_at, roi.val_every) == (300, 1e-4, (), stage.val_every)
+    assert all(not r.warm_start and r.init is None and r.steps == stage.steps for r in runs[:-1])
+    moved = recipe_differences(dataclasses.replace(roi, init=Path("elsewhere/checkpoint.pt")), roi.to_meta())
+    assert moved == []  # the zoo trains the same codec from its own run folders
+    other = dataclasses.replace(roi, warm_start="mbt2018-mean-object-0.05")
+    assert recipe_differences(other, roi.to_meta()) == [
+        "warm_start 'mbt2018-mean-object-0.015' (asked 'mbt2018-mean-object-0.05')"
+    ]
+    for bad, message in (
+        ({"from": "mbt2018-mean/mse", "steps": 3}, ": the recipe has no codec mbt2018-mean/mse at lambda 0.015"),
+        ({"steps": 3}, " needs {from: model/loss, steps: N, lr: L}"),
+        ({"from": "mbt2018-mean/object", "epochs": 3}, " needs {from: model/loss, steps: N, lr: L}"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(f"warm_start: mbt2018-mean-roi/object{message}")):
+            sweep_configs(dataclasses.replace(stage, warm_start={"mbt2018-mean-roi/object": bad}))
+
+
 def test_a_base_model_warm_starts_every_codec(project_root):
     params = {
         **notebook_params("demo", "02_train_codecs"),
         "BASE_STEPS": 100,
         "BASE_LAMBDA": 0.003,
+        "WARM_START": {},
+        "OTHER_MODELS": {},
     }  # a dict, as the zoo passes
     base, runs = sweep_configs(params)
     assert base is not None and base.loss == "mse" and base.steps == 100

@@ -14,6 +14,8 @@ PARAMS = {
     "MODEL_KWARGS": {"N": 8, "M": 16},
     "DATASET": "shapes",
     "LAMBDAS": {"object": [0.05], "mse": [0.01]},
+    "OTHER_MODELS": {},
+    "WARM_START": {},
     "BASE_STEPS": 0,
     "STEPS": 2,
     "BATCH_SIZE": 2,
@@ -167,6 +169,39 @@ def test_install_places_the_zoo_codecs_for_notebooks_03_and_04(zoo_env):
     assert len(trained_codecs("smoke")) == 2
 
 
+def test_the_zoo_stores_the_transforms_in_half_precision_and_the_entropy_models_exact(zoo_env, capsys):
+    import torch
+    from safetensors.torch import load_file
+
+    from icm_lib import zoo
+    from icm_lib.cli import main
+
+    _, folder = zoo_env
+    item = zoo.entry("smoke", "mbt2018-mean-object-0.05")
+    stored = load_file(str(folder / item["file"]))
+    assert item["precision"] == "float16"
+    assert stored["g_a.0.weight"].dtype == torch.float16 and stored["h_s.0.weight"].dtype == torch.float16
+    assert stored["entropy_bottleneck.matrices.0"].dtype == torch.float32
+    assert stored["gaussian_conditional.scale_table"].dtype == torch.float32
+    assert stored["entropy_bottleneck._quantized_cdf"].dtype == torch.int32
+    model = zoo.load("smoke", item["name"])
+    assert model.g_a[0].weight.dtype == torch.float32
+    assert torch.equal(model.g_a[0].weight, stored["g_a.0.weight"].float())
+    # a zoo exported before (full-precision files) is stored anew on the next export, its records kept as they were
+    data = json.loads((folder / "manifest.json").read_text())
+    for e in data["codecs"]:
+        e.pop("precision")
+        e["hardware"] = ["an earlier GPU"]
+    (folder / "manifest.json").write_text(json.dumps(data))
+    zoo.export("smoke", dict(PARAMS), zoo.zoo_runs(dict(PARAMS)))
+    again = zoo.entry("smoke", item["name"])
+    assert again["precision"] == "float16" and again["hardware"] == ["an earlier GPU"]
+    assert again["train_config"] == item["train_config"] and again["val"] == item["val"]
+    assert main(["zoo", "precision", "--profile", "smoke", "--images", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "stored in float16" in printed and "mbt2018-mean-mse-0.01" in printed
+
+
 def test_cli_list_and_verify(zoo_env, capsys):
     from icm_lib.cli import main
 
@@ -237,3 +272,32 @@ def test_a_time_budget_fixes_each_codecs_steps_and_schedule_in_one_round(zoo_env
     for item in zoo.entries("smoke"):
         assert item["finished"] and item["steps"] == item["target_steps"] == item["train_config"]["steps"]
         assert item["train_config"]["time_budget"] == 3.0 and item["train_config"]["cache_images"]
+
+
+def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env):
+    """WARM_START: the ROI codec is fine-tuned from the finished Object-MSE codec of its lambda (its weights
+    at the start), the manifest names that codec, and the pipeline takes the installed codec as finished."""
+    import torch
+
+    from icm_lib import zoo
+    from icm_lib.training.sweep import is_finished, sweep_configs
+
+    params = {
+        **PARAMS,
+        "OTHER_MODELS": {"mbt2018-mean-roi": {"object": [0.05]}},
+        "WARM_START": {"mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 1, "lr": 1e-9}},
+    }
+    zoo.train(params, chunk=1, rounds=1)  # the sources reach their 2 steps; the ROI codec waits for them
+    assert [e["name"] for e in zoo.entries("smoke")] == ["mbt2018-mean-mse-0.01", "mbt2018-mean-object-0.05"]
+    zoo.train(params, chunk=1)
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    roi, source = items["mbt2018-mean-roi-object-0.05"], items["mbt2018-mean-object-0.05"]
+    assert roi["warm_start"] == {"from": source["name"], "steps": 2, "sha256": source["sha256"]}
+    assert roi["steps"] == 1 and roi["finished"] and roi["model"] == "mbt2018-mean-roi"
+    assert items["mbt2018-mean-mse-0.01"]["warm_start"] is None
+    started, tuned = zoo.load("smoke", source["name"]).state_dict(), zoo.load("smoke", roi["name"]).state_dict()
+    transforms = [k for k in tuned if not k.startswith(("entropy_bottleneck.", "gaussian_conditional."))]
+    assert all(torch.allclose(started[k], tuned[k], rtol=2e-3, atol=1e-4) for k in transforms)  # lr 1e-9, fp16
+    codecs = zoo.obtain_codecs({**params, "ZOO": True})
+    assert "mbt2018-mean-roi-object@0.05" in {c.codec_id for c in codecs}
+    assert all(is_finished(cfg) for cfg in sweep_configs(params)[1])  # the installed codec is the one asked for

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         distributed.teardown()
     if ctx.is_main:
-        record_codecs(stage)
+        record_codecs(stage, tuple(args.loss) if args.loss else None)
         for codec in codecs:
             val = codec.summary()["val"]
             print(
@@ -80,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def record_codecs(stage: TrainingStage) -> None:
-    """Write notebook 02's record of the recipe's finished codecs, as the notebook does, so that the coding
-    stage (notebook 03, ``icm code``) codes what was trained here."""
-    codecs = finished_codecs(stage)
+def record_codecs(stage: TrainingStage, losses: tuple[str, ...] | None = None) -> None:
+    """Write notebook 02's record of the recipe's finished codecs (of the sweeps trained, ``losses``), as the
+    notebook does, so that the coding stage (notebook 03, ``icm code``) codes what was trained here."""
+    codecs = finished_codecs(stage, losses)
     record(
         "02_train_codecs",
         stage.profile,

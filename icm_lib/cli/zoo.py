@@ -1,4 +1,4 @@
-"""``icm zoo list|verify|train|export``: the trained codecs shipped in ``zoo/<profile>`` (:mod:`icm_lib.zoo`).
+"""``icm zoo list|verify|train|export|precision``: the trained codecs shipped in ``zoo/<profile>`` (:mod:`icm_lib.zoo`).
 
 ``python -m icm_lib.cli.zoo ...`` runs the same commands without the rest of the CLI, whose
 other commands import packages a bare GPU machine lacks (ultralytics, papermill): this module
@@ -57,6 +57,19 @@ def _train(args: argparse.Namespace) -> int:
     return _list(args)
 
 
+def _precision(args: argparse.Namespace) -> int:
+    params = zoo.recipe(args.profile)
+    print(f"the runs' float32 weights against the same weights stored in {zoo.PRECISION}, {args.images} val images")
+    print(f"{'name':<34} {'bpp':>14} {'PSNR dB':>14} {'object dB':>14} {'in objects':>16} {'empty bpp':>14}")
+    keys = ("bpp", "psnr", "object_psnr", "object_bit_share", "empty_bpp")
+    for row in zoo.precision_effect(params, args.images):
+        full, stored = row["float32"], row[zoo.PRECISION]
+        cells = [f"{full[k]:.4f}{stored[k] - full[k]:+.4f}" for k in keys]
+        print(f"{row['name']:<34} " + " ".join(f"{c:>14}" for c in cells))
+    print("each cell: float32 value, then the stored weights' difference")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     params = zoo.recipe(args.profile)
     zoo.export(args.profile, params, zoo.zoo_runs(params))
@@ -64,13 +77,14 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    """``icm zoo list|verify|train|export``."""
+    """``icm zoo list|verify|train|export|precision``."""
     commands = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
     for name, func, help in (
         ("list", _list, "the zoo's codecs with their last validation"),
         ("verify", _verify, "check every file's sha256 and the data fingerprint"),
         ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
         ("export", _export, "write the runs' current weights, logs and manifest into the zoo"),
+        ("precision", _precision, "measure what storing the weights in half precision changes (runs on this machine)"),
     ):
         p = commands.add_parser(name, help=help)
         p.add_argument("--profile", default="demo", choices=PROFILES)
@@ -94,6 +108,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                 "measured speed, the lr decay placed at the recipe's fractions of them",
             )
             p.add_argument("--cache-images", action="store_true", help="keep the decoded training images in memory")
+        if name == "precision":
+            p.add_argument("--images", type=int, default=40, help="val images with objects to code per codec")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 from icm_lib.evaluate.coding.codecs import codec_identity
 from icm_lib.evaluate.coding.examples import example_panels
 from icm_lib.evaluate.coding.sweep import read_family_results
+from icm_lib.plots import method_style
 
 CLASSICAL_COLOURS = {
     "jpeg": "#7f7f7f",
@@ -27,18 +28,11 @@ CLASSICAL_COLOURS = {
 }
 
 
-LOSS_STYLES = {
-    "object": {"color": "#d62728", "linestyle": "-", "marker": "o", "linewidth": 2.0},
-    "mse": {"color": "#1f77b4", "linestyle": "--", "marker": "s", "linewidth": 2.0},
-}
-OTHER_LOSS_STYLE = {"color": "#e377c2", "linestyle": "-.", "marker": "^", "linewidth": 2.0}
-
-
-def family_style(family: str, loss: str | None) -> dict:
-    """Line style of a codec family by its codec's loss: Object-MSE red and solid, MSE blue and dashed,
-    another registered loss pink, anchors (no loss) thin in their own colour."""
-    if loss is not None:
-        return dict(LOSS_STYLES.get(loss, OTHER_LOSS_STYLE))
+def family_style(family: str, identity: dict) -> dict:
+    """Line style of a codec family: a learned one by its method (:func:`icm_lib.plots.method_style`),
+    an anchor (no loss) thin and dotted in its own colour."""
+    if identity.get("loss") is not None:
+        return method_style(identity["method"])
     return {"color": CLASSICAL_COLOURS.get(family, "black"), "linestyle": ":", "marker": ".", "linewidth": 1.2}
 
 
@@ -51,7 +45,7 @@ def region_psnr_figure(profile: str, dataset: str):
     for ax, key, title in zip(axes, ("object_psnr", "background_psnr"), ("Object region", "Background")):
         for family, body in sorted(results.items()):
             r = body["results"]
-            style = family_style(family, codec_identity(body)["loss"])
+            style = family_style(family, codec_identity(body))
             ax.plot(r["bpp"], [np.nan if v is None else v for v in r[key]], label=family, **style)
         ax.set(
             xlabel="bits per pixel (real bitstream)", ylabel=f"{title.lower()} PSNR [dB]", title=f"{title} ({dataset})"

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from icm_lib.evaluate.recognition.results import MODES, curve_losses, read_curves, read_uncompressed
+from icm_lib.evaluate.coding.codecs import codec_identity
+from icm_lib.evaluate.recognition.results import MODES, read_curves, read_uncompressed
+from icm_lib.plots import method_style
 
 METRIC_LABELS = {
     "map": "bbox mAP@[.5:.95]",
@@ -23,25 +25,27 @@ METRIC_LABELS = {
     "segm_map": "mask mAP@[.5:.95]",
     "segm_map50": "mask mAP50",
 }
-ROLE_STYLE = {
-    "object": {"color": "tab:red", "lw": 2.2, "marker": "o", "zorder": 5},
-    "mse": {"color": "tab:blue", "lw": 1.8, "marker": "s", "zorder": 4},
-}
 CLASSICAL_COLOURS = ("tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:gray", "tab:cyan")
 
 
-OTHER_LOSS_STYLE = {"color": "tab:pink", "lw": 1.8, "marker": "^", "zorder": 4}  # a learned codec of another loss
-
-
-def family_styles(losses: dict[str, str | None]) -> dict[str, dict]:
-    """Matplotlib line styles per family (``losses``: family -> its codec's loss, None for an anchor), stable across panels."""
+def family_styles(identities: dict[str, dict]) -> dict[str, dict]:
+    """Matplotlib line styles per family (``identities``: family -> its codec's ``method`` and ``loss``, the
+    loss None for an anchor), stable across panels: a learned codec by its method
+    (:func:`icm_lib.plots.method_style`), the anchors in turn through :data:`CLASSICAL_COLOURS`."""
     styles, classical = {}, iter(CLASSICAL_COLOURS * 3)
-    for family in sorted(losses):
-        loss = losses[family]
-        if loss is None:
+    for family in sorted(identities):
+        identity = identities[family]
+        if identity.get("loss") is None:
             styles[family] = {"color": next(classical), "lw": 1.2, "marker": "."}
         else:
-            styles[family] = dict(ROLE_STYLE.get(loss, OTHER_LOSS_STYLE))
+            style = method_style(identity["method"])
+            styles[family] = {
+                "color": style["color"],
+                "ls": style["linestyle"],
+                "lw": style["linewidth"],
+                "marker": style["marker"],
+                "zorder": style["zorder"],
+            }
     return styles
 
 
@@ -54,9 +58,9 @@ def plot_map_vs_bpp(folder: Path, metrics: tuple[str, ...] = ("map",), title: st
     bodies, clean = read_curves(folder), read_uncompressed(folder)
     modes = [m for m in MODES if any(name.endswith(f"({m})") for name in bodies)] or ["pretrained"]
     metrics = [m for m in metrics if any(m in b["results"] for b in bodies.values())] or list(metrics[:1])
-    losses = {name.split(" (")[0]: loss for name, loss in curve_losses(bodies).items()}
-    families = sorted(losses)
-    styles = family_styles(losses)
+    identities = {name.split(" (")[0]: codec_identity(body) for name, body in bodies.items()}
+    families = sorted(identities)
+    styles = family_styles(identities)
     fig, axes = plt.subplots(
         len(metrics),
         len(modes),

@@ -27,6 +27,22 @@ def run_loss(run_dir: Path) -> str | None:
     return None
 
 
+def warm_start_offset(run_dir: Path) -> int:
+    """The steps a warm-started run (``WARM_START``) continues from: its source codec's, else 0.
+
+    Its own log counts its fine-tuning steps from 0; drawn after the source's, its curves continue
+    the source's instead of starting again at the left.
+    """
+    checkpoint = Path(run_dir) / CHECKPOINT
+    if not checkpoint.is_file():
+        return 0
+    config = read_weights_only(checkpoint)["meta"].get("train_config") or {}
+    source = Path(config["init"]) if config.get("warm_start") and config.get("init") else None
+    if source is None or not source.is_file():
+        return 0
+    return int(read_weights_only(source)["meta"].get("step", 0))
+
+
 def _smooth(values: list[float], width: int) -> np.ndarray:
     v = np.asarray([np.nan if x is None else x for x in values], float)
     if width <= 1 or len(v) < width:
@@ -104,12 +120,16 @@ def plot_validation_curves(runs: dict[str, Path]):
             continue
         style = LOSS_STYLE.get(run_loss(folder), "-.")
         color = f"C{i % 10}"
-        axes[0].plot(cols["step"], cols["bpp"], style, color=color, label=label, lw=1.2, marker="o", ms=3)
+        offset = warm_start_offset(folder)
+        steps = [offset + s for s in cols["step"]]
+        if offset:
+            label = f"{label} (from step {offset})"
+        axes[0].plot(steps, cols["bpp"], style, color=color, label=label, lw=1.2, marker="o", ms=3)
         if "empty_bpp" in cols:
-            axes[0].plot(cols["step"], cols["empty_bpp"], ":", color=color, lw=1.0, marker=".", ms=3)
+            axes[0].plot(steps, cols["empty_bpp"], ":", color=color, lw=1.0, marker=".", ms=3)
         for ax, key in zip(axes[1:], ("object_psnr", "background_psnr", "object_bit_share")):
             if key in cols:
-                ax.plot(cols["step"], cols[key], style, color=color, lw=1.2, marker="o", ms=3)
+                ax.plot(steps, cols[key], style, color=color, lw=1.2, marker="o", ms=3)
         pixel_share += [s for s in cols.get("object_pixel_share", []) if s is not None]
     if pixel_share:
         axes[3].axhline(float(np.mean(pixel_share)), color="grey", lw=1, label="objects' share of the pixels")

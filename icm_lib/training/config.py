@@ -64,6 +64,7 @@ class TrainConfig:
     empty_val_images: int = 8  # object-free val images also coded at each validation (their bpp: empty_bpp)
     init: Path | None = None  # checkpoint to start from (ours, or an official TCM one)
     init_official: bool = False  # `init` is an official TCM release checkpoint
+    warm_start: str = ""  # the codec (zoo name) this run is fine-tuned from; `init` is its checkpoint
     resume: bool = True  # continue from out_dir's checkpoint (False: refuse to touch it)
     seed: int = 0  # seeds the weights, the data order and the crops
     workers: int = 0  # DataLoader workers (0 keeps resumption bit-exact)
@@ -129,7 +130,10 @@ def recipe(config: dict[str, Any]) -> dict[str, Any]:
     if out.get("loss") in CRITERIA:
         out["loss_kwargs"] = _plain(criterion_kwargs(out["loss"], out.get("loss_kwargs") or {}))
     out["decay_at"] = [float(f) for f in out.get("decay_at", ())]
-    out["init"] = str(out["init"]) if out.get("init") else None
+    out["warm_start"] = out.get("warm_start") or ""  # records before warm starts lack it
+    # A warm-started run names its source codec; where the source's checkpoint lies (a run folder of
+    # the pipeline, or of the zoo) is not what it learned from.
+    out["init"] = str(out["init"]) if out.get("init") and not out["warm_start"] else None
     return out
 
 

@@ -284,8 +284,15 @@ def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]
     if cfg.init_official:
         return load_official_tcm(cfg.init, cfg.model.removeprefix("tcm-")), None
     model, meta, _ = load_checkpoint(cfg.init)
-    if meta.get("model") != cfg.model:
-        raise ValueError(f"{cfg.init} holds a {meta.get('model')} model, not {cfg.model}")
+    if meta.get("model") != cfg.model:  # e.g. the ROI codec fine-tuned from the plain codec it gates
+        other = create(cfg.model, **cfg.model_kwargs)
+        try:
+            other.load_state_dict(model.state_dict())
+        except RuntimeError:
+            raise ValueError(
+                f"{cfg.init} holds a {meta.get('model')} model, whose weights do not fit {cfg.model}"
+            ) from None
+        model = other
     return model, None
 
 

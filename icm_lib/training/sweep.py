@@ -35,7 +35,7 @@ from icm_lib.config import TrainingStage, fields_of
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import read_json
 from icm_lib.losses import CRITERIA, criterion_class
-from icm_lib.paths import codecs_dir
+from icm_lib.paths import codec_name, codecs_dir
 from icm_lib.training import distributed
 from icm_lib.training.config import TrainConfig, recipe_differences, recorded_config
 from icm_lib.training.loop import CHECKPOINT, SUMMARY, train_codec
@@ -52,6 +52,7 @@ PER_RUN = (
     "steps",
     "init",
     "init_official",
+    "warm_start",
     "resume",
     "stop_at",
 )
@@ -132,9 +133,10 @@ def is_finished(cfg: TrainConfig) -> bool:
     return True
 
 
-def finished_codecs(stage: TrainingStage) -> list[TrainedCodec]:
-    """The finished codecs of a stage's recipe: its runs' (model, loss, lambda) among :func:`trained_codecs`."""
-    recipe = {(cfg.model, cfg.loss, cfg.lmbda) for cfg in sweep_configs(stage)[1]}
+def finished_codecs(stage: TrainingStage, losses: tuple[str, ...] | None = None) -> list[TrainedCodec]:
+    """The finished codecs of a stage's recipe (of these ``losses``; default: all of its sweeps): its runs'
+    (model, loss, lambda) among :func:`trained_codecs`."""
+    recipe = {(cfg.model, cfg.loss, cfg.lmbda) for cfg in sweep_configs(stage, losses)[1]}
     return [c for c in trained_codecs(stage.profile) if (c.model, c.loss, c.lmbda) in recipe]
 
 
@@ -189,6 +191,7 @@ def sweep_configs(
             **{**shared, "lr": stage.base_lr},
         )
     init = base.out_dir / CHECKPOINT if base else (Path(stage.init) if stage.init else None)
+    sweeps = _codec_sweeps(stage)
     runs = [
         TrainConfig(
             run_dir(stage.profile, loss, model, lmbda),
@@ -196,17 +199,47 @@ def sweep_configs(
             model=model,
             loss=loss,
             lmbda=float(lmbda),
-            steps=stage.steps,
-            init=init if model == stage.model else None,
-            init_official=stage.init_official and base is None and model == stage.model,
             loss_kwargs=stage.loss_kwargs.get(loss, {}),
-            **shared,
+            **{
+                **shared,
+                "steps": stage.steps,
+                "init": init if model == stage.model else None,
+                "init_official": stage.init_official and base is None and model == stage.model,
+                **_warm_start(stage, sweeps, model, loss, float(lmbda)),
+            },
         )
-        for model, lambdas in _codec_sweeps(stage)
+        for model, lambdas in sweeps
         for loss in losses
         for lmbda in lambdas.get(loss, [])
     ]
     return base, runs
+
+
+def _warm_start(
+    stage: TrainingStage, sweeps: list[tuple[str, dict[str, list[float]]]], model: str, loss: str, lmbda: float
+) -> dict[str, Any]:
+    """The settings of a run the stage's ``warm_start`` fine-tunes from another codec of the recipe at the same
+    lambda (its checkpoint as ``init``, its own steps and lr, no decay); empty for a run trained from scratch."""
+    spec = stage.warm_start.get(f"{model}/{loss}")
+    if spec is None:
+        return {}
+    key = f"warm_start: {model}/{loss}"
+    if not isinstance(spec, dict) or set(spec) - {"from", "steps", "lr", "decay_at", "val_every"} or "from" not in spec:
+        raise ValueError(f"{key} needs {{from: model/loss, steps: N, lr: L}}, got {spec!r}")
+    source_model, _, source_loss = str(spec["from"]).partition("/")
+    if lmbda not in [float(x) for x in dict(sweeps).get(source_model, {}).get(source_loss, [])]:
+        raise ValueError(
+            f"{key}: the recipe has no codec {spec['from']} at lambda {lmbda:g} to start from "
+            "(add it to the lambdas, or leave this codec out of warm_start)"
+        )
+    return {
+        "warm_start": codec_name(source_model, source_loss, lmbda),
+        "init": run_dir(stage.profile, source_loss, source_model, lmbda) / CHECKPOINT,
+        "steps": int(spec.get("steps", stage.steps)),
+        "lr": float(spec.get("lr", stage.lr)),
+        "decay_at": list(spec.get("decay_at", [])),
+        "val_every": int(spec.get("val_every", stage.val_every)),
+    }
 
 
 def sweep_losses(stage: TrainingStage) -> tuple[str, ...]:
@@ -260,14 +293,15 @@ def train_sweeps(
         else:
             train_codec(base, ctx)
         todo.remove(base)
-    if side_by_side and len(todo) > 1:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for _ in pool.map(train_one_thread, todo):
-                pass
-    else:
-        for cfg in todo:
-            train_codec(cfg, ctx)
-    return [c for c in trained_codecs(stage.profile) if c.loss in losses and c.model == stage.model]
+    for group in ([c for c in todo if not c.warm_start], [c for c in todo if c.warm_start]):  # sources first
+        if side_by_side and len(group) > 1:
+            with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for _ in pool.map(train_one_thread, group):
+                    pass
+        else:
+            for cfg in group:
+                train_codec(cfg, ctx)
+    return finished_codecs(stage, losses)
 
 
 def _reused(cfg: TrainConfig, ctx: distributed.Context) -> bool:

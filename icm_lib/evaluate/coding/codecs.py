@@ -374,6 +374,12 @@ class LearnedCodec(ImageCodec):
         return to_uint8(decode_bitstream(self.model, data, fingerprint=self.weights_fingerprint))
 
 
+# The compared methods the evaluation is built around, by the label their records carry: the paper's
+# codec (Eq. 4; the ROI codec shares its loss but not its method) and the codec it is set against (Eq. 1).
+PAPER_METHOD = "Object-MSE"
+BASELINE_METHOD = "MSE"
+
+
 def codec_identity(record: dict) -> dict:
     """``method``, ``model``, ``loss`` and ``lmbda`` of a codec from any record of it: a checkpoint's meta,
     a coding payload, a results body (there ``lmbda`` is the list of its points'), a recognition curve.

@@ -16,18 +16,16 @@ import numpy as np
 
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.evaluate.coding.bitmaps import bit_allocation_map
-from icm_lib.evaluate.coding.codecs import LearnedCodec, codec_identity
+from icm_lib.evaluate.coding.codecs import BASELINE_METHOD, PAPER_METHOD, LearnedCodec, codec_identity
 from icm_lib.evaluate.coding.sweep import codec_dir, load_records, read_family_results, read_mask, read_rgb
 
-PAPER_LOSS, BASELINE_LOSS = "object", "mse"  # the paper's codec (Eq. 4) and the one it is compared with (Eq. 1)
 
-
-def _points(profile: str, dataset: str, loss: str) -> list[dict]:
-    """Every coded point of the codecs trained with ``loss``, each with its ``lmbda``."""
+def _points(profile: str, dataset: str, method: str) -> list[dict]:
+    """Every coded point of the codecs of a compared method (``Object-MSE``, ``MSE`` ...), each with its ``lmbda``."""
     points = []
     for family, body in read_family_results(profile, dataset).items():
         identity = codec_identity(body)
-        if identity["loss"] == loss:
+        if identity["loss"] is not None and identity["method"] == method:
             r = body["results"]
             points += [
                 {k: r[k][i] for k in r} | {"family": family, "lmbda": identity["lmbda"][i]}
@@ -36,33 +34,48 @@ def _points(profile: str, dataset: str, loss: str) -> list[dict]:
     return points
 
 
+def _nearest(points: list[dict], bpp: float) -> dict:
+    return min(points, key=lambda p: abs(np.log(p["bpp"]) - np.log(bpp)))
+
+
+def _summary(p: dict) -> dict:
+    return {
+        "id": p["codec_id"],
+        "lmbda": p["lmbda"],
+        "bpp": p["bpp"],
+        "object_psnr": p["object_psnr"],
+        "background_psnr": p["background_psnr"],
+        "bit_share": p.get("object_bit_share"),
+    }
+
+
 def similar_bpp_pairs(profile: str, dataset: str) -> list[dict]:
-    """Each object-codec point with the MSE-codec point nearest in bpp (log scale), from the results files.
+    """Each object-codec point with the MSE-codec point nearest in bpp (log scale), from the results files,
+    and the nearest point of every other compared method coded (the ROI codec, the task-loss codec ...).
 
     Returns:
         One dict per object codec: ``object_id``, ``mse_id`` and their ``*_bpp``, ``*_object_psnr``,
-        ``*_background_psnr``, ``*_bit_share`` (None where not measured), and ``object_area``.
+        ``*_background_psnr``, ``*_bit_share`` (None where not measured), ``object_area``, and ``others``:
+        ``{method: {"id", "lmbda", "bpp", "object_psnr", "background_psnr", "bit_share"}}``.
     """
-    objects, mses = _points(profile, dataset, PAPER_LOSS), _points(profile, dataset, BASELINE_LOSS)
+    objects, mses = _points(profile, dataset, PAPER_METHOD), _points(profile, dataset, BASELINE_METHOD)
+    others = {m: _points(profile, dataset, m) for m in _methods(profile, dataset) - {PAPER_METHOD, BASELINE_METHOD}}
     pairs = []
     for o in objects:
         if not mses:
             break
-        m = min(mses, key=lambda p: abs(np.log(p["bpp"]) - np.log(o["bpp"])))
         pair = {"object_area": o.get("object_area")}
-        for role, p in (("object", o), ("mse", m)):
-            pair.update(
-                {
-                    f"{role}_id": p["codec_id"],
-                    f"{role}_lmbda": p["lmbda"],
-                    f"{role}_bpp": p["bpp"],
-                    f"{role}_object_psnr": p["object_psnr"],
-                    f"{role}_background_psnr": p["background_psnr"],
-                    f"{role}_bit_share": p.get("object_bit_share"),
-                }
-            )
+        for role, p in (("object", o), ("mse", _nearest(mses, o["bpp"]))):
+            pair.update({f"{role}_{k}": v for k, v in _summary(p).items()})
+        pair["others"] = {m: _summary(_nearest(points, o["bpp"])) for m, points in sorted(others.items()) if points}
         pairs.append(pair)
     return sorted(pairs, key=lambda p: p["object_bpp"])
+
+
+def _methods(profile: str, dataset: str) -> set[str]:
+    """The compared methods of the learned codecs that coded ``dataset``."""
+    identities = [codec_identity(body) for body in read_family_results(profile, dataset).values()]
+    return {i["method"] for i in identities if i["loss"] is not None}
 
 
 def pick_pair(profile: str, dataset: str, object_lambda: float | None = None) -> dict:

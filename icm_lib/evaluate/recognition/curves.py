@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from icm_lib.config import RecognitionStage
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.evaluate.coding import sweep as coding_sweep
+from icm_lib.evaluate.coding.codecs import BASELINE_METHOD, PAPER_METHOD
 from icm_lib.evaluate.recognition import results as rr
 from icm_lib.evaluate.recognition.recognizers import Recognizer, build_recognizers
 
@@ -282,10 +283,10 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
     table = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     result = {"bd_rate_vs_mse": math.nan, "bd_rate_vs_best_classical": math.nan, "best_classical": None}
     if table:
-        losses = rr.table_losses(table, folder)
-        anchor = next((r for r in table["rows"] if losses.get(r) == rr.PAPER_LOSS and r.endswith(f"({mode})")), None)
-        mse = next((c for c in table["columns"] if losses.get(c) == rr.BASELINE_LOSS and c.endswith(f"({mode})")), None)
-        best = rr.best_classical(table, mode, losses)
+        methods = rr.table_methods(table, folder)
+        anchor = next((r for r in table["rows"] if methods.get(r) == PAPER_METHOD and r.endswith(f"({mode})")), None)
+        mse = next((c for c in table["columns"] if methods.get(c) == BASELINE_METHOD and c.endswith(f"({mode})")), None)
+        best = rr.best_classical(table, mode, methods)
         if anchor:
             result.update(
                 bd_rate_vs_mse=rr.table_value(table, anchor, mse or ""),
@@ -299,6 +300,44 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
         "uncompressed_map": clean.get("map", math.nan),
         "uncompressed_map50": clean.get("map50", math.nan),
     }
+
+
+def compared_methods(profile: str, dataset: str, detector: str) -> dict[str, dict]:
+    """The other compared methods against the paper's codec (Object-MSE), for one dataset and detector.
+
+    Per method (``ROI, Object-MSE``, ``task loss`` ...): ``object_bd_psnr`` and ``background_bd_psnr``
+    (dB at equal bpp over the coded split, from notebook 03's results; positive: the method is better
+    there; NaN without them) and ``bd_rate_<mode>`` (% bits at equal bbox mAP against Object-MSE, from the BD-rate table;
+    negative: the method needs fewer bits). NaN where a curve is missing or the curves do not overlap.
+    """
+    import math
+
+    from icm_lib.evaluate.coding.codecs import codec_identity
+    from icm_lib.training.report import bd_psnr
+
+    coded = {
+        f: (codec_identity(b), b["results"]) for f, b in coding_sweep.read_family_results(profile, dataset).items()
+    }
+    by_method = {i["method"]: r for i, r in coded.values() if i["loss"] is not None}
+    folder = rr.recognition_dir(profile, dataset, detector)
+    path = folder / "bdrate_map.json"
+    table = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"rows": [], "columns": []}
+    methods = rr.table_methods(table, folder) if table["rows"] else {}
+    out = {}
+    found = {*by_method, *methods.values()} - {None, PAPER_METHOD, BASELINE_METHOD}
+    for method in sorted(found):
+        row = {
+            f"{region}_bd_psnr": bd_psnr(by_method[PAPER_METHOD], by_method[method], f"{region}_psnr")
+            if PAPER_METHOD in by_method and method in by_method
+            else math.nan
+            for region in ("object", "background")
+        }
+        for mode in rr.MODES:
+            mine = next((n for n in table["rows"] if methods.get(n) == method and n.endswith(f"({mode})")), "")
+            paper = next((n for n in table["rows"] if methods.get(n) == PAPER_METHOD and n.endswith(f"({mode})")), "")
+            row[f"bd_rate_{mode}"] = rr.table_value(table, mine, paper)
+        out[method] = row
+    return out
 
 
 def run_stage(profile: str, stage: RecognitionStage) -> tuple[RecognitionPlan, dict]:

@@ -11,9 +11,10 @@
 A curve is named ``<family> (<mode>)``, e.g. ``tcm-tiny-object (finetuned)``.
 Each curve's file carries what its codec is (``method``, ``model``, ``loss``;
 :func:`icm_lib.evaluate.coding.codecs.codec_identity`): the paper's codec is the one
-trained with the ``object`` loss (:data:`PAPER_LOSS`), compared with the one
-trained with ``mse`` (:data:`BASELINE_LOSS`); a curve without a loss is a
-classical anchor. BD-rate tables record each row's loss beside its name.
+of method ``Object-MSE`` (:data:`~icm_lib.evaluate.coding.codecs.PAPER_METHOD`), compared with the ``MSE``
+codec and the other compared methods (the ROI codec, which
+shares the Object-MSE loss, and the task-loss codec); a curve without a loss is
+a classical anchor. BD-rate tables record each row's method beside its name.
 """
 
 from __future__ import annotations
@@ -22,23 +23,23 @@ import json
 import math
 from pathlib import Path
 
-from icm_lib.evaluate.coding.codecs import codec_identity
+from icm_lib.evaluate.coding.codecs import PAPER_METHOD, codec_identity
 from icm_lib.evaluate.recognition.bdrate import Curve, bd_rate_table, write_table
 from icm_lib.io import write_json
 from icm_lib.paths import results_dir
 
 MODES = ("pretrained", "finetuned")
-PAPER_LOSS = "object"  # the loss of the paper's codec (Eq. 4): the anchor of every BD-rate table
-BASELINE_LOSS = "mse"  # the loss of the codec it is compared with (Eq. 1)
 
 
 def recognition_dir(profile: str, dataset: str, detector: str) -> Path:
     return results_dir(profile) / "recognition" / dataset / detector
 
 
-def curve_losses(bodies: dict[str, dict]) -> dict[str, str | None]:
-    """The loss each curve's codec was trained with (None: a classical anchor), by curve name."""
-    return {name: codec_identity(body)["loss"] for name, body in bodies.items()}
+def curve_methods(bodies: dict[str, dict]) -> dict[str, str | None]:
+    """Each curve's compared method (``Object-MSE``, ``MSE``, ``ROI, Object-MSE`` ...; None: a classical
+    anchor), by curve name."""
+    identities = {name: codec_identity(body) for name, body in bodies.items()}
+    return {name: None if i["loss"] is None else i["method"] for name, i in identities.items()}
 
 
 def write_curve(
@@ -102,9 +103,9 @@ def _curve(body: dict, metric: str) -> Curve:
     return Curve(list(res["bpp"]), [math.nan if v is None else v for v in res.get(metric, [None] * len(res["bpp"]))])
 
 
-def anchor_curve(losses: dict[str, str | None]) -> str | None:
-    """The paper's codec's curve (:data:`PAPER_LOSS`), fine-tuned when there is one; ``losses`` by curve name."""
-    objects = [n for n, loss in losses.items() if loss == PAPER_LOSS]
+def anchor_curve(methods: dict[str, str | None]) -> str | None:
+    """The paper's codec's curve (:data:`PAPER_METHOD`), fine-tuned when there is one; ``methods`` by curve name."""
+    objects = [n for n, method in methods.items() if method == PAPER_METHOD]
     finetuned = [n for n in objects if n.endswith("(finetuned)")]
     return (finetuned or objects or [None])[0]
 
@@ -114,7 +115,7 @@ def bd_rate_tables(
 ) -> dict[str, dict]:
     """Write ``bdrate_<metric>.json`` and ``.md`` for every metric the curves hold; returns the tables."""
     bodies = read_curves(folder)
-    losses = curve_losses(bodies)
+    methods = curve_methods(bodies)
     tables = {}
     for metric in metrics:
         curves = {n: _curve(b, metric) for n, b in bodies.items() if metric in b["results"]}
@@ -122,7 +123,7 @@ def bd_rate_tables(
             continue
         table = bd_rate_table(
             curves,
-            anchor=anchor_curve({n: losses[n] for n in curves}),
+            anchor=anchor_curve({n: methods[n] for n in curves}),
             min_points=min_points,
             drop_dominated=drop_dominated,
         )
@@ -130,7 +131,7 @@ def bd_rate_tables(
             metric=metric,
             min_points=min_points,
             drop_dominated=drop_dominated,
-            losses={n: losses[n] for n in table["rows"]},
+            methods={n: methods[n] for n in table["rows"]},
         )
         description = (
             f"BD-rate (%) of each row's curve against each column's at equal {metric} "
@@ -154,19 +155,19 @@ def table_value(table: dict, row: str, column: str) -> float:
     return math.nan if value is None else value
 
 
-def table_losses(table: dict, folder: Path) -> dict[str, str | None]:
-    """Each row's loss of a BD-rate table (tables written before they recorded it: from the folder's curves)."""
-    return table.get("losses") or curve_losses(read_curves(folder))
+def table_methods(table: dict, folder: Path) -> dict[str, str | None]:
+    """Each row's method of a BD-rate table (tables written before they recorded it: from the folder's curves)."""
+    return table.get("methods") or curve_methods(read_curves(folder))
 
 
-def best_classical(table: dict, mode: str, losses: dict[str, str | None] | None = None) -> str | None:
+def best_classical(table: dict, mode: str, methods: dict[str, str | None] | None = None) -> str | None:
     """The classical curve of ``mode`` the object codec saves the fewest bits against (the strongest anchor).
 
-    ``losses``: each curve's loss (default: the table's own record of them).
+    ``methods``: each curve's method, None for an anchor (default: the table's own record of them).
     """
-    losses = losses if losses is not None else table.get("losses", {})
+    methods = methods if methods is not None else table.get("methods", {})
     anchor = table["rows"][0]
-    candidates = [c for c in table["columns"] if c.endswith(f"({mode})") and c in losses and losses[c] is None]
+    candidates = [c for c in table["columns"] if c.endswith(f"({mode})") and c in methods and methods[c] is None]
     scored = [(table_value(table, anchor, c), c) for c in candidates]
     scored = [(v, c) for v, c in scored if math.isfinite(v)]
     return max(scored)[1] if scored else None
@@ -188,7 +189,7 @@ def recovered_fraction(folder: Path, metric: str = "map") -> float:
     ``(finetuned - pretrained) / (uncompressed - pretrained)`` at the lowest-bpp point.
     """
     bodies, clean = read_curves(folder), read_uncompressed(folder).get(metric, math.nan)
-    objects = [n.split(" (")[0] for n, loss in curve_losses(bodies).items() if loss == PAPER_LOSS]
+    objects = [n.split(" (")[0] for n, method in curve_methods(bodies).items() if method == PAPER_METHOD]
     for family in objects:
         pre, fine = bodies.get(f"{family} (pretrained)"), bodies.get(f"{family} (finetuned)")
         if pre is None or fine is None:
