@@ -64,7 +64,8 @@ def toy_layout(project_root) -> DatasetLayout:
 
 
 class NamedJpeg(PillowCodec):
-    """JPEG standing in for a learned codec: its identity (not its name) says which loss trained it."""
+    """JPEG standing in for a learned codec: its identity (not its name) says which loss trained it, and the
+    method it is (the loss's, as training labels a codec: Object-MSE, MSE)."""
 
     def __init__(self, family: str, quality: int, loss: str):
         super().__init__("jpeg", quality)
@@ -72,7 +73,9 @@ class NamedJpeg(PillowCodec):
 
     @property
     def identity(self) -> dict:
-        return {"method": self.loss, "model": "toy", "loss": self.loss, "lmbda": self.quality / 1000}
+        from icm_lib.losses import CRITERIA
+
+        return {"method": CRITERIA[self.loss].method, "model": "toy", "loss": self.loss, "lmbda": self.quality / 1000}
 
 
 class FakeRecognizer(Recognizer):
@@ -181,7 +184,7 @@ def test_figure_from_results(toy_layout, monkeypatch, project_root):
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert set(labels) == {"toy-a", "toy-b", "uncompressed"}
     colours = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
-    assert (colours["toy-a"], colours["toy-b"]) == ("tab:red", "tab:blue")  # styled by the loss the curve records
+    assert (colours["toy-a"], colours["toy-b"]) == ("#d62728", "#1f77b4")  # styled by the method the curve records
     paths = save_figure(fig, "map_vs_bpp_toy_fake")
     assert all(p.is_file() for p in paths) and paths[0].parent == project_root / "figures"
 

@@ -70,6 +70,8 @@ def test_base_trains_data_parallel_from_python(train_root, monkeypatch):  # noqa
         "CHECKPOINT_EVERY": 2,
         "MODEL_KWARGS": {},
         "LAMBDAS": {},
+        "OTHER_MODELS": {},
+        "WARM_START": {},
     }
     base, _ = sweep_configs(params)
     train_data_parallel(base, 2)
