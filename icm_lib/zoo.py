@@ -411,7 +411,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
 
     from icm_lib.training import distributed
     from icm_lib.training.loop import CHECKPOINT, train_codec
-    from icm_lib.training.sweep import is_finished, train_one_thread
+    from icm_lib.training.sweep import train_one_thread
 
     profile = params["PROFILE"]
     runs = zoo_runs(params)
@@ -424,7 +424,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         chunk, rounds = 10**9, 1
     done_rounds = 0
     while True:
-        todo = [cfg for cfg in runs if not is_finished(cfg)]
+        todo = [cfg for cfg in runs if not _done(cfg)]
         if not todo or (rounds and done_rounds >= rounds):
             break
         # A warm-started codec waits for its source (``WARM_START``) to finish.
@@ -456,13 +456,20 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
 def _source_finished(cfg, runs: list) -> bool:
     """Whether a warm-started run can go on: it has its own checkpoint, or its source codec is finished."""
     from icm_lib.training.loop import CHECKPOINT
-    from icm_lib.training.sweep import is_finished
 
     if (cfg.out_dir / CHECKPOINT).is_file():
         return True
-    sources = [s for s in runs if codec_name(s.model, s.loss, s.lmbda) == cfg.warm_start]
-    # finished here, or seeded from the zoo at its steps (a seeded run has no summary until it is validated)
-    return any(is_finished(s) or _step_of(s.out_dir / CHECKPOINT) >= s.steps for s in sources)
+    return any(_done(s) for s in runs if codec_name(s.model, s.loss, s.lmbda) == cfg.warm_start)
+
+
+def _done(cfg) -> bool:
+    """Whether a zoo run needs no more training: finished here, or past its steps (a codec of the zoo trained
+    longer than the recipe asks, e.g. under a time budget, is kept as it is, not refused as another codec)."""
+    from icm_lib.training.loop import CHECKPOINT
+    from icm_lib.training.sweep import is_finished
+
+    step = _step_of(cfg.out_dir / CHECKPOINT)
+    return step > cfg.steps or (step == cfg.steps and is_finished(cfg))
 
 
 def _step_of(checkpoint: Path) -> int:

@@ -301,3 +301,14 @@ def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env
     codecs = zoo.obtain_codecs({**params, "ZOO": True})
     assert "mbt2018-mean-roi-object@0.05" in {c.codec_id for c in codecs}
     assert all(is_finished(cfg) for cfg in sweep_configs(params)[1])  # the installed codec is the one asked for
+
+
+def test_a_codec_trained_past_the_recipes_steps_is_kept_not_refused(zoo_env):
+    """A zoo codec may hold more steps than the recipe asks (a time budget fixed them): training the zoo
+    leaves it as it is, where the pipeline's reuse check would call it another codec."""
+    from icm_lib import zoo
+
+    zoo.train(dict(PARAMS), chunk=1)  # both codecs to their 2 steps
+    before = {e["name"]: e["sha256"] for e in zoo.entries("smoke")}
+    zoo.train({**PARAMS, "STEPS": 1}, chunk=1)
+    assert {e["name"]: e["sha256"] for e in zoo.entries("smoke")} == before
