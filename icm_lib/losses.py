@@ -77,6 +77,13 @@ def criterion_class(name: str) -> type[nn.Module]:
     return CRITERIA[name]
 
 
+def method_label(model: nn.Module, loss: str) -> str:
+    """A codec's compared-method label: its loss's (``Object-MSE``), after its model's when the model is a
+    method of its own (``ROI, Object-MSE``: the ROI codec trained with Object-MSE)."""
+    model_method = getattr(model, "method", None)
+    return f"{model_method}, {criterion_class(loss).method}" if model_method else criterion_class(loss).method
+
+
 def criterion_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """A loss's keyword arguments with its defaults filled in (``lmbda`` excluded: it is its own setting).
 

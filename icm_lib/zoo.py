@@ -354,6 +354,7 @@ def seed_runs(profile: str, runs: list) -> list[str]:
     (Adam restarts; the learning-rate schedule is placed at the step). Returns the names seeded.
     """
     from icm_lib.checkpoint import save_checkpoint
+    from icm_lib.losses import method_label
     from icm_lib.training.loop import CHECKPOINT, METRICS
 
     try:
@@ -375,6 +376,7 @@ def seed_runs(profile: str, runs: list) -> list[str]:
         }
         meta = {
             "loss": cfg.loss,
+            "method": method_label(model, cfg.loss),  # what its records say it is (the ROI codec: not Object-MSE)
             "lmbda": cfg.lmbda,
             "step": item["steps"],
             "zoo": {"profile": profile, "name": name},

@@ -300,6 +300,12 @@ def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env
     assert all(torch.allclose(started[k], tuned[k], rtol=2e-3, atol=1e-4) for k in transforms)  # lr 1e-9, fp16
     codecs = zoo.obtain_codecs({**params, "ZOO": True})
     assert "mbt2018-mean-roi-object@0.05" in {c.codec_id for c in codecs}
+    # installed, it is coded and plotted as the ROI codec, not as the Object-MSE codec whose loss it shares
+    from icm_lib.evaluate.coding.codecs import LearnedCodec
+
+    methods = {c.codec_id: LearnedCodec.from_checkpoint(c.path).identity["method"] for c in codecs}
+    assert methods["mbt2018-mean-roi-object@0.05"] == "ROI, Object-MSE"
+    assert methods["mbt2018-mean-object@0.05"] == "Object-MSE"
     assert all(is_finished(cfg) for cfg in sweep_configs(params)[1])  # the installed codec is the one asked for
 
 

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import json_safe, write_atomic, write_json
+from icm_lib.losses import method_label
 from icm_lib.metrics import masked_mse, psnr_from_mse
 from icm_lib.models.roi import takes_mask
 from icm_lib.training import distributed
@@ -389,8 +390,7 @@ def _meta(run: Run) -> dict[str, Any]:
 
 def method(run: Run) -> str:
     """The compared method's label: the loss's (``Object-MSE``), after the model's when it has one (``ROI, Object-MSE``)."""
-    model_method = getattr(run.model, "method", None)
-    return f"{model_method}, {run.criterion.method}" if model_method else run.criterion.method
+    return method_label(run.model, run.cfg.loss)
 
 
 def _log(run: Run, row: dict[str, Any]) -> None:

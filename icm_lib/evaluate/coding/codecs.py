@@ -360,7 +360,8 @@ class LearnedCodec(ImageCodec):
                 "model": self.meta.get("model"),
                 "loss": self.meta.get("loss"),
                 "lmbda": self.lmbda,
-                "method": self.meta.get("method"),
+                # checkpoints written without it: the model's and the loss's label, as training gives them
+                "method": self.meta.get("method") or _method_of(self.model, self.meta.get("loss")),
                 "family": self.family,
             }
         )
@@ -404,6 +405,12 @@ def codec_identity(record: dict) -> dict:
     if not out["method"]:
         out["method"] = CRITERIA[out["loss"]].method if out["loss"] in CRITERIA else family
     return out
+
+
+def _method_of(model: torch.nn.Module, loss: str | None) -> str | None:
+    from icm_lib.losses import CRITERIA, method_label
+
+    return method_label(model, loss) if loss in CRITERIA else None
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
