@@ -1,7 +1,8 @@
 """The zoo: trained codecs shipped in the repository, with the recipe that made them.
 
 The way CompressAI ships its pretrained models and LIC_TCM its checkpoints: one
-weights-only file per codec (safetensors; no code can run on load) and a
+weights-only file per codec (safetensors, no code can run on load; the
+transforms in half precision, :func:`stored_weights`) and a
 manifest, ``zoo/<profile>/manifest.json``, that says for each codec its model
 and config, loss and lambda, the steps, wall-clock time and hardware it took,
 the fingerprint of the data it was trained on, the file's sha256 and its last
@@ -11,7 +12,9 @@ without the run.
 
 The codecs are trained by this project's own command, ``icm zoo train``
 (:func:`train`): the profile's ``02_train_codecs`` sweeps, every codec from
-scratch with its own loss, in rounds of ``chunk`` steps so that all of them
+scratch with its own loss (a codec the recipe's ``WARM_START`` names: fine-tuned
+from the recipe's codec of the same lambda once that one is finished, the demo's
+compared methods), in rounds of ``chunk`` steps so that all of them
 progress together across sessions, resumable from a run's checkpoint or, on a
 machine that has nothing else, from the zoo's weights alone (the Adam moments
 then restart). ``icm zoo export`` writes the runs' current weights into the
