@@ -36,16 +36,9 @@ def family_styles(identities: dict[str, dict]) -> dict[str, dict]:
     for family in sorted(identities):
         identity = identities[family]
         if identity.get("loss") is None:
-            styles[family] = {"color": next(classical), "lw": 1.2, "marker": "."}
+            styles[family] = {"color": next(classical), "linewidth": 1.2, "marker": "."}
         else:
-            style = method_style(identity["method"])
-            styles[family] = {
-                "color": style["color"],
-                "ls": style["linestyle"],
-                "lw": style["linewidth"],
-                "marker": style["marker"],
-                "zorder": style["zorder"],
-            }
+            styles[family] = method_style(identity["method"])
     return styles
 
 

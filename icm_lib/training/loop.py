@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import json_safe, write_atomic, write_json
-from icm_lib.losses import method_label
+from icm_lib.losses import create_criterion, method_label
 from icm_lib.metrics import masked_mse, psnr_from_mse
 from icm_lib.models.roi import takes_mask
 from icm_lib.training import distributed
@@ -201,8 +201,6 @@ def _per_rank_batch(cfg: TrainConfig, ctx: distributed.Context, n_images: int) -
 
 def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     """Build the run: resumed from the run's own checkpoint, else initialised from ``cfg.init`` or seeded."""
-    from icm_lib.losses import create_criterion
-
     own = cfg.out_dir / CHECKPOINT
     seed_everything(cfg.seed)
     model, state = _initial_model(cfg, own)
@@ -381,16 +379,11 @@ def _meta(run: Run) -> dict[str, Any]:
         "model_config": getattr(run.model, "registry_config", cfg.model_kwargs),
         "loss": cfg.loss,
         "lmbda": cfg.lmbda,
-        "method": method(run),
+        "method": method_label(run.model, run.cfg.loss),
         "step": run.step,
         "data": {"profile": cfg.profile, "dataset": cfg.dataset, "split": "train"},
         "train_config": cfg.to_meta(),
     }
-
-
-def method(run: Run) -> str:
-    """The compared method's label: the loss's (``Object-MSE``), after the model's when it has one (``ROI, Object-MSE``)."""
-    return method_label(run.model, run.cfg.loss)
 
 
 def _log(run: Run, row: dict[str, Any]) -> None:
@@ -425,7 +418,7 @@ def _finish(run: Run, layout: DatasetLayout) -> dict[str, Any]:
             "model": run.cfg.model,
             "loss": run.cfg.loss,
             "lmbda": run.cfg.lmbda,
-            "method": method(run),
+            "method": method_label(run.model, run.cfg.loss),
             "step": run.step,
             "train_seconds": run.seconds,
             "train_cpu_seconds": run.cpu_seconds,

@@ -20,17 +20,18 @@ from icm_lib.evaluate.coding.codecs import BASELINE_METHOD, PAPER_METHOD, Learne
 from icm_lib.evaluate.coding.sweep import codec_dir, load_records, read_family_results, read_mask, read_rgb
 
 
-def _points(profile: str, dataset: str, method: str) -> list[dict]:
-    """Every coded point of the codecs of a compared method (``Object-MSE``, ``MSE`` ...), each with its ``lmbda``."""
-    points = []
+def _points_by_method(profile: str, dataset: str) -> dict[str, list[dict]]:
+    """Every coded point of the learned codecs by compared method (``Object-MSE``, ``MSE``, ``ROI, Object-MSE``
+    ...), each with its ``lmbda``, from one reading of the results files."""
+    points: dict[str, list[dict]] = {}
     for family, body in read_family_results(profile, dataset).items():
         identity = codec_identity(body)
-        if identity["loss"] is not None and identity["method"] == method:
+        if identity["loss"] is not None:
             r = body["results"]
-            points += [
+            points.setdefault(identity["method"], []).extend(
                 {k: r[k][i] for k in r} | {"family": family, "lmbda": identity["lmbda"][i]}
                 for i in range(len(r["codec_id"]))
-            ]
+            )
     return points
 
 
@@ -58,8 +59,8 @@ def similar_bpp_pairs(profile: str, dataset: str) -> list[dict]:
         ``*_background_psnr``, ``*_bit_share`` (None where not measured), ``object_area``, and ``others``:
         ``{method: {"id", "lmbda", "bpp", "object_psnr", "background_psnr", "bit_share"}}``.
     """
-    objects, mses = _points(profile, dataset, PAPER_METHOD), _points(profile, dataset, BASELINE_METHOD)
-    others = {m: _points(profile, dataset, m) for m in _methods(profile, dataset) - {PAPER_METHOD, BASELINE_METHOD}}
+    others = _points_by_method(profile, dataset)
+    objects, mses = others.pop(PAPER_METHOD, []), others.pop(BASELINE_METHOD, [])
     pairs = []
     for o in objects:
         if not mses:
@@ -67,15 +68,9 @@ def similar_bpp_pairs(profile: str, dataset: str) -> list[dict]:
         pair = {"object_area": o.get("object_area")}
         for role, p in (("object", o), ("mse", _nearest(mses, o["bpp"]))):
             pair.update({f"{role}_{k}": v for k, v in _summary(p).items()})
-        pair["others"] = {m: _summary(_nearest(points, o["bpp"])) for m, points in sorted(others.items()) if points}
+        pair["others"] = {m: _summary(_nearest(points, o["bpp"])) for m, points in sorted(others.items())}
         pairs.append(pair)
     return sorted(pairs, key=lambda p: p["object_bpp"])
-
-
-def _methods(profile: str, dataset: str) -> set[str]:
-    """The compared methods of the learned codecs that coded ``dataset``."""
-    identities = [codec_identity(body) for body in read_family_results(profile, dataset).values()]
-    return {i["method"] for i in identities if i["loss"] is not None}
 
 
 def pick_pair(profile: str, dataset: str, object_lambda: float | None = None) -> dict:

@@ -279,13 +279,12 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
     import math
 
     folder = rr.recognition_dir(profile, dataset, detector)
-    path = folder / "bdrate_map.json"
-    table = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    table = rr.read_table(folder)
     result = {"bd_rate_vs_mse": math.nan, "bd_rate_vs_best_classical": math.nan, "best_classical": None}
     if table:
         methods = rr.table_methods(table, folder)
-        anchor = next((r for r in table["rows"] if methods.get(r) == PAPER_METHOD and r.endswith(f"({mode})")), None)
-        mse = next((c for c in table["columns"] if methods.get(c) == BASELINE_METHOD and c.endswith(f"({mode})")), None)
+        anchor = rr.method_curve(table["rows"], methods, PAPER_METHOD, mode)
+        mse = rr.method_curve(table["columns"], methods, BASELINE_METHOD, mode)
         best = rr.best_classical(table, mode, methods)
         if anchor:
             result.update(
@@ -320,8 +319,7 @@ def compared_methods(profile: str, dataset: str, detector: str) -> dict[str, dic
     }
     by_method = {i["method"]: r for i, r in coded.values() if i["loss"] is not None}
     folder = rr.recognition_dir(profile, dataset, detector)
-    path = folder / "bdrate_map.json"
-    table = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"rows": [], "columns": []}
+    table = rr.read_table(folder) or {"rows": [], "columns": []}
     methods = rr.table_methods(table, folder) if table["rows"] else {}
     out = {}
     found = {*by_method, *methods.values()} - {None, PAPER_METHOD, BASELINE_METHOD}
@@ -333,9 +331,9 @@ def compared_methods(profile: str, dataset: str, detector: str) -> dict[str, dic
             for region in ("object", "background")
         }
         for mode in rr.MODES:
-            mine = next((n for n in table["rows"] if methods.get(n) == method and n.endswith(f"({mode})")), "")
-            paper = next((n for n in table["rows"] if methods.get(n) == PAPER_METHOD and n.endswith(f"({mode})")), "")
-            row[f"bd_rate_{mode}"] = rr.table_value(table, mine, paper)
+            mine = rr.method_curve(table["rows"], methods, method, mode)
+            paper = rr.method_curve(table["columns"], methods, PAPER_METHOD, mode)
+            row[f"bd_rate_{mode}"] = rr.table_value(table, mine or "", paper or "")
         out[method] = row
     return out
 

@@ -155,6 +155,17 @@ def table_value(table: dict, row: str, column: str) -> float:
     return math.nan if value is None else value
 
 
+def read_table(folder: Path, metric: str = "map") -> dict | None:
+    """The folder's ``bdrate_<metric>.json`` (None before :func:`bd_rate_tables` wrote it)."""
+    path = Path(folder) / f"bdrate_{metric}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def method_curve(names: list[str], methods: dict[str, str | None], method: str, mode: str) -> str | None:
+    """The curve of ``names`` that holds the codecs of ``method`` scored in ``mode`` (None: there is none)."""
+    return next((n for n in names if methods.get(n) == method and n.endswith(f"({mode})")), None)
+
+
 def table_methods(table: dict, folder: Path) -> dict[str, str | None]:
     """Each row's method of a BD-rate table (tables written before they recorded it: from the folder's curves)."""
     return table.get("methods") or curve_methods(read_curves(folder))
