@@ -214,9 +214,11 @@ class TrainingStage(Stage):
             "mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 1500, "lr": 1e-4, "val_every": 500},
             "mbt2018-mean/task": {"from": "mbt2018-mean/mse", "steps": 1500, "lr": 1e-4, "val_every": 500},
         },
-        "codecs fine-tuned from another codec of the recipe at the same lambda instead of trained from scratch, "
-        "{model/loss: {from: model/loss, steps: N, lr: L}}, e.g. "
-        "{mbt2018-mean-roi/object: {from: mbt2018-mean/object, steps: 1000, lr: 0.0001}}",
+        "codecs fine-tuned from another codec of the recipe instead of trained from scratch: "
+        "{model/loss: {from: model/loss, steps: N, lr: L, decay_at: [f]}} from the codec of the same lambda, "
+        "e.g. {mbt2018-mean-roi/object: {from: mbt2018-mean/object, steps: 1000, lr: 0.0001}}, or one codec "
+        "{model/loss/lambda: {from: model/loss/lambda, ...}}, e.g. "
+        "{mbt2018-mean/object/0.05: {from: mbt2018-mean/object/0.015, steps: 4000, lr: 0.001}}",
     )
     steps: int = param(10500, "steps per codec (fine-tuning steps after a base model)")
     lr: float = param(1e-3, "Adam lr of each codec; TCM's recipe: 1e-4")

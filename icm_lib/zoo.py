@@ -51,6 +51,9 @@ from icm_lib.paths import PACKAGE_DIR, codec_name, dataset_dir
 
 MANIFEST = "manifest.json"
 PRECISION = "float16"  # of the transforms' weights in the files (:func:`stored_weights`); the entropy models exact
+# What else the files leave out (:func:`stored_weights`): a zoo entry without this is stored anew on export.
+STORED = "gaussian-tables-from-scale-table"
+GAUSSIAN_TABLES = ("_quantized_cdf", "_offset", "_cdf_length")  # a GaussianConditional's, from its scale table
 FORMAT = "icm-zoo"
 VERSION = 1
 
@@ -156,8 +159,7 @@ def load(profile: str, name: str, verify_data: bool = True) -> nn.Module:
     if verify_data:
         check_data(profile, item)
     model = build(item["model"], item["model_config"])
-    model.load_state_dict(load_file(str(path)))
-    model.update(force=False)  # the tables shipped in the file
+    restore_weights(model, load_file(str(path)))
     return model.eval()
 
 
@@ -188,7 +190,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
     """
     from safetensors.torch import save as save_weights
 
-    from icm_lib.checkpoint import load_checkpoint
+    from icm_lib.checkpoint import load_checkpoint, read_weights_only
     from icm_lib.training.loop import CHECKPOINT, METRICS
 
     folder = zoo_dir(profile)
@@ -197,19 +199,26 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         kept = {e["name"]: e for e in entries(profile)}
     except UserError:
         kept = {}
+    restored = {}  # sha256 of a file stored anew -> the new file's: the same weights
     for cfg in runs:
         if not (cfg.out_dir / CHECKPOINT).is_file():
             continue
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         previous = kept.get(name, {})
-        trained_here = _step_of(cfg.out_dir / CHECKPOINT) != previous.get("steps")
-        if not trained_here and previous.get("precision") == PRECISION:
+        run_meta = read_weights_only(cfg.out_dir / CHECKPOINT)["meta"]
+        if (previous.get("warm_start") or {}).get("from") != (
+            (run_meta.get("train_config") or {}).get("warm_start") or None
+        ):
+            previous = {}  # another codec under the same name (the recipe now starts it elsewhere): not its history
+        trained_here = int(run_meta["step"]) != previous.get("steps")
+        if not trained_here and (previous.get("precision"), previous.get("stored")) == (PRECISION, STORED):
             continue  # nothing new since its entry (e.g. a run seeded from the zoo): the entry stays as it is
         model, meta, state = load_checkpoint(cfg.out_dir / CHECKPOINT)
         weights = folder / f"{name}.safetensors"
         write_atomic(weights, save_weights(stored_weights(model)))
-        if previous and not trained_here:  # the same codec stored anew (in PRECISION): its record stays
+        if previous and not trained_here:  # the same codec stored anew (PRECISION, STORED): its record stays
             kept[name] = {**previous, **_file_fields(weights)}
+            restored[previous["sha256"]] = kept[name]["sha256"]
             continue
         trained = meta.get("train_config") or cfg.to_meta()  # the run's own settings (a time budget fixes its steps)
         recorded = {k: v for k, v in trained.items() if k not in ("out_dir", "resume", "init", "stop_at")}
@@ -241,6 +250,10 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             "log": f"logs/{log.name}",
             "val": _last_validation(log),
         }
+    for item in kept.values():  # a fine-tune names its source's weights, whichever file now holds them
+        source = item.get("warm_start") or {}
+        if source.get("sha256") in restored:
+            item["warm_start"] = {**source, "sha256": restored[source["sha256"]]}
     data = {
         "format": FORMAT,
         "version": VERSION,
@@ -256,15 +269,41 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
 def stored_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """The weights as the zoo stores them: the floating-point tensors of the transforms (g_a, g_s, h_a, h_s) in
     half precision, half the bytes; those of the entropy models (factorized prior, quantiles, Gaussian scale
-    table) and the entropy coder's integer CDF tables exact. Loading casts them back to float32, so encoder and
-    decoder run the same rounded transforms; ``icm zoo precision`` measures what the rounding changes."""
-    from compressai.entropy_models import EntropyModel
+    table) and the factorized prior's integer CDF tables exact. The Gaussian conditional's CDF tables are left
+    out: they are a function of its scale table alone, the same for every codec of a model (0.8 MB each for
+    the demo's), and :func:`restore_weights` builds them again. Loading casts the rest back to float32, so
+    encoder and decoder run the same rounded transforms; ``icm zoo precision`` measures what the rounding
+    changes."""
+    from compressai.entropy_models import EntropyModel, GaussianConditional
 
     exact = tuple(f"{name}." for name, module in model.named_modules() if isinstance(module, EntropyModel))
+    rebuilt = {
+        f"{name}.{table}"
+        for name, module in model.named_modules()
+        if isinstance(module, GaussianConditional)
+        for table in GAUSSIAN_TABLES
+    }
     return {
         k: (v.to(getattr(torch, PRECISION)) if v.is_floating_point() and not k.startswith(exact) else v).contiguous()
         for k, v in model.state_dict().items()
+        if k not in rebuilt
     }
+
+
+def restore_weights(model: nn.Module, stored: dict[str, torch.Tensor]) -> nn.Module:
+    """Load :func:`stored_weights` into a model built from the entry's config: float32 again, each Gaussian
+    conditional's CDF tables built from its stored scale table (as CompressAI's ``update_scale_table`` does,
+    bit for bit what the codec was trained and validated with), the factorized prior's from the file."""
+    from compressai.entropy_models import GaussianConditional
+
+    state = dict(stored)
+    for name, module in model.named_modules():
+        if isinstance(module, GaussianConditional) and f"{name}.{GAUSSIAN_TABLES[0]}" not in state:
+            module.update_scale_table(state[f"{name}.scale_table"].float(), force=True)
+            state |= {f"{name}.{table}": getattr(module, table) for table in GAUSSIAN_TABLES}
+    model.load_state_dict(state)
+    model.update(force=False)  # the tables of the file and those just built stay; none is missing
+    return model
 
 
 def precision_effect(params: dict[str, Any], images: int = 40) -> list[dict[str, Any]]:
@@ -282,7 +321,7 @@ def precision_effect(params: dict[str, Any], images: int = 40) -> list[dict[str,
             continue
         model, _, _ = load_checkpoint(cfg.out_dir / CHECKPOINT)
         rounded = copy.deepcopy(model)
-        rounded.load_state_dict(stored_weights(model))
+        restore_weights(rounded, stored_weights(model))
         layout = DatasetLayout.of(cfg.profile, cfg.dataset)
         rows.append(
             {
@@ -299,6 +338,7 @@ def _file_fields(weights: Path) -> dict[str, Any]:
     return {
         "file": weights.name,
         "precision": PRECISION,
+        "stored": STORED,
         "sha256": file_sha256(weights),
         "bytes": weights.stat().st_size,
     }
@@ -370,6 +410,10 @@ def seed_runs(profile: str, runs: list) -> list[str]:
         if (cfg.out_dir / CHECKPOINT).is_file() or name not in known:
             continue
         item = known[name]
+        stale = _stale_warm_start(cfg, item, known)
+        if stale:
+            print(f"[zoo] {name}: not resumed from the zoo, {stale}; trained anew", flush=True)
+            continue
         model = load(profile, name)
         state = {
             "step": item["steps"],
@@ -392,6 +436,18 @@ def seed_runs(profile: str, runs: list) -> list[str]:
             shutil.copyfile(log, cfg.out_dir / METRICS)
         seeded.append(name)
     return seeded
+
+
+def _stale_warm_start(cfg, item: dict[str, Any], known: dict[str, dict[str, Any]]) -> str:
+    """Why the zoo's codec is not the one the recipe fine-tunes (empty when it is): the recipe starts it from
+    another codec than the zoo's did, or its source has changed in the zoo since it was fine-tuned."""
+    recorded = item.get("warm_start") or {}
+    if (cfg.warm_start or None) != recorded.get("from"):
+        return f"the recipe starts it from {cfg.warm_start or 'scratch'}, the zoo's from {recorded.get('from') or 'scratch'}"
+    source = known.get(cfg.warm_start) if cfg.warm_start else None
+    if source is not None and source.get("sha256") != recorded.get("sha256"):
+        return f"its source {cfg.warm_start} has changed since"
+    return ""
 
 
 def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:

@@ -14,7 +14,14 @@ from icm_lib.config import TrainingStage, notebook_params
 from icm_lib.training.config import TrainConfig, recipe_differences
 from icm_lib.training.loop import CHECKPOINT, SUMMARY
 from icm_lib.training.report import bd_psnr, region_bd_psnr, write_results
-from icm_lib.training.sweep import RunMismatch, is_finished, run_dir, sweep_configs, trained_codecs
+from icm_lib.training.sweep import (
+    RunMismatch,
+    is_finished,
+    run_dir,
+    sweep_configs,
+    trained_codecs,
+    warm_start_levels,
+)
 
 
 def run_config(profile: str, loss: str, lmbda: float, steps: int = 10, **settings) -> TrainConfig:
@@ -146,6 +153,65 @@ def test_warm_start_fine_tunes_a_compared_method_from_the_recipes_codec_of_its_l
     ):
         with pytest.raises(ValueError, match=re.escape(f"warm_start: mbt2018-mean-roi/object{message}")):
             sweep_configs(dataclasses.replace(stage, warm_start={"mbt2018-mean-roi/object": bad}))
+
+
+def test_warm_start_of_one_rate_from_another_rate_of_its_sweep(project_root):
+    """A key ``model/loss/lambda`` fine-tunes that one codec, from the codec its ``from`` names with a lambda
+    (the demo's Object-MSE 0.05 and 0.005 from 0.015); the other rates stay as they are."""
+    spec = {"from": "mbt2018-mean/object/0.015", "steps": 400, "lr": 1e-3, "decay_at": [0.8]}
+    stage = TrainingStage.from_profile(
+        "demo",
+        lambdas={"object": [0.05, 0.015, 0.005], "mse": [0.003]},
+        other_models={"mbt2018-mean-roi": {"object": [0.05]}},
+        warm_start={
+            "mbt2018-mean/object/0.05": spec,
+            "mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 3},
+        },
+    )
+    runs = {(r.model, r.loss, r.lmbda): r for r in sweep_configs(stage)[1]}
+    high = runs["mbt2018-mean", "object", 0.05]
+    assert (high.warm_start, high.steps, high.lr, high.decay_at) == ("mbt2018-mean-object-0.015", 400, 1e-3, (0.8,))
+    assert high.init == run_dir("demo", "object", "mbt2018-mean", 0.015) / CHECKPOINT
+    assert not runs["mbt2018-mean", "object", 0.015].warm_start and not runs["mbt2018-mean", "object", 0.005].warm_start
+    assert runs["mbt2018-mean-roi", "object", 0.05].warm_start == "mbt2018-mean-object-0.05"  # the model/loss key
+    for key, bad, message in (
+        (
+            "mbt2018-mean/object/0.05",
+            {"from": "mbt2018-mean/object/0.02"},
+            "no codec mbt2018-mean/object at lambda 0.02",
+        ),
+        ("mbt2018-mean/object/0.05", {"from": "mbt2018-mean/object"}, "a codec cannot be fine-tuned from itself"),
+        ("mbt2018-mean/object/0.05", {"from": "mbt2018-mean/object/high"}, "is not model/loss or model/loss/lambda"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(f"warm_start: {key}: ") + ".*" + re.escape(message)):
+            sweep_configs(dataclasses.replace(stage, warm_start={key: bad}))
+
+
+def test_warm_started_runs_train_after_their_sources_level_by_level(project_root):
+    """A chain (Object-MSE 0.015, then 0.05 from it, then the ROI codec at 0.05 from that) trains in that
+    order; a source not among the runs (finished already) does not hold a run back; a cycle is refused."""
+    stage = TrainingStage.from_profile(
+        "demo",
+        lambdas={"object": [0.05, 0.015], "mse": [0.003]},
+        other_models={"mbt2018-mean-roi": {"object": [0.05]}},
+        warm_start={
+            "mbt2018-mean/object/0.05": {"from": "mbt2018-mean/object/0.015"},
+            "mbt2018-mean-roi/object": {"from": "mbt2018-mean/object"},
+        },
+    )
+    runs = sweep_configs(stage)[1]
+    names = [[f"{c.model}/{c.loss}/{c.lmbda:g}" for c in level] for level in warm_start_levels(runs)]
+    assert names == [
+        ["mbt2018-mean/object/0.015", "mbt2018-mean/mse/0.003"],
+        ["mbt2018-mean/object/0.05"],
+        ["mbt2018-mean-roi/object/0.05"],
+    ]
+    unfinished = [c for c in runs if c.lmbda != 0.015]  # 0.015 finished: 0.05 goes first
+    assert [len(level) for level in warm_start_levels(unfinished)] == [2, 1]
+    high, mid = runs[:2]
+    cycle = [high, dataclasses.replace(mid, warm_start="mbt2018-mean-object-0.05")]
+    with pytest.raises(ValueError, match="warm_start: a cycle among"):
+        warm_start_levels(cycle)
 
 
 def test_a_base_model_warm_starts_every_codec(project_root):

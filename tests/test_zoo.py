@@ -184,18 +184,28 @@ def test_the_zoo_stores_the_transforms_in_half_precision_and_the_entropy_models_
     assert stored["entropy_bottleneck.matrices.0"].dtype == torch.float32
     assert stored["gaussian_conditional.scale_table"].dtype == torch.float32
     assert stored["entropy_bottleneck._quantized_cdf"].dtype == torch.int32
+    assert item["stored"] == zoo.STORED and "gaussian_conditional._quantized_cdf" not in stored
     model = zoo.load("smoke", item["name"])
     assert model.g_a[0].weight.dtype == torch.float32
     assert torch.equal(model.g_a[0].weight, stored["g_a.0.weight"].float())
+    # the Gaussian conditional's CDF tables, built from the stored scale table, are those of the trained codec
+    from icm_lib.checkpoint import load_checkpoint
+    from icm_lib.training.loop import CHECKPOINT
+
+    (run,) = [c for c in zoo.zoo_runs(dict(PARAMS)) if c.loss == "object"]
+    trained = load_checkpoint(run.out_dir / CHECKPOINT)[0].gaussian_conditional
+    for table in zoo.GAUSSIAN_TABLES:
+        assert torch.equal(getattr(model.gaussian_conditional, table), getattr(trained, table))
     # a zoo exported before (full-precision files) is stored anew on the next export, its records kept as they were
     data = json.loads((folder / "manifest.json").read_text())
     for e in data["codecs"]:
         e.pop("precision")
+        e.pop("stored")
         e["hardware"] = ["an earlier GPU"]
     (folder / "manifest.json").write_text(json.dumps(data))
     zoo.export("smoke", dict(PARAMS), zoo.zoo_runs(dict(PARAMS)))
     again = zoo.entry("smoke", item["name"])
-    assert again["precision"] == "float16" and again["hardware"] == ["an earlier GPU"]
+    assert (again["precision"], again["stored"], again["hardware"]) == ("float16", zoo.STORED, ["an earlier GPU"])
     assert again["train_config"] == item["train_config"] and again["val"] == item["val"]
     assert main(["zoo", "precision", "--profile", "smoke", "--images", "2"]) == 0
     printed = capsys.readouterr().out
@@ -295,6 +305,26 @@ def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env
     assert roi["warm_start"] == {"from": source["name"], "steps": 2, "sha256": source["sha256"]}
     assert roi["steps"] == 1 and roi["finished"] and roi["model"] == "mbt2018-mean-roi"
     assert items["mbt2018-mean-mse-0.01"]["warm_start"] is None
+    # the source's file in an earlier storage (its Gaussian tables included) is stored anew on export: the
+    # fine-tune then names the new file, which holds the same weights
+    from safetensors.torch import save_file
+
+    from icm_lib.io import file_sha256
+
+    folder = zoo.zoo_dir("smoke")
+    earlier = zoo.load("smoke", source["name"]).state_dict()
+    save_file({k: v.contiguous() for k, v in earlier.items()}, str(folder / source["file"]))
+    data = json.loads((folder / zoo.MANIFEST).read_text())
+    for item in data["codecs"]:
+        if item["name"] == source["name"]:
+            item["sha256"] = file_sha256(folder / source["file"])
+            del item["stored"]
+        if item["name"] == roi["name"]:
+            item["warm_start"]["sha256"] = file_sha256(folder / source["file"])
+    (folder / zoo.MANIFEST).write_text(json.dumps(data))
+    zoo.export("smoke", params, zoo.zoo_runs(params))
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    assert items[roi["name"]]["warm_start"]["sha256"] == items[source["name"]]["sha256"] == source["sha256"]
     started, tuned = zoo.load("smoke", source["name"]).state_dict(), zoo.load("smoke", roi["name"]).state_dict()
     transforms = [k for k in tuned if not k.startswith(("entropy_bottleneck.", "gaussian_conditional."))]
     assert all(torch.allclose(started[k], tuned[k], rtol=2e-3, atol=1e-4) for k in transforms)  # lr 1e-9, fp16
@@ -307,6 +337,20 @@ def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env
     assert methods["mbt2018-mean-roi-object@0.05"] == "ROI, Object-MSE"
     assert methods["mbt2018-mean-object@0.05"] == "Object-MSE"
     assert all(is_finished(cfg) for cfg in sweep_configs(params)[1])  # the installed codec is the one asked for
+    # on a new machine, the zoo's ROI codec is not resumed when it is not the recipe's fine-tune: the recipe
+    # trains it from scratch, or its source has changed in the zoo since it was fine-tuned
+    from icm_lib.paths import data_dir
+
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")
+    assert "mbt2018-mean-roi-object-0.05" not in zoo.seed_runs("smoke", zoo.zoo_runs({**params, "WARM_START": {}}))
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")
+    manifest = zoo.zoo_dir("smoke") / zoo.MANIFEST
+    data = json.loads(manifest.read_text())
+    for item in data["codecs"]:  # as if fine-tuned from an earlier state of its source
+        if item["name"] == roi["name"]:
+            item["warm_start"]["sha256"] = "0" * 64
+    manifest.write_text(json.dumps(data))
+    assert set(zoo.seed_runs("smoke", zoo.zoo_runs(params))) == {"mbt2018-mean-mse-0.01", "mbt2018-mean-object-0.05"}
 
 
 def test_a_codec_trained_past_the_recipes_steps_is_kept_not_refused(zoo_env):
@@ -318,3 +362,28 @@ def test_a_codec_trained_past_the_recipes_steps_is_kept_not_refused(zoo_env):
     before = {e["name"]: e["sha256"] for e in zoo.entries("smoke")}
     zoo.train({**PARAMS, "STEPS": 1}, chunk=1)
     assert {e["name"]: e["sha256"] for e in zoo.entries("smoke")} == before
+
+
+def test_a_codec_the_recipe_now_fine_tunes_from_another_rate_replaces_the_zoos(zoo_env):
+    """Object-MSE 0.05 trained from scratch in the zoo; the recipe then fine-tunes it from 0.01 (a rate of its
+    own sweep). The zoo's 0.05 is not resumed (it is another codec), the new one is trained from 0.01's
+    weights, and its entry names that source and keeps none of the old codec's records."""
+    from icm_lib import zoo
+    from icm_lib.paths import data_dir
+
+    params = {**PARAMS, "LAMBDAS": {"object": [0.05, 0.01], "mse": []}}
+    zoo.train(params, chunk=2)
+    old = {e["name"]: e for e in zoo.entries("smoke")}["mbt2018-mean-object-0.05"]
+    assert old["warm_start"] is None
+    tuned = {
+        **params,
+        "WARM_START": {"mbt2018-mean/object/0.05": {"from": "mbt2018-mean/object/0.01", "steps": 1, "lr": 1e-9}},
+    }
+    shutil.rmtree(data_dir("smoke") / "zoo-runs" / "object" / "mbt2018-mean_lambda0.05")
+    zoo.train(tuned, chunk=2)
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    new, source = items["mbt2018-mean-object-0.05"], items["mbt2018-mean-object-0.01"]
+    assert new["warm_start"] == {"from": source["name"], "steps": 2, "sha256": source["sha256"]}
+    assert new["steps"] == new["target_steps"] == 1 and new["finished"]
+    assert new["sha256"] != old["sha256"] and "earlier_train_config" not in new
+    assert new["train_config"]["warm_start"] == source["name"] and new["hardware"] == [zoo.hardware()]

@@ -76,8 +76,20 @@ def _export(args: argparse.Namespace) -> int:
     return _list(args)
 
 
+def _detectors(args: argparse.Namespace) -> int:
+    from icm_lib.evaluate.recognition import shipped
+
+    found = shipped.clean_runs(args.profile, args.datasets)
+    if not found:
+        raise UserError(f"no finished clean detectors of {', '.join(args.datasets)}: run notebook 04 first")
+    for name in shipped.export(args.profile, found):
+        item = shipped.find(args.profile, *name.split("-", 1))
+        print(f"{name:20s} {item['bytes'] / 1e6:6.1f} MB  {item['sha256'][:16]}  {shipped.shipped_dir(args.profile)}")
+    return 0
+
+
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    """``icm zoo list|verify|train|export|precision``."""
+    """``icm zoo list|verify|train|export|precision|detectors``."""
     commands = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
     for name, func, help in (
         ("list", _list, "the zoo's codecs with their last validation"),
@@ -85,6 +97,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
         ("export", _export, "write the runs' current weights, logs and manifest into the zoo"),
         ("precision", _precision, "measure what storing the weights in half precision changes (runs on this machine)"),
+        ("detectors", _detectors, "ship the clean detectors of this machine's run (notebook 04) with the zoo"),
     ):
         p = commands.add_parser(name, help=help)
         p.add_argument("--profile", default="demo", choices=PROFILES)
@@ -110,6 +123,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--cache-images", action="store_true", help="keep the decoded training images in memory")
         if name == "precision":
             p.add_argument("--images", type=int, default=40, help="val images with objects to code per codec")
+        if name == "detectors":
+            p.add_argument("--datasets", nargs="+", default=["shapes", "aerial"], help="generated datasets")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,7 +89,7 @@ def coding_examples_figure(panels, title: str = "", horizontal: bool = False):
                 (ax.set_xlabel if horizontal else ax.set_ylabel)(name, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()) if title else None)  # the title above the grid
     return fig
 
 

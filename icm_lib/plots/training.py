@@ -119,7 +119,7 @@ def plot_validation_curves(runs: dict[str, Path]):
         if not cols:
             continue
         style = LOSS_STYLE.get(run_loss(folder), "-.")
-        color = f"C{i % 10}"
+        color = f"C{i % 10}" if len(runs) <= 10 else plt.get_cmap("tab20")(i % 20)  # one colour per run
         offset = warm_start_offset(folder)
         steps = [offset + s for s in cols["step"]]
         if offset:

@@ -218,23 +218,39 @@ def sweep_configs(
 def _warm_start(
     stage: TrainingStage, sweeps: list[tuple[str, dict[str, list[float]]]], model: str, loss: str, lmbda: float
 ) -> dict[str, Any]:
-    """The settings of a run the stage's ``warm_start`` fine-tunes from another codec of the recipe at the same
-    lambda (its checkpoint as ``init``, its own steps and lr, no decay); empty for a run trained from scratch."""
-    spec = stage.warm_start.get(f"{model}/{loss}")
+    """The settings of a run the stage's ``warm_start`` fine-tunes from another codec of the recipe (its
+    checkpoint as ``init``, its own steps, lr and decay, none by default); empty for a run trained from scratch.
+
+    A key ``model/loss`` fine-tunes every lambda of that sweep from the codec ``from: model/loss`` of the same
+    lambda; a key ``model/loss/lambda`` fine-tunes that one codec, and its ``from`` may name the source's
+    lambda too (``model/loss/lambda``), e.g. a rate fine-tuned from another rate of the same sweep.
+    """
+    key = f"{model}/{loss}/{lmbda:g}"
+    spec = stage.warm_start.get(key)
+    if spec is None:
+        key = f"{model}/{loss}"
+        spec = stage.warm_start.get(key)
     if spec is None:
         return {}
-    key = f"warm_start: {model}/{loss}"
+    key = f"warm_start: {key}"
     if not isinstance(spec, dict) or set(spec) - {"from", "steps", "lr", "decay_at", "val_every"} or "from" not in spec:
         raise ValueError(f"{key} needs {{from: model/loss, steps: N, lr: L}}, got {spec!r}")
-    source_model, _, source_loss = str(spec["from"]).partition("/")
-    if lmbda not in [float(x) for x in dict(sweeps).get(source_model, {}).get(source_loss, [])]:
+    source_model, _, rest = str(spec["from"]).partition("/")
+    source_loss, _, source_lmbda = rest.partition("/")
+    try:
+        source_lmbda = float(source_lmbda) if source_lmbda else lmbda
+    except ValueError:
+        raise ValueError(f"{key}: from {spec['from']!r} is not model/loss or model/loss/lambda") from None
+    if (source_model, source_loss, source_lmbda) == (model, loss, lmbda):
+        raise ValueError(f"{key}: a codec cannot be fine-tuned from itself")
+    if source_lmbda not in [float(x) for x in dict(sweeps).get(source_model, {}).get(source_loss, [])]:
         raise ValueError(
-            f"{key}: the recipe has no codec {spec['from']} at lambda {lmbda:g} to start from "
+            f"{key}: the recipe has no codec {source_model}/{source_loss} at lambda {source_lmbda:g} to start from "
             "(add it to the lambdas, or leave this codec out of warm_start)"
         )
     return {
-        "warm_start": codec_name(source_model, source_loss, lmbda),
-        "init": run_dir(stage.profile, source_loss, source_model, lmbda) / CHECKPOINT,
+        "warm_start": codec_name(source_model, source_loss, source_lmbda),
+        "init": run_dir(stage.profile, source_loss, source_model, source_lmbda) / CHECKPOINT,
         "steps": int(spec.get("steps", stage.steps)),
         "lr": float(spec.get("lr", stage.lr)),
         "decay_at": list(spec.get("decay_at", [])),
@@ -293,7 +309,7 @@ def train_sweeps(
         else:
             train_codec(base, ctx)
         todo.remove(base)
-    for group in ([c for c in todo if not c.warm_start], [c for c in todo if c.warm_start]):  # sources first
+    for group in warm_start_levels(todo):  # sources first
         if side_by_side and len(group) > 1:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for _ in pool.map(train_one_thread, group):
@@ -302,6 +318,22 @@ def train_sweeps(
             for cfg in group:
                 train_codec(cfg, ctx)
     return finished_codecs(stage, losses)
+
+
+def warm_start_levels(runs: list[TrainConfig]) -> list[list[TrainConfig]]:
+    """The runs in groups that can train side by side: those from scratch, then those whose source is in an
+    earlier group (a source the list does not hold is finished already), e.g. Object-MSE 0.015, then 0.05
+    fine-tuned from it, then the ROI codec at 0.05 fine-tuned from that."""
+    names = {codec_name(c.model, c.loss, c.lmbda) for c in runs}
+    levels, placed, left = [], set(), list(runs)
+    while left:
+        level = [c for c in left if not c.warm_start or c.warm_start in placed or c.warm_start not in names]
+        if not level:
+            raise ValueError(f"warm_start: a cycle among {', '.join(sorted(c.warm_start for c in left))}")
+        levels.append(level)
+        placed |= {codec_name(c.model, c.loss, c.lmbda) for c in level}
+        left = [c for c in left if all(c is not d for d in level)]
+    return levels
 
 
 def _reused(cfg: TrainConfig, ctx: distributed.Context) -> bool:

@@ -5,7 +5,7 @@ R-CNN (instance segmentation, bbox and segm mAP), each "pre-trained" (trained on
 clean images) and "fine-tuned" on images decoded by the codec under test. A
 :class:`Recognizer` does three things for the orchestration in
 :mod:`icm_lib.evaluate.recognition.curves`: give the clean model (trained here and
-cached, or the user's weights file), fine-tune it on a codec's decoded train
+cached, shipped with the zoo (:mod:`icm_lib.evaluate.recognition.shipped`), or the user's weights file), fine-tune it on a codec's decoded train
 images (cached), and score a model on a val split by COCOeval.
 
 YOLO lives in :mod:`icm_lib.evaluate.recognition.yolo`, Mask R-CNN in
@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from icm_lib.data.layout import DatasetLayout
+from icm_lib.evaluate.recognition import shipped
 from icm_lib.evaluate.recognition import yolo as detection
 from icm_lib.evaluate.recognition.cocoeval import load_coco
 from icm_lib.evaluate.recognition.maskrcnn import train as segmentation
@@ -73,9 +74,9 @@ class YoloRecognizer(Recognizer):
         given = (self.weights or {}).get(layout.name)
         if given:
             return _existing(given, f"YOLO weights for {layout.name}")
-        return detection.train_yolo(
-            layout.yolo_yaml, detectors_dir(profile) / "yolo" / layout.name / "clean", self.config_for(layout)
-        )
+        run_dir = detectors_dir(profile) / "yolo" / layout.name / "clean"
+        shipped.install_yolo(profile, layout, run_dir, self.config_for(layout))  # the zoo's, when it fits
+        return detection.train_yolo(layout.yolo_yaml, run_dir, self.config_for(layout))
 
     def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
         run_dir = detectors_dir(profile) / "yolo" / layout.name / "finetuned" / codec_id
@@ -119,6 +120,7 @@ class MaskRCNNRecognizer(Recognizer):
         if given:
             return _existing(given, f"Mask R-CNN weights for {layout.name}")
         out = detectors_dir(profile) / "maskrcnn" / layout.name / "clean.pt"
+        shipped.install_maskrcnn(profile, layout, out, self.config)  # the zoo's, when it fits
         return segmentation.train_segmenter(layout, out, self.config)
 
     def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:

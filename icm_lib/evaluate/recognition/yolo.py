@@ -121,6 +121,20 @@ def data_fingerprint(data_yaml: Path) -> str:
     return hashlib.sha256(data_yaml.read_bytes() + files_fingerprint(train, Path(*parts)).encode()).hexdigest()
 
 
+MARKER = "training.json"  # in a run folder: what the finished run was trained with (its reuse check)
+
+
+def training_record(data_yaml: Path, cfg: YoloConfig, init: Path | None = None) -> dict:
+    """What a run's marker must hold for :func:`train_yolo` to reuse it: settings, data and starting weights."""
+    return {
+        "config": asdict(cfg),
+        "data": str(data_yaml),
+        "init": str(init) if init else None,
+        "data_fingerprint": data_fingerprint(data_yaml),
+        "init_sha256": file_sha256(init) if init else None,
+    }
+
+
 def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | None = None) -> Path:
     """Train (or fine-tune from ``init``) a YOLOv5 detector; reused when already finished.
 
@@ -137,14 +151,8 @@ def train_yolo(data_yaml: Path, run_dir: Path, cfg: YoloConfig, init: Path | Non
     """
     run_dir = Path(run_dir)
     weights = run_dir / "weights" / "last.pt"
-    marker = run_dir / "training.json"
-    wanted = {
-        "config": asdict(cfg),
-        "data": str(data_yaml),
-        "init": str(init) if init else None,
-        "data_fingerprint": data_fingerprint(data_yaml),
-        "init_sha256": file_sha256(init) if init else None,
-    }
+    marker = run_dir / MARKER
+    wanted = training_record(data_yaml, cfg, init)
     if weights.is_file() and marker.is_file():
         done = json.loads(marker.read_text(encoding="utf-8"))
         if {k: done.get(k) for k in wanted} == wanted:

@@ -93,14 +93,7 @@ def train_segmenter(
         ``out_path``.
     """
     out_path = Path(out_path)
-    data = {
-        "dataset": _resolved(layout.root),
-        "images_dir": _resolved(images_dir or layout.images("train")),
-        "init": _resolved(init) if init else None,
-        # what it learns from, not only where: the images and annotations, and the starting weights
-        "files": files_fingerprint(images_dir or layout.images("train"), layout.annotations("train")),
-        "init_sha256": file_sha256(init) if init else None,
-    }
+    data = training_data(layout, images_dir, init)
     model = None
     if init is not None:
         model, init_config = load_segmenter(init)
@@ -128,6 +121,18 @@ def train_segmenter(
     finally:
         torch.set_num_threads(threads)
     return out_path
+
+
+def training_data(layout: DatasetLayout, images_dir: str | Path | None = None, init: str | Path | None = None) -> dict:
+    """What a checkpoint's ``meta.data`` must hold for :func:`train_segmenter` to reuse it."""
+    return {
+        "dataset": _resolved(layout.root),
+        "images_dir": _resolved(images_dir or layout.images("train")),
+        "init": _resolved(init) if init else None,
+        # what it learns from, not only where: the images and annotations, and the starting weights
+        "files": files_fingerprint(images_dir or layout.images("train"), layout.annotations("train")),
+        "init_sha256": file_sha256(init) if init else None,
+    }
 
 
 def _resolved(path: str | Path) -> str:
