@@ -211,6 +211,13 @@ class TrainingStage(Stage):
     )
     warm_start: dict = param(
         {
+            "mbt2018-mean/object/0.05": {
+                "from": "mbt2018-mean/object/0.015",
+                "steps": 4000,
+                "lr": 1e-3,
+                "decay_at": [0.8],
+                "val_every": 500,
+            },
             "mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 1500, "lr": 1e-4, "val_every": 500},
             "mbt2018-mean/task": {"from": "mbt2018-mean/mse", "steps": 1500, "lr": 1e-4, "val_every": 500},
         },

@@ -210,7 +210,9 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             (run_meta.get("train_config") or {}).get("warm_start") or None
         ):
             previous = {}  # another codec under the same name (the recipe now starts it elsewhere): not its history
-        trained_here = int(run_meta["step"]) != previous.get("steps")
+        # a checkpoint seeded from the zoo says so (``zoo``) until it trains on; one trained here (the same steps
+        # as the entry's, e.g. a fine-tune redone from a changed source) is exported again
+        trained_here = int(run_meta["step"]) != previous.get("steps") or "zoo" not in run_meta
         if not trained_here and (previous.get("precision"), previous.get("stored")) == (PRECISION, STORED):
             continue  # nothing new since its entry (e.g. a run seeded from the zoo): the entry stays as it is
         model, meta, state = load_checkpoint(cfg.out_dir / CHECKPOINT)

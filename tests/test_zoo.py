@@ -203,6 +203,10 @@ def test_the_zoo_stores_the_transforms_in_half_precision_and_the_entropy_models_
         e.pop("stored")
         e["hardware"] = ["an earlier GPU"]
     (folder / "manifest.json").write_text(json.dumps(data))
+    from icm_lib.paths import data_dir
+
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")  # the runs of this machine, as a machine with the zoo alone
+    assert len(zoo.seed_runs("smoke", zoo.zoo_runs(dict(PARAMS)))) == 2
     zoo.export("smoke", dict(PARAMS), zoo.zoo_runs(dict(PARAMS)))
     again = zoo.entry("smoke", item["name"])
     assert (again["precision"], again["stored"], again["hardware"]) == ("float16", zoo.STORED, ["an earlier GPU"])
@@ -351,6 +355,9 @@ def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env
             item["warm_start"]["sha256"] = "0" * 64
     manifest.write_text(json.dumps(data))
     assert set(zoo.seed_runs("smoke", zoo.zoo_runs(params))) == {"mbt2018-mean-mse-0.01", "mbt2018-mean-object-0.05"}
+    zoo.train(params, chunk=1)  # fine-tuned again from the source as it is now, the same steps as before
+    again = {e["name"]: e for e in zoo.entries("smoke")}[roi["name"]]
+    assert again["warm_start"]["sha256"] == source["sha256"] and again["steps"] == 1
 
 
 def test_a_codec_trained_past_the_recipes_steps_is_kept_not_refused(zoo_env):
