@@ -356,3 +356,19 @@ def test_icm_train_records_the_recipes_codecs_for_the_coding_stage(smoke_root, t
     rec = read_record("02_train_codecs", "smoke")
     assert rec["codecs"] == [f"{model}-mse@0.01"] and rec["zoo"] is False and rec["command"] == "icm train"
     assert [c.id for c in learned_codecs("smoke")] == [f"{model}-mse@0.01"]
+
+
+def test_a_chain_of_warm_starts_is_drawn_from_the_first_sources_steps(tmp_path):
+    """The zoo figure draws a fine-tune after its source's steps, and a fine-tune of a fine-tune (the ROI
+    codec at 0.05 from Object-MSE 0.05 from 0.015) after both."""
+    from icm_lib.checkpoint import save_checkpoint
+    from icm_lib.models import build
+    from icm_lib.plots.training import warm_start_offset
+
+    model = build("mbt2018-mean", {"N": 8, "M": 16})
+    chain = [("object-0.015", 10500, None), ("object-0.05", 4000, "object-0.015"), ("roi-0.05", 1500, "object-0.05")]
+    for name, step, source in chain:
+        init = str(tmp_path / source / CHECKPOINT) if source else None
+        meta = {"step": step, "loss": "object", "train_config": {"warm_start": source or "", "init": init}}
+        save_checkpoint(tmp_path / name / CHECKPOINT, model, meta)
+    assert [warm_start_offset(tmp_path / name) for name, _, _ in chain] == [0, 10500, 14500]
