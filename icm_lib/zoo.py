@@ -117,14 +117,18 @@ def dataset_spec(profile: str, dataset: str) -> dict[str, Any]:
 
 def check_file(profile: str, item: dict[str, Any]) -> Path:
     """The codec's weights file, after checking that it exists and matches the manifest's sha256."""
-    path = zoo_dir(profile) / item["file"]
+    return verified_file(zoo_dir(profile) / item["file"], item["sha256"], "zoo file")
+
+
+def verified_file(path: Path, sha256: str, what: str) -> Path:
+    """``path``, after checking that it exists and that its bytes have the manifest's ``sha256``."""
     if not path.is_file():
-        raise UserError(f"zoo file {path} is missing")
+        raise UserError(f"{what} {path} is missing: restore it with git checkout")
     actual = file_sha256(path)
-    if actual != item["sha256"]:
+    if actual != sha256:
         raise UserError(
-            f"zoo file {path} does not match its manifest (sha256 {actual[:16]}..., expected "
-            f"{item['sha256'][:16]}...): it was modified or corrupted; restore it with git checkout"
+            f"{what} {path} does not match its manifest (sha256 {actual[:16]}..., expected "
+            f"{sha256[:16]}...): it was modified or corrupted; restore it with git checkout"
         )
     return path
 

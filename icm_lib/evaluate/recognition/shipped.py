@@ -158,16 +158,9 @@ def _usable(profile: str, recognizer: str, layout: DatasetLayout, config: dict, 
 
 
 def _checked_file(profile: str, item: dict) -> Path:
-    path = shipped_dir(profile) / item["file"]
-    if not path.is_file():
-        raise UserError(f"shipped detector {path} is missing: restore it with git checkout")
-    actual = file_sha256(path)
-    if actual != item["sha256"]:
-        raise UserError(
-            f"shipped detector {path} does not match its manifest (sha256 {actual[:16]}..., expected "
-            f"{item['sha256'][:16]}...): it was modified or corrupted; restore it with git checkout"
-        )
-    return path
+    from icm_lib.zoo import verified_file
+
+    return verified_file(shipped_dir(profile) / item["file"], item["sha256"], "shipped detector")
 
 
 def _origin(item: dict) -> dict:
