@@ -13,8 +13,9 @@ without the run.
 The codecs are trained by this project's own command, ``icm zoo train``
 (:func:`train`): the profile's ``02_train_codecs`` sweeps, every codec from
 scratch with its own loss (a codec the recipe's ``WARM_START`` names: fine-tuned
-from the recipe's codec of the same lambda once that one is finished, the demo's
-compared methods), in rounds of ``chunk`` steps so that all of them
+from another codec of the recipe once that one is finished, e.g. the demo's
+compared methods from the codec of their lambda, its Object-MSE 0.05 from 0.015),
+in rounds of ``chunk`` steps so that all of them
 progress together across sessions, resumable from a run's checkpoint or, on a
 machine that has nothing else, from the zoo's weights alone (the Adam moments
 then restart). ``icm zoo export`` writes the runs' current weights into the
