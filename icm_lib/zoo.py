@@ -211,9 +211,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         previous = kept.get(name, {})
         run_meta = read_weights_only(cfg.out_dir / CHECKPOINT)["meta"]
-        if (previous.get("warm_start") or {}).get("from") != (
-            (run_meta.get("train_config") or {}).get("warm_start") or None
-        ):
+        if _source_of(previous) != ((run_meta.get("train_config") or {}).get("warm_start") or None):
             previous = {}  # another codec under the same name (the recipe now starts it elsewhere): not its history
         # a checkpoint seeded from the zoo says so (``zoo``) until it trains on; one trained here (the same steps
         # as the entry's, e.g. a fine-tune redone from a changed source) is exported again
@@ -445,14 +443,20 @@ def seed_runs(profile: str, runs: list) -> list[str]:
     return seeded
 
 
+def _source_of(item: dict[str, Any]) -> str | None:
+    """The codec a zoo entry was fine-tuned from (None: trained from scratch, or no entry)."""
+    return (item.get("warm_start") or {}).get("from")
+
+
 def _stale_warm_start(cfg, item: dict[str, Any], known: dict[str, dict[str, Any]]) -> str:
     """Why the zoo's codec is not the one the recipe fine-tunes (empty when it is): the recipe starts it from
     another codec than the zoo's did, or its source has changed in the zoo since it was fine-tuned."""
-    recorded = item.get("warm_start") or {}
-    if (cfg.warm_start or None) != recorded.get("from"):
-        return f"the recipe starts it from {cfg.warm_start or 'scratch'}, the zoo's from {recorded.get('from') or 'scratch'}"
+    if (cfg.warm_start or None) != _source_of(item):
+        return (
+            f"the recipe starts it from {cfg.warm_start or 'scratch'}, the zoo's from {_source_of(item) or 'scratch'}"
+        )
     source = known.get(cfg.warm_start) if cfg.warm_start else None
-    if source is not None and source.get("sha256") != recorded.get("sha256"):
+    if source is not None and source.get("sha256") != item["warm_start"].get("sha256"):
         return f"its source {cfg.warm_start} has changed since"
     return ""
 

@@ -147,7 +147,7 @@ def _usable(profile: str, recognizer: str, layout: DatasetLayout, config: dict, 
     item = find(profile, recognizer, layout.name)
     if item is None:
         return None
-    if _generated_spec(layout) is None or item["data"]["fingerprint"] != layout.fingerprint():
+    if item["data"]["fingerprint"] != layout.fingerprint():  # real data's fingerprint is never a spec's
         print(f"[zoo] the shipped {item['name']} was trained on other data than {layout.root}: training it", flush=True)
         return None
     if item["config"] != json.loads(json.dumps(config)):  # as the manifest holds it (tuples as lists)
