@@ -197,6 +197,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
 
     from icm_lib.checkpoint import load_checkpoint, read_weights_only
     from icm_lib.training.loop import CHECKPOINT, METRICS
+    from icm_lib.training.sweep import stale_fine_tunes, warm_start_levels
 
     folder = zoo_dir(profile)
     (folder / "logs").mkdir(parents=True, exist_ok=True)
@@ -205,10 +206,11 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
     except UserError:
         kept = {}
     restored = {}  # sha256 of a file stored anew -> the new file's: the same weights
-    for cfg in runs:
-        if not (cfg.out_dir / CHECKPOINT).is_file():
-            continue
+    stale = stale_fine_tunes(runs, _recorded_origin(kept))
+    for cfg in (c for level in warm_start_levels(runs) for c in level):  # a source's entry before its fine-tunes'
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
+        if not (cfg.out_dir / CHECKPOINT).is_file() or name in stale:
+            continue  # a fine-tune of an older state of its source keeps its entry until it is trained anew
         previous = kept.get(name, {})
         run_meta = read_weights_only(cfg.out_dir / CHECKPOINT)["meta"]
         if _source_of(previous) != ((run_meta.get("train_config") or {}).get("warm_start") or None):
@@ -242,7 +244,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             "lmbda": cfg.lmbda,
             "steps": int(meta["step"]),
             "target_steps": int(trained["steps"]),
-            "warm_start": _warm_start_entry(trained.get("warm_start"), kept),
+            "warm_start": _warm_start_entry(trained.get("warm_start"), kept, meta.get("warm_start")),
             "task_network": _task_network_entry(cfg),
             "finished": int(meta["step"]) >= int(trained["steps"]),
             "train_seconds": float(state["seconds"]) if state else previous.get("train_seconds"),
@@ -349,11 +351,27 @@ def _file_fields(weights: Path) -> dict[str, Any]:
     }
 
 
-def _warm_start_entry(source: str | None, kept: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """The codec a warm-started one was fine-tuned from, with that codec's steps (its own come on top)."""
+def _warm_start_entry(
+    source: str | None, kept: dict[str, dict[str, Any]], origin: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The codec a warm-started one was fine-tuned from, with that codec's steps then (its own come on top) and
+    the sha256 of its zoo file when the zoo holds that state of it (``origin``: what the run recorded)."""
     if not source:
         return None
-    return {"from": source, "steps": kept.get(source, {}).get("steps"), "sha256": kept.get(source, {}).get("sha256")}
+    entry = kept.get(source, {})
+    steps = int(origin["step"]) if origin else entry.get("steps")
+    return {"from": source, "steps": steps, "sha256": entry.get("sha256") if entry.get("steps") == steps else None}
+
+
+def _recorded_origin(known: dict[str, dict[str, Any]]):
+    """``cfg -> origin`` from the zoo's entry of the codec, for a fine-tune's checkpoint that records none
+    (trained before runs recorded it; :func:`icm_lib.training.sweep.stale_fine_tunes`)."""
+
+    def origin(cfg) -> dict[str, Any] | None:
+        source = (known.get(codec_name(cfg.model, cfg.loss, cfg.lmbda)) or {}).get("warm_start") or {}
+        return {"from": source["from"], "step": source["steps"]} if source.get("steps") is not None else None
+
+    return origin
 
 
 def _task_network_entry(cfg) -> dict[str, Any] | None:
@@ -404,20 +422,23 @@ def seed_runs(profile: str, runs: list) -> list[str]:
     from icm_lib.checkpoint import save_checkpoint
     from icm_lib.losses import method_label
     from icm_lib.training.loop import CHECKPOINT, METRICS
+    from icm_lib.training.sweep import warm_start_levels
 
     try:
         known = {e["name"]: e for e in entries(profile)}
     except UserError:
         return []
-    seeded = []
-    for cfg in runs:
+    seeded, anew = [], set()
+    for cfg in (c for level in warm_start_levels(runs) for c in level):  # a source before its fine-tunes
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         if (cfg.out_dir / CHECKPOINT).is_file() or name not in known:
             continue
         item = known[name]
-        stale = _stale_warm_start(cfg, item, known)
+        stale = f"its source {cfg.warm_start} is trained anew" if cfg.warm_start in anew else ""
+        stale = stale or _stale_warm_start(cfg, item, known)
         if stale:
             print(f"[zoo] {name}: not resumed from the zoo, {stale}; trained anew", flush=True)
+            anew.add(name)
             continue
         model = load(profile, name)
         state = {
@@ -434,6 +455,7 @@ def seed_runs(profile: str, runs: list) -> list[str]:
             "zoo": {"profile": profile, "name": name},
             "data": {"profile": profile, "dataset": cfg.dataset, "split": "train"},
             "train_config": cfg.to_meta(),
+            **({"warm_start": origin} if (origin := _recorded_origin(known)(cfg)) else {}),
         }
         save_checkpoint(cfg.out_dir / CHECKPOINT, model, meta, training_state=state)
         log = zoo_dir(profile) / item["log"]
@@ -495,12 +517,13 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     if params.get("TIME_BUDGET"):  # one round in which each run fixes its own steps to the budget
         chunk, rounds = 10**9, 1
     done_rounds = 0
-    while True:
+    while not rounds or done_rounds < rounds:
+        waiting = _retire_stale(profile, runs)
         todo = [cfg for cfg in runs if not _done(cfg)]
-        if not todo or (rounds and done_rounds >= rounds):
+        if not todo:
             break
         # A warm-started codec waits for its source (``WARM_START``) to finish.
-        todo = [cfg for cfg in todo if not cfg.warm_start or _source_finished(cfg, runs)]
+        todo = [cfg for cfg in todo if not cfg.warm_start or _source_finished(cfg, runs, waiting)]
         if not todo:
             break
         done = {id(cfg): _step_of(cfg.out_dir / CHECKPOINT) for cfg in todo}
@@ -525,10 +548,45 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     return runs
 
 
-def _source_finished(cfg, runs: list) -> bool:
-    """Whether a warm-started run can go on: it has its own checkpoint, or its source codec is finished."""
+def _retire_stale(profile: str, runs: list) -> dict[str, str]:
+    """Move aside each fine-tune whose source has trained on since it started, once that source is finished
+    (and, with it, the fine-tunes made from it: a chain), so that it is fine-tuned anew from it. Returns the
+    stale fine-tunes left waiting for their source, by name, with why."""
+    from icm_lib.training.loop import CHECKPOINT
+    from icm_lib.training.sweep import retire, stale_fine_tunes
+
+    try:
+        known = {e["name"]: e for e in entries(profile)}
+    except UserError:
+        known = {}
+    stale = stale_fine_tunes(runs, _recorded_origin(known))
+    by_name = {codec_name(c.model, c.loss, c.lmbda): c for c in runs}
+    for name, why in list(stale.items()):
+        cfg = by_name[name]
+        if cfg.warm_start not in stale and _done(by_name[cfg.warm_start]):
+            for run in _made_from(cfg, runs):
+                if (run.out_dir / CHECKPOINT).is_file():
+                    retire(run, why if run is cfg else f"made from {cfg.warm_start}'s earlier state via {name}")
+                stale.pop(codec_name(run.model, run.loss, run.lmbda), None)
+    return stale
+
+
+def _made_from(cfg, runs: list) -> list:
+    """``cfg`` and every run fine-tuned from it, directly or through another."""
+    made = [cfg]
+    for run in runs:
+        if run.warm_start == codec_name(cfg.model, cfg.loss, cfg.lmbda):
+            made += _made_from(run, runs)
+    return made
+
+
+def _source_finished(cfg, runs: list, waiting: dict[str, str]) -> bool:
+    """Whether a warm-started run can go on: it has its own checkpoint, or its source codec is finished; not
+    while it, or its source, is a fine-tune ``waiting`` for its own source to finish (:func:`_retire_stale`)."""
     from icm_lib.training.loop import CHECKPOINT
 
+    if codec_name(cfg.model, cfg.loss, cfg.lmbda) in waiting or cfg.warm_start in waiting:
+        return False
     if (cfg.out_dir / CHECKPOINT).is_file():
         return True
     return any(_done(s) for s in runs if codec_name(s.model, s.loss, s.lmbda) == cfg.warm_start)

@@ -379,3 +379,38 @@ def test_a_chain_of_warm_starts_is_drawn_from_the_first_sources_steps(tmp_path):
         meta = {"step": step, "loss": "object", "train_config": {"warm_start": source or "", "init": init}}
         save_checkpoint(tmp_path / name / CHECKPOINT, model, meta)
     assert [warm_start_offset(tmp_path / name) for name, _, _ in chain] == [0, 10500, 14500]
+
+
+def test_a_fine_tune_is_trained_anew_when_its_source_trains_on(smoke_root, tmp_path, monkeypatch, one_thread):
+    """The recipe's steps go up: the source codec is extended, and the ROI codec fine-tuned from its earlier
+    state is moved aside (kept, under ``stale/``) and fine-tuned again from the source as it is now."""
+    import shutil
+
+    from icm_lib.training.loop import started_from
+    from icm_lib.training.sweep import train_sweeps
+
+    shutil.copytree(smoke_root, tmp_path / "project", symlinks=True)
+    monkeypatch.setenv("ICM_ROOT", str(tmp_path / "project"))
+    params = {
+        **notebook_params("smoke", "02_train_codecs"),
+        "MODEL": "mbt2018-mean",
+        "MODEL_KWARGS": {"N": 8, "M": 16},
+        "LAMBDAS": {"object": [0.05]},
+        "OTHER_MODELS": {"mbt2018-mean-roi": {"object": [0.05]}},
+        "WARM_START": {"mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 1, "lr": 1e-9}},
+        "BASE_STEPS": 0,
+        "STEPS": 1,
+        "PROCESSES": 1,
+        "VAL_EVERY": 0,
+        "FINAL_VAL_IMAGES": 1,
+    }
+    train_sweeps(params)
+    source, roi = sweep_configs(params)[1]
+    assert started_from(roi.out_dir / CHECKPOINT) == {"from": "mbt2018-mean-object-0.05", "step": 1}
+    assert train_sweeps(params) and started_from(roi.out_dir / CHECKPOINT)["step"] == 1  # nothing new: reused
+    assert not (roi.out_dir.parent.parent / "stale").exists()
+    train_sweeps({**params, "STEPS": 2})
+    assert started_from(roi.out_dir / CHECKPOINT) == {"from": "mbt2018-mean-object-0.05", "step": 2}
+    moved = list((roi.out_dir.parent.parent / "stale" / "object").iterdir())
+    assert [p.name.startswith("mbt2018-mean-roi_lambda0.05-") for p in moved] == [True]
+    assert started_from(moved[0] / CHECKPOINT)["step"] == 1

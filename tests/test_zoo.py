@@ -394,3 +394,41 @@ def test_a_codec_the_recipe_now_fine_tunes_from_another_rate_replaces_the_zoos(z
     assert new["steps"] == new["target_steps"] == 1 and new["finished"]
     assert new["sha256"] != old["sha256"] and "earlier_train_config" not in new
     assert new["train_config"]["warm_start"] == source["name"] and new["hardware"] == [zoo.hardware()]
+
+
+def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env):
+    """Object-MSE 0.05 fine-tuned from 0.01, the ROI codec from 0.05; then the recipe trains 0.01 longer.
+    While 0.01 trains, the zoo keeps both fine-tunes' entries (they name 0.01's earlier state); once it is
+    finished, both are moved aside (not deleted) and fine-tuned again, 0.05 from 0.01's new weights first."""
+    from icm_lib import zoo
+    from icm_lib.paths import codec_name, data_dir
+    from icm_lib.training.loop import CHECKPOINT, started_from
+
+    params = {
+        **PARAMS,
+        "LAMBDAS": {"object": [0.05, 0.01], "mse": []},
+        "OTHER_MODELS": {"mbt2018-mean-roi": {"object": [0.05]}},
+        "WARM_START": {
+            "mbt2018-mean/object/0.05": {"from": "mbt2018-mean/object/0.01", "steps": 1, "lr": 1e-9},
+            "mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 1, "lr": 1e-9},
+        },
+    }
+    shutil.rmtree(data_dir("smoke") / "zoo-runs" / "object" / "mbt2018-mean_lambda0.05")  # from scratch, 1 step
+    zoo.train(params, chunk=2)
+    before = {e["name"]: e for e in zoo.entries("smoke")}
+    source, tuned, roi = "mbt2018-mean-object-0.01", "mbt2018-mean-object-0.05", "mbt2018-mean-roi-object-0.05"
+    assert before[tuned]["warm_start"] == {"from": source, "steps": 2, "sha256": before[source]["sha256"]}
+    runs = {codec_name(c.model, c.loss, c.lmbda): c for c in zoo.zoo_runs(params)}
+    assert started_from(runs[tuned].out_dir / CHECKPOINT) == {"from": source, "step": 2}
+    longer = {**params, "STEPS": 3}
+    zoo.train(longer, chunk=1, rounds=1)  # 0.01 to step 3; the fine-tunes of its step 2 stay as they were
+    during = {e["name"]: e for e in zoo.entries("smoke")}
+    assert during[source]["steps"] == 3 and during[source]["sha256"] != before[source]["sha256"]
+    assert during[tuned] == before[tuned] and during[roi] == before[roi]
+    zoo.train(longer, chunk=1)
+    after = {e["name"]: e for e in zoo.entries("smoke")}
+    assert after[tuned]["warm_start"] == {"from": source, "steps": 3, "sha256": after[source]["sha256"]}
+    assert after[roi]["warm_start"] == {"from": tuned, "steps": 1, "sha256": after[tuned]["sha256"]}
+    assert after[tuned]["sha256"] != before[tuned]["sha256"] and after[roi]["sha256"] != before[roi]["sha256"]
+    moved = sorted(p.name.rsplit("-", 2)[0] for p in (data_dir("smoke") / "zoo-runs" / "stale" / "object").iterdir())
+    assert moved == ["mbt2018-mean-roi_lambda0.05", "mbt2018-mean_lambda0.05"]

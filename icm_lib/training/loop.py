@@ -64,6 +64,8 @@ class Run:
     step: int = 0
     seconds: float = 0.0  # training wall time over all sessions of this run
     cpu_seconds: float = 0.0  # CPU time of this process (all its threads) in training steps
+    # a fine-tune's source (``cfg.warm_start``) and the step it had when this run started from it
+    warm_start: dict[str, Any] | None = None
 
 
 def train_codec(cfg: TrainConfig, ctx: distributed.Context | None = None) -> dict[str, Any]:
@@ -203,7 +205,7 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     """Build the run: resumed from the run's own checkpoint, else initialised from ``cfg.init`` or seeded."""
     own = cfg.out_dir / CHECKPOINT
     seed_everything(cfg.seed)
-    model, state = _initial_model(cfg, own)
+    model, state, origin = _initial_model(cfg, own)
     model.to(ctx.device)
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest convolutions
@@ -221,6 +223,7 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
         aux_optimizer,
         scheduler,
         criterion,
+        warm_start=origin,
     )
     if state is not None:
         run.step, run.seconds, run.cpu_seconds = (
@@ -256,8 +259,9 @@ def _place_schedule(scheduler: torch.optim.lr_scheduler.MultiStepLR, step: int) 
     scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
-def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]:
-    """The run's own checkpoint with its training state, else ``cfg.init``, else a fresh model."""
+def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None, dict | None]:
+    """The run's own checkpoint with its training state, else ``cfg.init``, else a fresh model; with the
+    fine-tune's origin (its source and that source's step then, :func:`started_from`), None for others."""
     from icm_lib.checkpoint import load_checkpoint, load_official_tcm
     from icm_lib.models import create
 
@@ -275,14 +279,15 @@ def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]
                 f"{own} was trained with other settings ({'; '.join(differences)}): "
                 f"delete {own.parent} to train it anew, or ask for its settings"
             )
-        return model, state
+        return model, state, meta.get("warm_start")
     if cfg.init is None:
-        return create(cfg.model, **cfg.model_kwargs), None
+        return create(cfg.model, **cfg.model_kwargs), None, None
     if not cfg.init.is_file():
         raise FileNotFoundError(f"no checkpoint {cfg.init} to initialise from")
     if cfg.init_official:
-        return load_official_tcm(cfg.init, cfg.model.removeprefix("tcm-")), None
+        return load_official_tcm(cfg.init, cfg.model.removeprefix("tcm-")), None, None
     model, meta, _ = load_checkpoint(cfg.init)
+    origin = {"from": cfg.warm_start, "step": int(meta["step"])} if cfg.warm_start else None
     if meta.get("model") != cfg.model:  # e.g. the ROI codec fine-tuned from the plain codec it gates
         other = create(cfg.model, **cfg.model_kwargs)
         try:
@@ -292,7 +297,15 @@ def _initial_model(cfg: TrainConfig, own: Path) -> tuple[nn.Module, dict | None]
                 f"{cfg.init} holds a {meta.get('model')} model, whose weights do not fit {cfg.model}"
             ) from None
         model = other
-    return model, None
+    return model, None, origin
+
+
+def started_from(checkpoint: Path) -> dict[str, Any] | None:
+    """A fine-tune's origin as its checkpoint records it: ``{"from": source codec, "step": the source's step
+    when the fine-tune started}`` (None: trained from scratch, or a checkpoint from before this was recorded)."""
+    from icm_lib.checkpoint import read_weights_only
+
+    return read_weights_only(checkpoint)["meta"].get("warm_start")
 
 
 def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
@@ -383,6 +396,7 @@ def _meta(run: Run) -> dict[str, Any]:
         "step": run.step,
         "data": {"profile": cfg.profile, "dataset": cfg.dataset, "split": "train"},
         "train_config": cfg.to_meta(),
+        **({"warm_start": run.warm_start} if run.warm_start else {}),
     }
 
 

@@ -25,12 +25,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from icm_lib.checkpoint import verify_checkpoint
+from icm_lib.checkpoint import read_weights_only, verify_checkpoint
 from icm_lib.config import TrainingStage, fields_of
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.io import read_json
@@ -38,7 +39,7 @@ from icm_lib.losses import CRITERIA, criterion_class
 from icm_lib.paths import codec_name, codecs_dir
 from icm_lib.training import distributed
 from icm_lib.training.config import TrainConfig, recipe_differences, recorded_config
-from icm_lib.training.loop import CHECKPOINT, SUMMARY, train_codec
+from icm_lib.training.loop import CHECKPOINT, SUMMARY, started_from, train_codec
 
 # TrainConfig fields a sweep sets per run; every other one of the same name as a TrainingStage setting is taken
 # from the stage as it is, so a setting added to both reaches every run without a list to edit here.
@@ -300,16 +301,21 @@ def train_sweeps(
     stage = training_stage(params)
     base, runs = sweep_configs(params, losses, resume)
     losses = sweep_losses(stage) if losses is None else tuple(losses)
-    todo = [cfg for cfg in ([base] if base else []) + runs if not _reused(cfg, ctx)]
     processes = stage.processes
     side_by_side = processes > 1 and ctx.world == 1 and ctx.device.type == "cpu"
-    if base in todo:
+    if base is not None and not _reused(base, ctx):
         if side_by_side:
             train_data_parallel(base, processes)
         else:
             train_codec(base, ctx)
-        todo.remove(base)
-    for group in warm_start_levels(todo):  # sources first
+    for group in warm_start_levels(runs):  # sources first
+        if ctx.is_main:  # a fine-tune whose source has trained on since is trained anew from it
+            stale = stale_fine_tunes(runs)
+            for cfg in group:
+                if codec_name(cfg.model, cfg.loss, cfg.lmbda) in stale:
+                    retire(cfg, stale[codec_name(cfg.model, cfg.loss, cfg.lmbda)])
+        distributed.barrier(ctx)
+        group = [cfg for cfg in group if not _reused(cfg, ctx)]
         if side_by_side and len(group) > 1:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for _ in pool.map(train_one_thread, group):
@@ -334,6 +340,46 @@ def warm_start_levels(runs: list[TrainConfig]) -> list[list[TrainConfig]]:
         placed |= {codec_name(c.model, c.loss, c.lmbda) for c in level}
         left = [c for c in left if all(c is not d for d in level)]
     return levels
+
+
+def stale_fine_tunes(runs: list[TrainConfig], recorded=None) -> dict[str, str]:
+    """The warm-started runs whose checkpoint no longer follows from its source, by codec name, with why: the
+    source's run has trained on since the fine-tune started from it (its checkpoint is at another step), or
+    the source is itself such a run (a chain: the ROI codec at 0.05 from Object-MSE 0.05 from 0.015).
+
+    Args:
+        runs: the recipe's runs, sources among them (a source the list does not hold is taken as it is).
+        recorded: ``cfg -> origin`` for a checkpoint from before fine-tunes recorded theirs
+            (:func:`icm_lib.training.loop.started_from`), e.g. the zoo's entry; None: such a one is kept.
+    """
+    by_name = {codec_name(c.model, c.loss, c.lmbda): c for c in runs}
+    stale: dict[str, str] = {}
+    for cfg in (c for level in warm_start_levels(runs) for c in level):
+        name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
+        source = by_name.get(cfg.warm_start)
+        if source is None or not (cfg.out_dir / CHECKPOINT).is_file():
+            continue
+        if cfg.warm_start in stale:
+            stale[name] = f"its source {cfg.warm_start} is to be trained anew"
+            continue
+        origin = started_from(cfg.out_dir / CHECKPOINT) or (recorded(cfg) if recorded else None)
+        if not origin or not (source.out_dir / CHECKPOINT).is_file():
+            continue
+        now = int(read_weights_only(source.out_dir / CHECKPOINT)["meta"]["step"])
+        if origin["from"] != cfg.warm_start or int(origin["step"]) != now:
+            stale[name] = f"fine-tuned from {origin['from']} at step {origin['step']}, which is at step {now} now"
+    return stale
+
+
+def retire(cfg: TrainConfig, why: str) -> Path:
+    """Move a run's folder aside, nothing deleted, so that it is trained anew: ``<loss>/<run>`` to
+    ``stale/<loss>/<run>-<time>`` beside the loss folders (where no sweep looks for codecs)."""
+    folder = Path(cfg.out_dir)
+    moved = folder.parent.parent / "stale" / folder.parent.name / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    folder.rename(moved)
+    print(f"[train] {folder.name} ({cfg.loss}): {why}; trained anew (the old run is in {moved})", flush=True)
+    return moved
 
 
 def _reused(cfg: TrainConfig, ctx: distributed.Context) -> bool:
