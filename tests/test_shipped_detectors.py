@@ -88,3 +88,24 @@ def test_a_shipped_detector_is_not_used_when_modified_or_made_otherwise(project)
     with pytest.raises(UserError, match="does not match its manifest"):
         yolo.clean(layout, "smoke")
     assert not (detectors_dir("smoke") / "yolo" / "shapes" / "clean" / "weights" / "last.pt").exists()
+
+
+def test_the_task_loss_installs_the_shipped_clean_yolo_on_a_fresh_checkout(project):
+    """A task-loss codec (Eq. 2) trains through the profile's clean YOLO: on a machine that has only the
+    checkout, the shipped one is installed where the loss reads it (notebook 04's settings), not trained."""
+    from icm_lib.config import notebook_params
+    from icm_lib.evaluate.recognition.curves import RecognitionPlan
+    from icm_lib.evaluate.recognition.recognizers import build_recognizers
+    from icm_lib.losses import create_criterion
+    from icm_lib.task_network import weights_path
+
+    layout, _, _ = project
+    plan = RecognitionPlan.from_params(notebook_params("smoke", "04_recognition_accuracy"))
+    (yolo,) = build_recognizers(["yolo"], plan.yolo, plan.maskrcnn, plan.finetune_epochs, plan.weights)
+    run = detectors_dir("smoke") / "yolo" / "shapes" / "clean"
+    write_json(run / MARKER, training_record(layout.yolo_yaml, yolo.config_for(layout)) | {"seconds": 3.0})
+    shipped.export("smoke", shipped.clean_runs("smoke", ["shapes"]))
+    shutil.rmtree(detectors_dir("smoke"))
+    with pytest.raises(UserError, match="cannot be loaded"):  # the stand-in bytes: installed, then read
+        create_criterion("task", 0.01, {"profile": "smoke", "dataset": "shapes"})
+    assert weights_path("yolo", "smoke", "shapes").read_bytes() == b"trained yolo weights"
