@@ -508,8 +508,8 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
     from icm_lib.training.sweep import train_one_thread
 
     profile = params["PROFILE"]
-    runs = zoo_runs(params)
     ensure_data(profile, params["DATASET"])
+    runs = _trainable(zoo_runs(params))
     for name in seed_runs(profile, runs):
         print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
     ctx = distributed.setup()
@@ -546,6 +546,27 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
             flush=True,
         )
     return runs
+
+
+def _trainable(runs: list) -> list:
+    """The runs whose loss can be built on this machine; the others are left out, each with one line that
+    says why (the task loss on a machine without ultralytics), with the runs fine-tuned from them, so that
+    a bare GPU machine trains the rest of the zoo instead of failing in a round."""
+    from icm_lib.losses import create_criterion
+    from icm_lib.training.sweep import warm_start_levels
+
+    missing: dict[str, str] = {}
+    for cfg in (c for level in warm_start_levels(runs) for c in level):  # a source before its fine-tunes
+        if cfg.warm_start in missing:
+            missing[codec_name(cfg.model, cfg.loss, cfg.lmbda)] = f"its source {cfg.warm_start} is left out"
+            continue
+        try:
+            create_criterion(cfg.loss, cfg.lmbda, {"profile": cfg.profile, "dataset": cfg.dataset}, **cfg.loss_kwargs)
+        except UserError as err:
+            missing[codec_name(cfg.model, cfg.loss, cfg.lmbda)] = str(err)
+    for name, why in missing.items():
+        print(f"[zoo] {name}: left out here, {why}", flush=True)
+    return [cfg for cfg in runs if codec_name(cfg.model, cfg.loss, cfg.lmbda) not in missing]
 
 
 def _retire_stale(profile: str, runs: list) -> dict[str, str]:

@@ -432,3 +432,26 @@ def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env):
     assert after[tuned]["sha256"] != before[tuned]["sha256"] and after[roi]["sha256"] != before[roi]["sha256"]
     moved = sorted(p.name.rsplit("-", 2)[0] for p in (data_dir("smoke") / "zoo-runs" / "stale" / "object").iterdir())
     assert moved == ["mbt2018-mean-roi_lambda0.05", "mbt2018-mean_lambda0.05"]
+
+
+def test_a_codec_whose_loss_cannot_be_built_here_is_left_out_with_its_fine_tunes(zoo_env, monkeypatch, capsys):
+    """A bare GPU machine has no ultralytics: the task-loss codec (and a codec fine-tuned from it) is left out
+    with one line each, and the rest of the zoo trains and is exported."""
+    import sys
+
+    from icm_lib import zoo
+
+    monkeypatch.setitem(sys.modules, "ultralytics.nn.tasks", None)
+    params = {
+        **PARAMS,
+        "LAMBDAS": {"object": [0.05], "mse": [0.01], "task": [0.01]},
+        "OTHER_MODELS": {"mbt2018-mean-roi": {"task": [0.01]}},
+        "WARM_START": {"mbt2018-mean-roi/task": {"from": "mbt2018-mean/task", "steps": 1}},
+    }
+    zoo.train(params, chunk=1)
+    out = capsys.readouterr().out
+    assert "[zoo] mbt2018-mean-task-0.01: left out here, the task loss runs a YOLO detector: install" in out
+    assert "[zoo] mbt2018-mean-roi-task-0.01: left out here, its source mbt2018-mean-task-0.01 is left out" in out
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    assert set(items) == {"mbt2018-mean-object-0.05", "mbt2018-mean-mse-0.01"}
+    assert all(item["finished"] for item in items.values())
