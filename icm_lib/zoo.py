@@ -229,8 +229,12 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             continue
         trained = meta.get("train_config") or cfg.to_meta()  # the run's own settings (a time budget fixes its steps)
         recorded = {k: v for k, v in trained.items() if k not in ("out_dir", "resume", "init", "stop_at")}
-        # a codec continued here with other settings than it was first trained with keeps those too
+        # a codec continued here with other settings than it was first trained with keeps those too: the
+        # first (``earlier_train_config``) and each stage's in order (``train_stages``, the current one last)
         earlier = previous.get("earlier_train_config") or previous.get("train_config")
+        stages = previous.get("train_stages") or [c for c in (earlier, previous.get("train_config")) if c]
+        stages = [c for i, c in enumerate(stages) if i == 0 or c != stages[i - 1]]
+        stages = stages if stages and stages[-1] == recorded else [*stages, recorded]
         log = folder / "logs" / f"{name}.jsonl"
         if (cfg.out_dir / METRICS).is_file():
             write_atomic(log, _log_rows(cfg.out_dir / METRICS))
@@ -253,6 +257,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             "train_config": recorded,
             "data": {"profile": profile, "dataset": cfg.dataset, "spec": spec, "fingerprint": data_fingerprint(spec)},
             **({"earlier_train_config": earlier} if earlier and earlier != recorded else {}),
+            **({"train_stages": stages} if len(stages) > 1 else {}),
             **_file_fields(weights),
             "log": f"logs/{log.name}",
             "val": _last_validation(log),

@@ -424,6 +424,8 @@ def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env):
     zoo.train(longer, chunk=1, rounds=1)  # 0.01 to step 3; the fine-tunes of its step 2 stay as they were
     during = {e["name"]: e for e in zoo.entries("smoke")}
     assert during[source]["steps"] == 3 and during[source]["sha256"] != before[source]["sha256"]
+    assert [c["steps"] for c in during[source]["train_stages"]] == [2, 3]  # each stage's settings, in order
+    assert during[source]["earlier_train_config"] == before[source]["train_config"]
     assert during[tuned] == before[tuned] and during[roi] == before[roi]
     zoo.train(longer, chunk=1)
     after = {e["name"]: e for e in zoo.entries("smoke")}
