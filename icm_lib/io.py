@@ -140,6 +140,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verified_file(path: Path, sha256: str, what: str) -> Path:
+    """``path``, after checking that it exists and that its bytes have the manifest's ``sha256``."""
+    if not path.is_file():
+        raise UserError(f"{what} {path} is missing: restore it with git checkout")
+    actual = file_sha256(path)
+    if actual != sha256:
+        raise UserError(
+            f"{what} {path} does not match its manifest (sha256 {actual[:16]}..., expected "
+            f"{sha256[:16]}...): it was modified or corrupted; restore it with git checkout"
+        )
+    return path
+
+
 def json_safe(value: Any, path: Callable[[Path], str] = str) -> Any:
     """A copy that JSON can hold: NaN/inf as None, numpy scalars as Python numbers, paths through ``path``."""
     if isinstance(value, dict):

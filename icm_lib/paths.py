@@ -77,3 +77,9 @@ def params_file(profile: str) -> Path:
 def cache_dir() -> Path:
     """Tool caches and config (torch, ultralytics, matplotlib) kept inside the project."""
     return project_root() / ".cache"
+
+
+def zoo_dir(profile: str) -> Path:
+    """``zoo/<profile>/`` in the checkout (``ICM_ZOO`` overrides the ``zoo`` folder)."""
+    root = Path(os.environ["ICM_ZOO"]) if os.environ.get("ICM_ZOO") else PACKAGE_DIR.parent / "zoo"
+    return root / profile

@@ -84,25 +84,6 @@ def weights_path(network: str, profile: str, dataset: str) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 
-def install_shipped_detector(profile: str, dataset: str) -> bool:
-    """Put the profile's clean YOLO of ``dataset`` where :func:`weights_path` finds it from the zoo's shipped
-    detectors, when it fits (the same generated data, notebook 04's settings), as notebook 04 would: a task-loss
-    codec then trains on a machine that has only the checkout. Nothing is trained here."""
-    from icm_lib.config import notebook_params
-    from icm_lib.data.layout import DatasetLayout
-    from icm_lib.evaluate.recognition import shipped
-    from icm_lib.evaluate.recognition.curves import RecognitionPlan
-    from icm_lib.evaluate.recognition.recognizers import build_recognizers
-
-    layout = DatasetLayout.of(profile, dataset)
-    if not layout.root.is_dir():
-        return False
-    plan = RecognitionPlan.from_params(notebook_params(profile, "04_recognition_accuracy"))
-    (yolo,) = build_recognizers(["yolo"], plan.yolo, plan.maskrcnn, plan.finetune_epochs, plan.weights)
-    run_dir = weights_path(DEFAULT_NETWORK, profile, dataset).parent.parent
-    return shipped.install_yolo(profile, layout, run_dir, yolo.config_for(layout))
-
-
 def load_task_network(network: str, profile: str = "", dataset: str = "") -> nn.Module:
     """The frozen backbone features of the detector ``network`` names (:func:`weights_path`).
 
@@ -114,8 +95,10 @@ def load_task_network(network: str, profile: str = "", dataset: str = "") -> nn.
         from ultralytics.nn.tasks import load_checkpoint
     except ImportError:
         raise UserError("the task loss runs a YOLO detector: install ultralytics (pip install ultralytics)") from None
-    if network == DEFAULT_NETWORK and not path.is_file():
-        install_shipped_detector(profile, dataset)
+    if network == DEFAULT_NETWORK and not path.is_file():  # the zoo's, on a machine that has only the checkout
+        from icm_lib.evaluate.recognition.shipped import install_clean_yolo
+
+        install_clean_yolo(profile, dataset)
     if not path.is_file():
         hint = (
             f"train the clean detector first (notebook 04 or icm evaluate --profile {profile}), or "

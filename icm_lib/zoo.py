@@ -43,8 +43,8 @@ import torch.nn as nn
 from icm_lib.config import notebook_params
 from icm_lib.data.layout import spec_fingerprint
 from icm_lib.errors import UserError
-from icm_lib.io import file_sha256, read_json, write_atomic, write_json
-from icm_lib.paths import PACKAGE_DIR, codec_name, dataset_dir
+from icm_lib.io import file_sha256, read_json, verified_file, write_atomic, write_json
+from icm_lib.paths import codec_name, dataset_dir, zoo_dir
 
 # The training, data, checkpoint and safetensors modules are imported inside the commands that
 # use them, not here: `python -m icm_lib.cli.zoo list|verify` then starts in about 2 s instead of 5
@@ -57,12 +57,6 @@ STORED = "gaussian-tables-from-scale-table"
 GAUSSIAN_TABLES = ("_quantized_cdf", "_offset", "_cdf_length")  # a GaussianConditional's, from its scale table
 FORMAT = "icm-zoo"
 VERSION = 1
-
-
-def zoo_dir(profile: str) -> Path:
-    """``zoo/<profile>/`` in the checkout (``ICM_ZOO`` overrides the ``zoo`` folder)."""
-    root = Path(os.environ["ICM_ZOO"]) if os.environ.get("ICM_ZOO") else PACKAGE_DIR.parent / "zoo"
-    return root / profile
 
 
 def manifest(profile: str) -> dict[str, Any]:
@@ -119,19 +113,6 @@ def dataset_spec(profile: str, dataset: str) -> dict[str, Any]:
 def check_file(profile: str, item: dict[str, Any]) -> Path:
     """The codec's weights file, after checking that it exists and matches the manifest's sha256."""
     return verified_file(zoo_dir(profile) / item["file"], item["sha256"], "zoo file")
-
-
-def verified_file(path: Path, sha256: str, what: str) -> Path:
-    """``path``, after checking that it exists and that its bytes have the manifest's ``sha256``."""
-    if not path.is_file():
-        raise UserError(f"{what} {path} is missing: restore it with git checkout")
-    actual = file_sha256(path)
-    if actual != sha256:
-        raise UserError(
-            f"{what} {path} does not match its manifest (sha256 {actual[:16]}..., expected "
-            f"{sha256[:16]}...): it was modified or corrupted; restore it with git checkout"
-        )
-    return path
 
 
 def check_data(profile: str, item: dict[str, Any]) -> None:

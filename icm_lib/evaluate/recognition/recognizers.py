@@ -183,8 +183,7 @@ def build_recognizers(
     recognizers: list[Recognizer] = []
     for name in names:
         if name == "yolo":
-            shared = {k: v for k, v in yolo.items() if not isinstance(v, dict)}
-            per_dataset = {k: v for k, v in yolo.items() if isinstance(v, dict)}
+            shared, per_dataset = detection.split_params(yolo)
             recognizers.append(
                 YoloRecognizer(
                     YoloConfig(**shared),

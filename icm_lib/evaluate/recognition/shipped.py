@@ -20,7 +20,7 @@ from typing import Any
 
 from icm_lib.data.layout import DatasetLayout
 from icm_lib.errors import UserError
-from icm_lib.io import file_sha256, read_json, write_atomic, write_json
+from icm_lib.io import file_sha256, read_json, verified_file, write_atomic, write_json
 
 FOLDER = "detectors"  # zoo/<profile>/detectors/
 MANIFEST = "detectors.json"  # in that folder
@@ -28,7 +28,7 @@ MANIFEST = "detectors.json"  # in that folder
 
 def shipped_dir(profile: str) -> Path:
     """``zoo/<profile>/detectors/``."""
-    from icm_lib.zoo import zoo_dir
+    from icm_lib.paths import zoo_dir
 
     return zoo_dir(profile) / FOLDER
 
@@ -118,6 +118,22 @@ def install_yolo(profile: str, layout: DatasetLayout, run_dir: Path, cfg) -> boo
     return True
 
 
+def install_clean_yolo(profile: str, dataset: str) -> bool:
+    """Put the profile's shipped clean YOLO of ``dataset`` where notebook 04 leaves its clean YOLO, with
+    notebook 04's settings for that dataset, when it is not there and fits (:func:`install_yolo`); the task
+    loss (Eq. 2) reads it from there. Nothing is trained."""
+    from icm_lib.config import notebook_params
+    from icm_lib.evaluate.recognition.yolo import dataset_config
+    from icm_lib.paths import detectors_dir
+
+    layout = DatasetLayout.of(profile, dataset)
+    if not layout.root.is_dir():
+        return False
+    yolo = notebook_params(profile, "04_recognition_accuracy").get("YOLO") or {}
+    run_dir = detectors_dir(profile) / "yolo" / dataset / "clean"
+    return install_yolo(profile, layout, run_dir, dataset_config(yolo, dataset))
+
+
 def install_maskrcnn(profile: str, layout: DatasetLayout, out_path: Path, config) -> bool:
     """Put the shipped clean Mask R-CNN of ``layout`` at ``out_path`` as :func:`train_segmenter` would leave
     it, when it is not there and the zoo's was trained on the same generated data with ``config``."""
@@ -158,8 +174,6 @@ def _usable(profile: str, recognizer: str, layout: DatasetLayout, config: dict, 
 
 
 def _checked_file(profile: str, item: dict) -> Path:
-    from icm_lib.zoo import verified_file
-
     return verified_file(shipped_dir(profile) / item["file"], item["sha256"], "shipped detector")
 
 

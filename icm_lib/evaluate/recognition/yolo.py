@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import icm_lib  # noqa: F401 - offline hygiene before ultralytics is imported
@@ -70,6 +70,19 @@ class YoloConfig:
                 "lr0": lr0 if lr0 is not None else self.lr0 / 4,
             }
         )
+
+
+def split_params(yolo: dict) -> tuple[dict, dict]:
+    """Notebook 04's ``YOLO`` parameters: the :class:`YoloConfig` overrides every dataset shares, and those
+    nested under a dataset's name (e.g. a larger ``imgsz`` for ``aerial``)."""
+    shared = {k: v for k, v in yolo.items() if not isinstance(v, dict)}
+    return shared, {k: v for k, v in yolo.items() if isinstance(v, dict)}
+
+
+def dataset_config(yolo: dict, dataset: str) -> YoloConfig:
+    """The :class:`YoloConfig` of one dataset from notebook 04's ``YOLO`` parameters."""
+    shared, per_dataset = split_params(yolo)
+    return replace(YoloConfig(**shared), **per_dataset.get(dataset, {}))
 
 
 def device() -> str:
