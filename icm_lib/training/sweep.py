@@ -354,6 +354,7 @@ def stale_fine_tunes(runs: list[TrainConfig], recorded=None) -> dict[str, str]:
     """
     by_name = {codec_name(c.model, c.loss, c.lmbda): c for c in runs}
     stale: dict[str, str] = {}
+    steps: dict[str, int] = {}  # each source's checkpoint read once
     for cfg in (c for level in warm_start_levels(runs) for c in level):
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         source = by_name.get(cfg.warm_start)
@@ -365,7 +366,9 @@ def stale_fine_tunes(runs: list[TrainConfig], recorded=None) -> dict[str, str]:
         origin = started_from(cfg.out_dir / CHECKPOINT) or (recorded(cfg) if recorded else None)
         if not origin or not (source.out_dir / CHECKPOINT).is_file():
             continue
-        now = int(read_weights_only(source.out_dir / CHECKPOINT)["meta"]["step"])
+        if cfg.warm_start not in steps:
+            steps[cfg.warm_start] = int(read_weights_only(source.out_dir / CHECKPOINT)["meta"]["step"])
+        now = steps[cfg.warm_start]
         if origin["from"] != cfg.warm_start or int(origin["step"]) != now:
             stale[name] = f"fine-tuned from {origin['from']} at step {origin['step']}, which is at step {now} now"
     return stale
