@@ -399,11 +399,13 @@ def _hardware_log(previous: list) -> list:
     return previous if here in previous else [*previous, here]
 
 
-def seed_runs(profile: str, runs: list) -> list[str]:
+def seed_runs(profile: str, runs: list, to_train: bool = True) -> list[str]:
     """Start every run that has no checkpoint from the zoo's weights of the same codec, when the zoo has them.
 
     The run's checkpoint then holds the zoo's weights and step, with no optimizer state
-    (Adam restarts; the learning-rate schedule is placed at the step). Returns the names seeded.
+    (Adam restarts; the learning-rate schedule is placed at the step). ``to_train``: leave out a fine-tune
+    that is not the recipe's any more (:func:`_stale_warm_start`; it is trained anew), where :func:`install`
+    places every codec of the zoo as it is. Returns the names seeded.
     """
     from icm_lib.checkpoint import save_checkpoint
     from icm_lib.losses import method_label
@@ -422,7 +424,7 @@ def seed_runs(profile: str, runs: list) -> list[str]:
         item = known[name]
         stale = f"its source {cfg.warm_start} is trained anew" if cfg.warm_start in anew else ""
         stale = stale or _stale_warm_start(cfg, item, known)
-        if stale:
+        if stale and to_train:
             print(f"[zoo] {name}: not resumed from the zoo, {stale}; trained anew", flush=True)
             anew.add(name)
             continue
@@ -685,7 +687,7 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
             continue
         for stale in (CHECKPOINT, SUMMARY):
             (cfg.out_dir / stale).unlink(missing_ok=True)
-        seed_runs(profile, [cfg])
+        seed_runs(profile, [cfg], to_train=False)
         write_json(
             summary_path,
             {

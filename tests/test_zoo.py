@@ -426,6 +426,8 @@ def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env):
     assert during[source]["steps"] == 3 and during[source]["sha256"] != before[source]["sha256"]
     assert [c["steps"] for c in during[source]["train_stages"]] == [2, 3]  # each stage's settings, in order
     assert during[source]["earlier_train_config"] == before[source]["train_config"]
+    installed = {c.codec_id for c in zoo.obtain_codecs({**longer, "ZOO": True})}  # the pipeline: the zoo as it is
+    assert installed == {"mbt2018-mean-object@0.01", "mbt2018-mean-object@0.05", "mbt2018-mean-roi-object@0.05"}
     assert during[tuned] == before[tuned] and during[roi] == before[roi]
     zoo.train(longer, chunk=1)
     after = {e["name"]: e for e in zoo.entries("smoke")}
