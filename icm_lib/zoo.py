@@ -465,10 +465,19 @@ def _stale_warm_start(cfg, item: dict[str, Any], known: dict[str, dict[str, Any]
         return (
             f"the recipe starts it from {cfg.warm_start or 'scratch'}, the zoo's from {_source_of(item) or 'scratch'}"
         )
-    source = known.get(cfg.warm_start) if cfg.warm_start else None
-    if source is not None and source.get("sha256") != item["warm_start"].get("sha256"):
+    if source_changed(item, known):
         return f"its source {cfg.warm_start} has changed since"
     return ""
+
+
+def source_changed(item: dict[str, Any], known: dict[str, dict[str, Any]], _seen: tuple = ()) -> bool:
+    """Whether a zoo codec was fine-tuned from another state of its source than the one the zoo holds now, or
+    from a codec that was (a chain); ``icm zoo train`` fine-tunes it again."""
+    origin = item.get("warm_start") or {}
+    source = known.get(origin.get("from"))
+    if source is None or source["name"] in _seen:
+        return False
+    return source.get("sha256") != origin.get("sha256") or source_changed(source, known, (*_seen, item["name"]))
 
 
 def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:

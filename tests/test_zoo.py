@@ -396,7 +396,7 @@ def test_a_codec_the_recipe_now_fine_tunes_from_another_rate_replaces_the_zoos(z
     assert new["train_config"]["warm_start"] == source["name"] and new["hardware"] == [zoo.hardware()]
 
 
-def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env):
+def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env, capsys):
     """Object-MSE 0.05 fine-tuned from 0.01, the ROI codec from 0.05; then the recipe trains 0.01 longer.
     While 0.01 trains, the zoo keeps both fine-tunes' entries (they name 0.01's earlier state); once it is
     finished, both are moved aside (not deleted) and fine-tuned again, 0.05 from 0.01's new weights first."""
@@ -426,6 +426,11 @@ def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env):
     assert during[source]["steps"] == 3 and during[source]["sha256"] != before[source]["sha256"]
     assert [c["steps"] for c in during[source]["train_stages"]] == [2, 3]  # each stage's settings, in order
     assert during[source]["earlier_train_config"] == before[source]["train_config"]
+    from icm_lib.cli import main
+
+    assert main(["zoo", "list", "--profile", "smoke"]) == 0
+    marked = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.endswith(" *")}
+    assert marked == {tuned, roi}  # made from 0.01's earlier state, directly or through 0.05
     installed = {c.codec_id for c in zoo.obtain_codecs({**longer, "ZOO": True})}  # the pipeline: the zoo as it is
     assert installed == {"mbt2018-mean-object@0.01", "mbt2018-mean-object@0.05", "mbt2018-mean-roi-object@0.05"}
     assert during[tuned] == before[tuned] and during[roi] == before[roi]

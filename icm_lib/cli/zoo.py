@@ -20,14 +20,17 @@ def _list(args: argparse.Namespace) -> int:
     print(
         f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}"
     )
-    for e in zoo.entries(args.profile):
+    known = {e["name"]: e for e in zoo.entries(args.profile)}
+    for e in known.values():
         val = e.get("val", {})
         steps = f"{e['steps']}/{e['target_steps']}"
         print(
             f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
             f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
-            f"{val.get('object_bit_share', float('nan')):>10.1%}"
+            f"{val.get('object_bit_share', float('nan')):>10.1%}" + (" *" if zoo.source_changed(e, known) else "")
         )
+    if any(zoo.source_changed(e, known) for e in known.values()):
+        print("* fine-tuned from an earlier state of its source than the zoo's: 'icm zoo train' fine-tunes it again")
     return 0
 
 
