@@ -73,3 +73,23 @@ def test_object_share():
     mask[:2] = 255
     assert bitmap.object_share(mask) == pytest.approx(24 / 32)
     assert bitmap.object_share(np.zeros((4, 4))) == 0.0
+
+
+def test_grid_share_bounds():
+    """A 16x16 object on the grid: all its block's bits are inside it. Shifted by 8 pixels it touches four
+    blocks, a quarter of each: spent evenly, a quarter of the bits land inside it; in proportion, the same."""
+    from icm_lib.evaluate.coding.bitmaps import grid_share_bounds
+
+    aligned = np.zeros((64, 64))
+    aligned[16:32, 16:32] = 1
+    shifted = np.zeros((64, 64))
+    shifted[8:24, 8:24] = 1
+    assert grid_share_bounds([aligned]) == {"even": 1.0, "proportional": 1.0, "pixels": 256 / 4096}
+    assert grid_share_bounds([shifted])["even"] == pytest.approx(0.25)
+    assert grid_share_bounds([shifted])["proportional"] == pytest.approx(0.25)
+    edge = np.zeros((64, 64))  # a whole block, and one column (16 pixels) of the next
+    edge[0:16, 0:17] = 1
+    bounds = grid_share_bounds([edge, np.zeros((20, 20))])
+    assert bounds["even"] == pytest.approx((256 / 256 + 16 / 256) / 2)
+    assert bounds["proportional"] == pytest.approx((256**2 + 16**2) / 256 / (256 + 16))
+    assert bounds["pixels"] == pytest.approx(272 / (4096 + 400))

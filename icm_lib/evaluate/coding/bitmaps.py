@@ -109,3 +109,35 @@ def bit_allocation_map(model: torch.nn.Module, image, object_mask=None) -> BitMa
         bits += torch.kron(per_pixel, torch.ones(stride, stride, dtype=torch.float64)) * inside
         latent_bits[name], strides[name] = float(per_element.sum()), stride
     return BitMap(bits[:h, :w].numpy(), latent_bits, strides)
+
+
+def grid_share_bounds(masks, stride: int = 16) -> dict[str, float]:
+    """How much of a codec's bits a bit map can put inside the objects, given its latent grid: each latent
+    element's bits spread over its ``stride`` x ``stride`` pixels (:func:`bit_allocation_map`), so a block on
+    an object's border counts partly as background whatever the codec does. Pooled over ``masks`` (HxW,
+    nonzero = object; images without objects add nothing), for a codec that spends its bits
+
+    - ``even``: only on the blocks touching an object, the same in each (what an ROI codec told the mask
+      comes close to), and
+    - ``proportional``: on each block in proportion to its object pixels (the most a grid allows, short of
+      all bits on blocks wholly inside objects),
+
+    with ``pixels``, the objects' share of the pixels. z's coarser grid is left out (its bits are few)."""
+    even_in = even_blocks = prop_in = prop_all = objects = pixels = 0.0
+    for mask in masks:
+        m = (np.asarray(mask) > 0).astype(np.float64)
+        h, w = m.shape
+        m = np.pad(m, ((0, -h % stride), (0, -w % stride)))
+        per_block = m.reshape(m.shape[0] // stride, stride, m.shape[1] // stride, stride).sum((1, 3))
+        touching = per_block[per_block > 0]
+        even_in += float((touching / stride**2).sum())
+        even_blocks += touching.size
+        prop_in += float((touching**2 / stride**2).sum())
+        prop_all += float(touching.sum())
+        objects, pixels = objects + float(m.sum()), pixels + h * w
+    nan = float("nan")
+    return {
+        "even": even_in / even_blocks if even_blocks else nan,
+        "proportional": prop_in / prop_all if prop_all else nan,
+        "pixels": objects / pixels if pixels else nan,
+    }
