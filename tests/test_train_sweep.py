@@ -368,7 +368,7 @@ def test_icm_train_records_the_recipes_codecs_for_the_coding_stage(smoke_root, t
 def test_a_chain_of_warm_starts_is_drawn_from_the_first_sources_steps(tmp_path):
     """The zoo figure draws a fine-tune after its source's steps, and a fine-tune of a fine-tune (the ROI
     codec at 0.05 from Object-MSE 0.05 from 0.015) after both."""
-    from icm_lib.checkpoint import save_checkpoint
+    from icm_lib.checkpoint import read_weights_only, save_checkpoint
     from icm_lib.models import build
     from icm_lib.plots.training import warm_start_offset
 
@@ -378,6 +378,13 @@ def test_a_chain_of_warm_starts_is_drawn_from_the_first_sources_steps(tmp_path):
         init = str(tmp_path / source / CHECKPOINT) if source else None
         meta = {"step": step, "loss": "object", "train_config": {"warm_start": source or "", "init": init}}
         save_checkpoint(tmp_path / name / CHECKPOINT, model, meta)
+    assert [warm_start_offset(tmp_path / name) for name, _, _ in chain] == [0, 10500, 14500]
+    # the source trains on to 14,000 steps: its fine-tunes are still drawn from where they started
+    save_checkpoint(tmp_path / "object-0.015" / CHECKPOINT, model, {"step": 14000, "loss": "object"})
+    for name, _, source in chain[1:]:
+        meta = read_weights_only(tmp_path / name / CHECKPOINT)["meta"]
+        started = {"from": source, "step": 10500 if source == "object-0.015" else 4000}
+        save_checkpoint(tmp_path / name / CHECKPOINT, model, {**meta, "warm_start": started})
     assert [warm_start_offset(tmp_path / name) for name, _, _ in chain] == [0, 10500, 14500]
 
 

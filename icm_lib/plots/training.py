@@ -32,16 +32,20 @@ def warm_start_offset(run_dir: Path, depth: int = 8) -> int:
     offset when it was warm-started too, e.g. the ROI codec from Object-MSE 0.05 from 0.015), else 0.
 
     Its own log counts its fine-tuning steps from 0; drawn after the source's, its curves continue
-    the source's instead of starting again at the left.
+    the source's instead of starting again at the left: from the step the source had when the fine-tune
+    started (the run records it), not the step it has now (it may have trained on since).
     """
     checkpoint = Path(run_dir) / CHECKPOINT
     if not checkpoint.is_file() or depth <= 0:
         return 0
-    config = read_weights_only(checkpoint)["meta"].get("train_config") or {}
+    meta = read_weights_only(checkpoint)["meta"]
+    config = meta.get("train_config") or {}
     source = Path(config["init"]) if config.get("warm_start") and config.get("init") else None
     if source is None or not source.is_file():
         return 0
-    return int(read_weights_only(source)["meta"].get("step", 0)) + warm_start_offset(source.parent, depth - 1)
+    started = (meta.get("warm_start") or {}).get("step")
+    step = int(read_weights_only(source)["meta"].get("step", 0)) if started is None else int(started)
+    return step + warm_start_offset(source.parent, depth - 1)
 
 
 def _smooth(values: list[float], width: int) -> np.ndarray:
