@@ -178,7 +178,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
 
     from icm_lib.checkpoint import load_checkpoint, read_weights_only
     from icm_lib.training.loop import CHECKPOINT, METRICS
-    from icm_lib.training.sweep import stale_fine_tunes, warm_start_levels
+    from icm_lib.training.sweep import sources_first, stale_fine_tunes
 
     folder = zoo_dir(profile)
     (folder / "logs").mkdir(parents=True, exist_ok=True)
@@ -188,7 +188,7 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         kept = {}
     restored = {}  # sha256 of a file stored anew -> the new file's: the same weights
     stale = stale_fine_tunes(runs, _recorded_origin(kept))
-    for cfg in (c for level in warm_start_levels(runs) for c in level):  # a source's entry before its fine-tunes'
+    for cfg in sources_first(runs):  # a source's entry before its fine-tunes'
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         if not (cfg.out_dir / CHECKPOINT).is_file() or name in stale:
             continue  # a fine-tune of an older state of its source keeps its entry until it is trained anew
@@ -410,14 +410,14 @@ def seed_runs(profile: str, runs: list, to_train: bool = True) -> list[str]:
     from icm_lib.checkpoint import save_checkpoint
     from icm_lib.losses import method_label
     from icm_lib.training.loop import CHECKPOINT, METRICS
-    from icm_lib.training.sweep import warm_start_levels
+    from icm_lib.training.sweep import sources_first
 
     try:
         known = {e["name"]: e for e in entries(profile)}
     except UserError:
         return []
     seeded, anew = [], set()
-    for cfg in (c for level in warm_start_levels(runs) for c in level):  # a source before its fine-tunes
+    for cfg in sources_first(runs):  # a source before its fine-tunes
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         if (cfg.out_dir / CHECKPOINT).is_file() or name not in known:
             continue
@@ -550,10 +550,10 @@ def _trainable(runs: list) -> list:
     says why (the task loss on a machine without ultralytics), with the runs fine-tuned from them, so that
     a bare GPU machine trains the rest of the zoo instead of failing in a round."""
     from icm_lib.losses import create_criterion
-    from icm_lib.training.sweep import warm_start_levels
+    from icm_lib.training.sweep import sources_first
 
     missing: dict[str, str] = {}
-    for cfg in (c for level in warm_start_levels(runs) for c in level):  # a source before its fine-tunes
+    for cfg in sources_first(runs):  # a source before its fine-tunes
         if cfg.warm_start in missing:
             missing[codec_name(cfg.model, cfg.loss, cfg.lmbda)] = f"its source {cfg.warm_start} is left out"
             continue

@@ -342,6 +342,11 @@ def warm_start_levels(runs: list[TrainConfig]) -> list[list[TrainConfig]]:
     return levels
 
 
+def sources_first(runs: list[TrainConfig]) -> list[TrainConfig]:
+    """The runs in :func:`warm_start_levels` order, flat: each source before the runs fine-tuned from it."""
+    return [cfg for level in warm_start_levels(runs) for cfg in level]
+
+
 def stale_fine_tunes(runs: list[TrainConfig], recorded=None) -> dict[str, str]:
     """The warm-started runs whose checkpoint no longer follows from its source, by codec name, with why: the
     source's run has trained on since the fine-tune started from it (its checkpoint is at another step), or
@@ -355,7 +360,7 @@ def stale_fine_tunes(runs: list[TrainConfig], recorded=None) -> dict[str, str]:
     by_name = {codec_name(c.model, c.loss, c.lmbda): c for c in runs}
     stale: dict[str, str] = {}
     steps: dict[str, int] = {}  # each source's checkpoint read once
-    for cfg in (c for level in warm_start_levels(runs) for c in level):
+    for cfg in sources_first(runs):
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
         source = by_name.get(cfg.warm_start)
         if source is None or not (cfg.out_dir / CHECKPOINT).is_file():
