@@ -8,12 +8,13 @@ and names it and the failing cell.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from icm_lib.config import PROFILES, notebook_params
+from icm_lib.config import PROFILES, STAGES, fields_of, notebook_params
 from icm_lib.errors import UserError
 from icm_lib.paths import notebooks_dir, runs_dir
 
@@ -55,6 +56,8 @@ def run_notebook(path: Path, profile: str, out_dir: Path, stream: bool = False) 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
+    quiet, papermill_log = SettingsOfTheStage(path.stem), logging.getLogger("papermill")
+    papermill_log.addFilter(quiet)
     try:
         pm.execute_notebook(
             str(path),
@@ -68,7 +71,29 @@ def run_notebook(path: Path, profile: str, out_dir: Path, stream: bool = False) 
         )
     except PapermillExecutionError as err:
         raise NotebookFailure(path.name, _code_cell_number(path, err.source), f"{err.ename}: {err.evalue}") from err
+    finally:
+        papermill_log.removeFilter(quiet)
     return output
+
+
+class SettingsOfTheStage(logging.Filter):
+    """Drops papermill's "Passed unknown parameter: NAME" where NAME is a setting of the notebook's stage.
+
+    A notebook may read settings through its stage (``RecognitionStage.from_namespace(globals())``)
+    rather than list them all in its parameters cell; papermill warns about each of those on every
+    run, although :func:`notebook_params` has already checked them against the stage (a misspelt
+    key is refused there). Any other name still warns.
+    """
+
+    PREFIX = "Passed unknown parameter: "
+
+    def __init__(self, notebook: str):
+        super().__init__()
+        self.settings = {n.upper() for stage in STAGES if stage.NOTEBOOK == notebook for n in fields_of(stage)}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith(self.PREFIX) and message[len(self.PREFIX) :] in self.settings)
 
 
 def _code_cell_number(notebook: Path, source: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import nbformat
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from icm_lib.cli import main
 from icm_lib.config import load_profile, notebook_params
 from icm_lib.errors import UserError
-from icm_lib.pipeline import NotebookFailure, pipeline_notebooks, run_pipeline
+from icm_lib.pipeline import NotebookFailure, SettingsOfTheStage, pipeline_notebooks, run_pipeline
 
 
 def _notebook(path, *sources: str) -> None:
@@ -89,3 +90,18 @@ def test_project_profiles_name_only_settings_of_their_stage(profile):
         declared = {p["name"] for p in papermill.inspect_notebook(str(notebook)).values()}
         given = set(notebook_params(profile, notebook.stem))
         assert given <= settings and declared <= settings, f"{notebook.name}: {sorted((given | declared) - settings)}"
+
+
+def test_papermill_quiet_only_about_the_stages_own_settings():
+    def record(message):
+        return logging.LogRecord("papermill", logging.WARNING, __file__, 1, message, None, None)
+
+    def passed(name):
+        return record(f"Passed unknown parameter: {name}")
+
+    recognition = SettingsOfTheStage("04_recognition_accuracy")
+    assert not recognition.filter(passed("FINETUNE_EPOCHS")), "a RecognitionStage setting is checked already"
+    assert recognition.filter(passed("FINETUNE_EPOCS")), "a name the stage does not know still warns"
+    assert recognition.filter(passed("LAMBDAS")), "another stage's setting still warns"
+    assert recognition.filter(record("Input Notebook: 04_recognition_accuracy.ipynb")), "other messages pass"
+    assert SettingsOfTheStage("01_first").filter(passed("VALUE")), "a notebook without a stage keeps every warning"
