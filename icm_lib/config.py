@@ -53,10 +53,16 @@ def notebook_params(profile: str, notebook: str | Path) -> dict[str, Any]:
     stem = Path(notebook).stem
     params = dict(load_profile(profile).get(stem, {}))
     params["PROFILE"] = profile
-    for stage in STAGES:
-        if stage.NOTEBOOK == stem:  # a misspelt key or a wrong type is refused before anything runs
-            stage.from_profile(profile)
+    stage = stage_of(stem)
+    if stage is not None:  # a misspelt key or a wrong type is refused before anything runs
+        stage.from_profile(profile)
     return params
+
+
+def stage_of(notebook: str | Path) -> type[Stage] | None:
+    """The stage dataclass whose settings a notebook (by stem or path) takes; None for a notebook without one."""
+    stem = Path(notebook).stem
+    return next((stage for stage in STAGES if stage.NOTEBOOK == stem), None)
 
 
 def param(default: Any, help: str) -> Any:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from icm_lib.config import PROFILES, STAGES, fields_of, notebook_params
+from icm_lib.config import PROFILES, fields_of, notebook_params, stage_of
 from icm_lib.errors import UserError
 from icm_lib.paths import notebooks_dir, runs_dir
 
@@ -89,7 +89,8 @@ class SettingsOfTheStage(logging.Filter):
 
     def __init__(self, notebook: str):
         super().__init__()
-        self.settings = {n.upper() for stage in STAGES if stage.NOTEBOOK == notebook for n in fields_of(stage)}
+        stage = stage_of(notebook)
+        self.settings = {name.upper() for name in fields_of(stage)} if stage else set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
