@@ -190,6 +190,29 @@ def test_resuming_with_other_settings_is_refused(train_root, tmp_path):
     assert loop.train_codec(config(out, steps=9, lr=1e-4))["step"] == 9  # the same codec, extended and re-planned
 
 
+def test_an_extended_run_follows_its_new_schedule_from_its_checkpoint_or_from_weights_alone(train_root, tmp_path):
+    """A finished run asked for more steps is back at the base rate until its new decay point, whether it resumes
+    its own checkpoint (Adam's moments kept) or only its weights and step (the zoo's files on another machine)."""
+    from icm_lib.checkpoint import load_checkpoint, save_checkpoint
+
+    def lrs(out):
+        rows = [json.loads(line) for line in (out / loop.METRICS).read_text().splitlines()]
+        return {r["step"]: r["lr"] for r in rows if r["split"] == "train"}
+
+    own = tmp_path / "own"
+    loop.train_codec(config(own, steps=4))  # decays at step 2
+    assert lrs(own)[4] == pytest.approx(1e-4)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    model, meta, state = load_checkpoint(own / loop.CHECKPOINT)
+    kept = {k: v for k, v in state.items() if k not in ("optimizer", "aux_optimizer", "lr_scheduler")}
+    save_checkpoint(weights / loop.CHECKPOINT, model, meta, kept)
+    for out in (own, weights):
+        loop.train_codec(config(out, steps=12))  # decays at step 6 now
+        lr = lrs(out)
+        assert [lr[s] for s in (5, 6, 12)] == pytest.approx([1e-3, 1e-4, 1e-4]), out.name
+
+
 def test_the_roi_codec_trains_with_the_dataset_masks(train_root, tmp_path):
     """The ROI codec (a compared method) is given each crop's mask in training and each image's in validation:
     its Object-MSE loss falls, and an image without objects costs it only the header and the mask."""
