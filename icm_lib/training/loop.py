@@ -235,10 +235,9 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
             optimizer.load_state_dict(state["optimizer"])
             aux_optimizer.load_state_dict(state["aux_optimizer"])
             scheduler.load_state_dict(state["lr_scheduler"])
-        # else weights alone (a zoo file): fresh Adam moments
-        # The learning rate is the schedule's at the step, from its own checkpoint or from weights alone
-        # alike: a run extended to more steps decays at its new points (and is back at the base rate
-        # until the first of them), as the same run seeded from the zoo's weights on another machine.
+        # (weights alone, a zoo file: Adam's moments start fresh.) Either way the learning rate is the
+        # schedule's at the step: a run extended to more steps is back at the base rate until the first of
+        # its new decay points, as the same run seeded from the zoo's weights on another machine is.
         scheduler.base_lrs = [cfg.lr for _ in optimizer.param_groups]
         scheduler.milestones = Counter(cfg.milestones())
         _place_schedule(scheduler, run.step)
