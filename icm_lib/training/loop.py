@@ -174,8 +174,7 @@ class Budget:
                 cfg.checkpoint_every,
                 (steps - self.first) // (validations + 1) // cfg.checkpoint_every * cfg.checkpoint_every,
             )
-        run.scheduler.milestones = Counter(cfg.milestones())
-        _place_schedule(run.scheduler, run.step)  # a decay point already passed applies now
+        _place_schedule(run.scheduler, cfg, run.step)  # a decay point already passed applies now
         if run.ctx.is_main:
             print(
                 f"[train] {cfg.out_dir.name}: {per_step * 1000:.1f} ms/step, validation {val_seconds:.1f} s: "
@@ -231,16 +230,13 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
             float(state["seconds"]),
             float(state.get("cpu_seconds", 0.0)),
         )
-        if "optimizer" in state:
+        if "optimizer" in state:  # else weights alone (a zoo file): Adam's moments start fresh
             optimizer.load_state_dict(state["optimizer"])
             aux_optimizer.load_state_dict(state["aux_optimizer"])
-            scheduler.load_state_dict(state["lr_scheduler"])
-        # (weights alone, a zoo file: Adam's moments start fresh.) Either way the learning rate is the
-        # schedule's at the step: a run extended to more steps is back at the base rate until the first of
-        # its new decay points, as the same run seeded from the zoo's weights on another machine is.
-        scheduler.base_lrs = [cfg.lr for _ in optimizer.param_groups]
-        scheduler.milestones = Counter(cfg.milestones())
-        _place_schedule(scheduler, run.step)
+        # Either way the learning rate is the schedule's at the step (not the saved scheduler's): a run
+        # extended to more steps is back at the base rate until the first of its new decay points, as the
+        # same run seeded from the zoo's weights on another machine is.
+        _place_schedule(scheduler, cfg, run.step)
         rngs = state.get("rng", [])
         if len(rngs) == ctx.world:
             set_rng_state(rngs[ctx.rank])
@@ -253,8 +249,10 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     return run
 
 
-def _place_schedule(scheduler: torch.optim.lr_scheduler.MultiStepLR, step: int) -> None:
-    """Set a fresh MultiStepLR to where it would be after ``step`` steps (the decays already passed applied)."""
+def _place_schedule(scheduler: torch.optim.lr_scheduler.MultiStepLR, cfg: TrainConfig, step: int) -> None:
+    """Set a MultiStepLR to where ``cfg``'s schedule is after ``step`` steps (the decays already passed applied)."""
+    scheduler.base_lrs = [cfg.lr for _ in scheduler.optimizer.param_groups]
+    scheduler.milestones = Counter(cfg.milestones())
     passed = sum(count for milestone, count in scheduler.milestones.items() if milestone <= step)
     for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
         group["lr"] = base_lr * scheduler.gamma**passed
