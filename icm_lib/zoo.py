@@ -599,15 +599,18 @@ def _made_from(cfg, runs: list) -> list:
 
 
 def _source_finished(cfg, runs: list, waiting: dict[str, str]) -> bool:
-    """Whether a warm-started run can go on: it has its own checkpoint, or its source codec is finished; not
-    while it, or its source, is a fine-tune ``waiting`` for its own source to finish (:func:`_retire_stale`)."""
+    """Whether a warm-started run can go on: its source codec is finished (a fine-tune trained while its source
+    trains on would be made anew from the source's new weights: steps wasted), or, with no source among the
+    runs, it has its own checkpoint; not while it, or its source, is a fine-tune ``waiting`` for its own
+    source to finish (:func:`_retire_stale`)."""
     from icm_lib.training.loop import CHECKPOINT
 
     if codec_name(cfg.model, cfg.loss, cfg.lmbda) in waiting or cfg.warm_start in waiting:
         return False
-    if (cfg.out_dir / CHECKPOINT).is_file():
-        return True
-    return any(_done(s) for s in runs if codec_name(s.model, s.loss, s.lmbda) == cfg.warm_start)
+    sources = [s for s in runs if codec_name(s.model, s.loss, s.lmbda) == cfg.warm_start]
+    if sources:
+        return _done(sources[0])
+    return (cfg.out_dir / CHECKPOINT).is_file()
 
 
 def _done(cfg) -> bool:

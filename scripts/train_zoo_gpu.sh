@@ -16,9 +16,10 @@
 # Settings: STEPS (per codec, default the recipe's), CHUNK (steps per round, default STEPS),
 # PROCESSES (default 6), VAL_EVERY (default 5000: validation codes on the CPU), BATCH (images per
 # step, default the recipe's), BUDGET (seconds: train every codec this long in one round, each
-# fixing its steps from its measured speed; the images are then cached in memory), FRESH (non-empty:
+# fixing its steps from its measured speed), FRESH (non-empty:
 # start every codec from scratch into .gpu/zoo instead of continuing zoo/demo), WALL (seconds the
-# whole run may take: training is stopped in time to export what the checkpoints hold).
+# whole run may take: training is stopped in time to export what the checkpoints hold). The
+# training images are cached in memory (about 300 MB per process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=.gpu
@@ -53,7 +54,7 @@ PY
     [ -n "${WALL:-}" ] && guard=(timeout --signal=TERM --kill-after=10 $((WALL - SECONDS - 45)))
     TQDM_MININTERVAL=20 "${guard[@]}" python3 -m icm_lib.cli.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
         ${STEPS:+--steps "$STEPS"} ${BATCH:+--batch-size "$BATCH"} --chunk "${CHUNK:-1000000}" \
-        ${BUDGET:+--time-budget "$BUDGET" --cache-images} > "$log" 2>&1 || status=$?
+        ${BUDGET:+--time-budget "$BUDGET"} --cache-images > "$log" 2>&1 || status=$?
     tr '\r' '\n' < "$log" | grep -v 'it/s\|?it\|Warning\|warnings.warn' | tail -40
     [ "$status" = 0 ] || { echo "[gpu] training failed ($status): exporting what the checkpoints hold"; python3 -m icm_lib.cli.zoo export --profile demo || true; }
     echo "[gpu] total $((SECONDS - started)) s"

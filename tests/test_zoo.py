@@ -443,6 +443,37 @@ def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env, capsys
     assert moved == ["mbt2018-mean-roi_lambda0.05", "mbt2018-mean_lambda0.05"]
 
 
+def test_an_unfinished_fine_tune_waits_while_its_source_trains_on(zoo_env):
+    """Both a source and its fine-tune unfinished (the zoo's files seeded on a GPU machine, the recipe asking
+    for more steps of both): only the source trains; the fine-tune would be made anew from its new weights."""
+    from icm_lib import zoo
+    from icm_lib.checkpoint import read_weights_only
+    from icm_lib.paths import codec_name
+    from icm_lib.training.loop import CHECKPOINT
+
+    source, tuned = "mbt2018-mean-object-0.01", "mbt2018-mean-object-0.05"
+    params = {
+        **PARAMS,
+        "LAMBDAS": {"object": [0.05, 0.01], "mse": []},
+        "WARM_START": {"mbt2018-mean/object/0.05": {"from": "mbt2018-mean/object/0.01", "steps": 1, "lr": 1e-9}},
+    }
+    shutil.rmtree(zoo.zoo_runs(params)[0].out_dir.parent / "mbt2018-mean_lambda0.05")
+    zoo.train(params, chunk=2)  # 0.01 to its 2 steps, then 0.05 fine-tuned from it for 1
+    longer = {
+        **params,
+        "STEPS": 4,
+        "WARM_START": {"mbt2018-mean/object/0.05": {**params["WARM_START"]["mbt2018-mean/object/0.05"], "steps": 3}},
+    }
+    runs = {codec_name(c.model, c.loss, c.lmbda): c for c in zoo.zoo_runs(longer)}
+
+    def step(name):
+        return int(read_weights_only(runs[name].out_dir / CHECKPOINT)["meta"]["step"])
+
+    assert (step(source), step(tuned)) == (2, 1)
+    zoo.train(longer, chunk=1, rounds=1)  # the fine-tune is furthest behind, yet waits for its source
+    assert (step(source), step(tuned)) == (3, 1)
+
+
 def test_a_codec_whose_loss_cannot_be_built_here_is_left_out_with_its_fine_tunes(zoo_env, monkeypatch, capsys):
     """A bare GPU machine has no ultralytics: the task-loss codec (and a codec fine-tuned from it) is left out
     with one line each, and the rest of the zoo trains and is exported."""
