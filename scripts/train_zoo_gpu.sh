@@ -16,10 +16,10 @@
 # Settings: STEPS (per codec, default the recipe's), CHUNK (steps per round, default STEPS),
 # PROCESSES (default 6), VAL_EVERY (default 5000: validation codes on the CPU), BATCH (images per
 # step, default the recipe's), BUDGET (seconds: train every codec this long in one round, each
-# fixing its steps from its measured speed), FRESH (non-empty:
-# start every codec from scratch into .gpu/zoo instead of continuing zoo/demo), WALL (seconds the
-# whole run may take: training is stopped in time to export what the checkpoints hold). The
-# training images are cached in memory (about 300 MB per process).
+# fixing its steps from its measured speed), FRESH (non-empty: start every codec from scratch into
+# .gpu/zoo instead of continuing zoo/demo), WALL (seconds the whole run may take: training is
+# stopped in time to export what the checkpoints hold). The training images are cached in memory
+# (about 300 MB per process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=.gpu
