@@ -255,6 +255,9 @@ class TrainingStage(Stage):
     workers: int = param(0, "DataLoader workers (0 keeps resumption bit-exact)")
     processes: int = param(2, "codecs trained side by side, one thread each (CPU)")
     cache_images: bool = param(False, "keep the decoded training images in memory")
+    compute_dtype: str = param(
+        "float32", "float32 | bfloat16: the transforms' dtype in training (bfloat16: AMX CPUs, GPUs)"
+    )
     time_budget: float = param(0.0, "seconds each codec may train (0: off); steps are then fixed from its speed")
 
 

@@ -36,7 +36,9 @@ def _codec(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    path = bench_train.bench_profile(args.profile, tuple(args.models), args.crop_size, args.batch_size, args.steps)
+    path = bench_train.bench_profile(
+        args.profile, tuple(args.models or ()), args.crop_size, args.batch_size, args.steps, tuple(args.compute_dtypes)
+    )
     print(f"-> {path}")
     return 0
 
@@ -57,14 +59,21 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     )
     parser.set_defaults(func=_codec)
 
-    p = bench.add_parser("train", help="training images/s and peak memory of tcm-tiny and tcm-small")
+    p = bench.add_parser("train", help="training images/s and peak memory, float32 and bfloat16")
     p.add_argument(
         "--profile",
         default="demo",
         choices=PROFILES,
         help="takes the crop size and batch from its 02_train_codecs section",
     )
-    p.add_argument("--models", nargs="+", default=list(bench_train.MODELS))
+    p.add_argument("--models", nargs="+", help="registry names (default: the profile's MODEL, with its MODEL_KWARGS)")
+    p.add_argument(
+        "--compute-dtypes",
+        nargs="+",
+        choices=bench_train.COMPUTE_DTYPES,
+        default=list(bench_train.COMPUTE_DTYPES),
+        help="the transforms' dtype in training (icm_lib.training.precision); float32 first gives the ratios",
+    )
     p.add_argument("--crop-size", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")

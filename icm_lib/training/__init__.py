@@ -13,6 +13,7 @@ Modules:
 - :mod:`~icm_lib.training.state`: optimizers, the resumable data order, random states.
 - :mod:`~icm_lib.training.distributed`: torchrun / DDP set-up (nccl on GPU, gloo on CPU).
 - :mod:`~icm_lib.training.loop`: :func:`train_codec`, one resumable run.
+- :mod:`~icm_lib.training.precision`: the transforms in bfloat16 (``compute_dtype``), a speed option.
 - :mod:`~icm_lib.training.validate`: validation with real bitstreams.
 - :mod:`~icm_lib.training.sweep`: lambda sweeps, warm starts, :func:`trained_codecs`.
 - :mod:`~icm_lib.training.report`: results JSON and the object/background BD-PSNR.

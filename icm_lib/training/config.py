@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from icm_lib.losses import CRITERIA, criterion_kwargs
+from icm_lib.training import precision
 
 # Settings that change how a run trains, not what it learns: left out when deciding whether a finished
 # run is the one asked for. A time budget fixes `steps` while the run goes (compared on their own).
@@ -32,6 +33,7 @@ HOW_FIELDS = (
     "checkpoint_every",
     "val_every",
     "val_images",
+    "compute_dtype",  # bfloat16 transforms: a speed setting, like the device (icm_lib.training.precision)
 )
 
 
@@ -71,6 +73,7 @@ class TrainConfig:
     cache_images: bool = False  # keep the decoded training images and masks in memory (small datasets)
     time_budget: float = 0.0  # seconds this call may train (0: off): `steps` is then fixed from measured speed
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # overrides of the registry's defaults
+    compute_dtype: str = "float32"  # "bfloat16": the transforms in bfloat16 autocast (icm_lib.training.precision)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -78,6 +81,7 @@ class TrainConfig:
         self.decay_at = tuple(float(f) for f in self.decay_at)
         self.loss_kwargs = dict(self.loss_kwargs or {})
         criterion_kwargs(self.loss, self.loss_kwargs)  # an unknown loss or argument is refused here, not mid-run
+        precision.check(self.compute_dtype)
         for name in ("steps", "batch_size", "crop_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -27,7 +27,7 @@ from icm_lib.io import json_safe, write_atomic, write_json
 from icm_lib.losses import create_criterion, method_label
 from icm_lib.metrics import masked_mse, psnr_from_mse
 from icm_lib.models.roi import takes_mask
-from icm_lib.training import distributed
+from icm_lib.training import distributed, precision
 from icm_lib.training.config import CODEC_FIELDS, TrainConfig, recipe_differences
 from icm_lib.training.state import (
     aux_parameter_names,
@@ -205,7 +205,7 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     own = cfg.out_dir / CHECKPOINT
     seed_everything(cfg.seed)
     model, state, origin = _initial_model(cfg, own)
-    model.to(ctx.device)
+    precision.prepare(model.to(ctx.device), cfg.compute_dtype)
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest convolutions
     optimizer, aux_optimizer = configure_optimizers(model, cfg.lr, cfg.aux_lr)
@@ -315,7 +315,8 @@ def _step(run: Run, x: torch.Tensor, mask: torch.Tensor, bar) -> None:
     started, cpu_started = time.perf_counter(), time.process_time()
     run.optimizer.zero_grad(set_to_none=True)
     run.aux_optimizer.zero_grad(set_to_none=True)
-    out = run.net(x, mask) if takes_mask(run.model) else run.net(x)  # an ROI codec is given the object mask
+    inputs = (x, mask) if takes_mask(run.model) else (x,)  # an ROI codec is given the object mask
+    out = precision.forward(run.net, inputs, run.cfg.compute_dtype)
     losses = run.criterion(out, x, mask)
     losses["loss"].backward()
     stats = distributed.average(_batch_stats(losses, out["x_hat"].detach(), x, mask), run.ctx)
