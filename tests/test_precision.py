@@ -60,6 +60,20 @@ def test_a_copy_of_a_prepared_codec_runs_its_own_entropy_models():
     assert not torch.equal(*(model(x)["likelihoods"]["z"] for _ in range(2)))  # the original: noise
 
 
+def test_a_prepared_codec_pickled_here_loads_in_a_fresh_process(tmp_path):
+    import pickle
+    import subprocess
+    import sys
+
+    (tmp_path / "codec.pkl").write_bytes(pickle.dumps(precision.prepare(small_codec(), "bfloat16")))
+    code = (
+        "import pickle, sys; m = pickle.load(open(sys.argv[1], 'rb')); "
+        "print(type(m.entropy_bottleneck).__name__, type(m.gaussian_conditional).__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "codec.pkl")], capture_output=True, text=True)
+    assert done.stdout.split() == ["Float32EntropyBottleneck", "Float32GaussianConditional"], done.stderr
+
+
 def test_float32_training_is_left_as_it_was():
     model = small_codec()
     kind = type(model.entropy_bottleneck)

@@ -78,11 +78,21 @@ class Float32Forward:
 
 def _guarded(cls: type) -> type:
     """``Float32<cls>``: ``cls`` with :class:`Float32Forward` in front, made once and kept in this module
-    (under its name, so that a pickled model finds it)."""
+    under its name (:func:`__getattr__` makes those of CompressAI's entropy models on demand, so that a
+    model pickled in one process loads in another)."""
     name = f"Float32{cls.__name__}"
     if name not in globals():
         globals()[name] = type(name, (Float32Forward, cls), {"__module__": __name__, "__qualname__": name})
     return globals()[name]
+
+
+def __getattr__(name: str) -> type:
+    from compressai import entropy_models
+
+    base = getattr(entropy_models, name.removeprefix("Float32"), None) if name.startswith("Float32") else None
+    if not isinstance(base, type) or not issubclass(base, entropy_models.EntropyModel):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _guarded(base)
 
 
 def _float32(value: Any) -> Any:
