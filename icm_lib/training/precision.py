@@ -13,7 +13,8 @@ as in float32 training; the decoded image is handed to the loss in float32.
 Validation and coding (``compress``/``decompress``) never autocast.
 
 Deviation: a speed option of the miniature (measured in ``icm bench train``
-and in the README); off by default, the paper's recipe is float32.
+and in the README); off by default, the paper's recipe is float32. The demo
+zoo's fifth training cycle (25,000 to 32,500 steps, on a CPU) used it.
 """
 
 from __future__ import annotations
