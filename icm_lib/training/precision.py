@@ -88,10 +88,13 @@ def _guarded(cls: type) -> type:
 
 
 def __getattr__(name: str) -> type:
-    from compressai import entropy_models
+    base = None
+    if name.startswith("Float32"):  # only then CompressAI (and torchvision with it): `icm zoo list` stays light
+        from compressai import entropy_models
 
-    base = getattr(entropy_models, name.removeprefix("Float32"), None) if name.startswith("Float32") else None
-    if not isinstance(base, type) or not issubclass(base, entropy_models.EntropyModel):
+        base = getattr(entropy_models, name.removeprefix("Float32"), None)
+        base = base if isinstance(base, type) and issubclass(base, entropy_models.EntropyModel) else None
+    if base is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return _guarded(base)
 
