@@ -26,8 +26,6 @@ from icm_lib.paths import results_dir
 from icm_lib.training import precision
 from icm_lib.training.state import configure_optimizers
 
-COMPUTE_DTYPES = tuple(precision.COMPUTE_DTYPES)
-
 
 def measure(
     model_name: str,
@@ -118,7 +116,7 @@ def bench_profile(
     crop_size: int | None = None,
     batch_size: int | None = None,
     steps: int = 3,
-    compute_dtypes: tuple[str, ...] = COMPUTE_DTYPES,
+    compute_dtypes: tuple[str, ...] = tuple(precision.COMPUTE_DTYPES),
 ) -> Path:
     """:func:`bench` at the model (with its ``MODEL_KWARGS``), crop size and batch of a profile's
     ``02_train_codecs`` section (unless given), written to ``results/bench/train.json``; returns that path."""

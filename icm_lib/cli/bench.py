@@ -13,6 +13,7 @@ from icm_lib import bench_codec, bench_train
 from icm_lib.cli.groups import group
 from icm_lib.config import PROFILES
 from icm_lib.models.entropy_tables import CDF_ROUNDINGS
+from icm_lib.training.precision import COMPUTE_DTYPES
 
 
 def _codec(args: argparse.Namespace) -> int:
@@ -70,8 +71,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compute-dtypes",
         nargs="+",
-        choices=bench_train.COMPUTE_DTYPES,
-        default=list(bench_train.COMPUTE_DTYPES),
+        choices=list(COMPUTE_DTYPES),
+        default=list(COMPUTE_DTYPES),
         help="the transforms' dtype in training (icm_lib.training.precision); float32 first gives the ratios",
     )
     p.add_argument("--crop-size", type=int)
