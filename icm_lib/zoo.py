@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import platform
 import shutil
@@ -159,6 +160,61 @@ def verify(profile: str) -> list[tuple[str, str]]:
         except UserError as err:
             problems.append((item["name"], str(err)))
     return problems
+
+
+def effect(profile: str) -> list[dict[str, Any]]:
+    """The paper's effect on the zoo's own validation: each family of codecs against the recipe's MSE codecs.
+
+    Per family (``mbt2018-mean/object``, the ROI codec's, the task-loss codec's): BD-PSNR (dB, at equal bpp,
+    :func:`icm_lib.metrics.bd_psnr`) inside the objects, on the background and over the whole image, and per
+    codec its bpp on the validation images without objects against the MSE codecs' at the same bpp (their
+    curve of that bpp against the overall bpp, interpolated linearly in log-log and extended by its end
+    segments): the issue's targets of +2 dB and at most 0.25.
+    """
+    from icm_lib.metrics import bd_psnr
+
+    items = [e for e in entries(profile) if e.get("val")]
+    model = manifest(profile)["recipe"].get("MODEL")
+    curve = lambda rows: {  # noqa: E731
+        key: [r["val"].get(key, float("nan")) for r in sorted(rows, key=lambda r: r["val"]["bpp"])]
+        for key in ("bpp", "psnr", "object_psnr", "background_psnr", "empty_bpp")
+    }
+    anchor = curve([e for e in items if e["model"] == model and e["loss"] == "mse"])
+    families: dict[str, list[dict[str, Any]]] = {}
+    for e in items:
+        if not (e["model"] == model and e["loss"] == "mse"):
+            families.setdefault(f"{e['model']}/{e['loss']}", []).append(e)
+    out = []
+    for family, rows in families.items():
+        test = curve(rows)
+        out.append(
+            {
+                "family": family,
+                **{f"{r}_bd_psnr": bd_psnr(anchor, test, f"{r}_psnr") for r in ("object", "background")},
+                "whole_bd_psnr": bd_psnr(anchor, test, "psnr"),
+                "codecs": [
+                    {
+                        "name": e["name"],
+                        "bpp": e["val"]["bpp"],
+                        "empty_bpp": (empty := e["val"].get("empty_bpp", float("nan"))),
+                        "empty_ratio": empty / _log_log_at(anchor["bpp"], anchor["empty_bpp"], e["val"]["bpp"]),
+                    }
+                    for e in sorted(rows, key=lambda r: r["val"]["bpp"])
+                ],
+            }
+        )
+    return out
+
+
+def _log_log_at(xs: list[float], ys: list[float], x: float) -> float:
+    """``ys`` over ``xs`` (rising) at ``x``, linear in log-log between the neighbours or along the end segment
+    outside them; NaN with fewer than 2 points."""
+    if len(xs) < 2:
+        return float("nan")
+    i = min(max(sum(v <= x for v in xs) - 1, 0), len(xs) - 2)
+    (x0, x1), (y0, y1) = xs[i : i + 2], ys[i : i + 2]
+    slope = math.log(y1 / y0) / math.log(x1 / x0)
+    return y0 * math.exp(slope * math.log(x / x0))
 
 
 def hardware() -> str:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from icm_lib.config import TrainingStage, notebook_params
+from icm_lib.metrics import bd_psnr
 from icm_lib.training.config import TrainConfig, recipe_differences
 from icm_lib.training.loop import CHECKPOINT, SUMMARY
-from icm_lib.training.report import bd_psnr, region_bd_psnr, write_results
+from icm_lib.training.report import region_bd_psnr, write_results
 from icm_lib.training.sweep import (
     RunMismatch,
     is_finished,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -227,6 +228,38 @@ def test_cli_list_and_verify(zoo_env, capsys):
     (folder / "mbt2018-mean-mse-0.01.safetensors").write_bytes(b"not weights")
     assert main(["zoo", "verify", "--profile", "smoke"]) == 2
     assert "1 of 2 zoo codecs failed verification" in capsys.readouterr().err
+
+
+def test_effect_compares_each_family_with_the_mse_codecs_at_equal_bpp(tmp_path, monkeypatch):
+    """BD-PSNR per region and the bits on images without objects against the MSE curve at the same bpp,
+    interpolated in log-log and extended beyond its ends, on a manifest whose answers are known."""
+    from icm_lib import zoo
+
+    def codec(model, loss, bpp, object_psnr, background_psnr, empty_bpp):
+        val = {"bpp": bpp, "psnr": background_psnr, "object_psnr": object_psnr, "background_psnr": background_psnr}
+        return {"name": f"{model}-{loss}-{bpp}", "model": model, "loss": loss, "val": {**val, "empty_bpp": empty_bpp}}
+
+    db = lambda r, at: at + 10 * math.log10(r)  # noqa: E731  PSNR straight in log bpp: pchip is exact on it
+    codecs = [codec("m", "mse", r, db(r, 20), db(r, 30), 0.8 * r**1.5) for r in (0.1, 0.2, 0.4, 0.8)]
+    # the object codecs: 2 dB better in the objects and 12 dB worse on the background at every rate, and a
+    # fifth of the MSE codecs' bits without objects, between the MSE rates and beyond both ends
+    codecs += [codec("m", "object", r, db(r, 22), db(r, 18), 0.16 * r**1.5) for r in (0.05, 0.3, 1.2)]
+    codecs += [codec("m", "roi", 0.3, 30, 20, 0.01), {"name": "unvalidated", "model": "m", "loss": "task"}]
+    folder = tmp_path / "smoke"
+    folder.mkdir()
+    manifest = {"format": zoo.FORMAT, "version": zoo.VERSION, "recipe": {"MODEL": "m"}, "codecs": codecs}
+    (folder / zoo.MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.setenv("ICM_ZOO", str(tmp_path))
+    found = {f["family"]: f for f in zoo.effect("smoke")}
+    assert set(found) == {"m/object", "m/roi"}  # the MSE codecs are the anchor; a codec not validated is left out
+    obj = found["m/object"]
+    assert obj["object_bd_psnr"] == pytest.approx(2.0, abs=1e-6)
+    assert obj["background_bd_psnr"] == pytest.approx(-12.0, abs=1e-6)
+    assert [c["bpp"] for c in obj["codecs"]] == [0.05, 0.3, 1.2]
+    assert [c["empty_ratio"] for c in obj["codecs"]] == pytest.approx([0.2, 0.2, 0.2])
+    roi = found["m/roi"]
+    assert math.isnan(roi["object_bd_psnr"])  # one point is no curve
+    assert roi["codecs"][0]["empty_ratio"] == pytest.approx(0.01 / (0.8 * 0.3**1.5))
 
 
 def test_the_committed_zoo_matches_its_manifest():

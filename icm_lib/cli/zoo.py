@@ -20,6 +20,7 @@ from icm_lib.training.precision import COMPUTE_DTYPES
 def _list(args: argparse.Namespace) -> int:
     print(
         f"{'name':<34} {'loss':<6} {'lambda':>7} {'steps':>15} {'bpp':>6} {'object dB':>9} {'bg dB':>6} {'in objects':>10}"
+        f" {'empty bpp':>9}"
     )
     known = {e["name"]: e for e in zoo.entries(args.profile)}
     for e in known.values():
@@ -28,10 +29,22 @@ def _list(args: argparse.Namespace) -> int:
         print(
             f"{e['name']:<34} {e['loss']:<6} {e['lmbda']:>7g} {steps:>15} {val.get('bpp', float('nan')):>6.3f} "
             f"{val.get('object_psnr', float('nan')):>9.2f} {val.get('background_psnr', float('nan')):>6.2f} "
-            f"{val.get('object_bit_share', float('nan')):>10.1%}" + (" *" if zoo.source_changed(e, known) else "")
+            f"{val.get('object_bit_share', float('nan')):>10.1%} {val.get('empty_bpp', float('nan')):>9.3f}"
+            + (" *" if zoo.source_changed(e, known) else "")
         )
     if any(zoo.source_changed(e, known) for e in known.values()):
         print("* fine-tuned from an earlier state of its source than the zoo's: 'icm zoo train' fine-tunes it again")
+    for family in zoo.effect(args.profile):
+        print(
+            f"\n{family['family']} against the MSE codecs at equal bpp (BD-PSNR): in the objects "
+            f"{family['object_bd_psnr']:+.2f} dB, background {family['background_bd_psnr']:+.2f} dB, "
+            f"whole image {family['whole_bd_psnr']:+.2f} dB"
+        )
+        for c in family["codecs"]:
+            print(
+                f"  {c['name']:<32} {c['bpp']:.3f} bpp; without objects {c['empty_bpp']:.3f} bpp, "
+                f"{c['empty_ratio']:.2f} of the MSE codecs' at {c['bpp']:.3f} bpp"
+            )
     return 0
 
 

@@ -206,6 +206,12 @@ def _start(cfg: TrainConfig, ctx: distributed.Context) -> Run:
     seed_everything(cfg.seed)
     model, state, origin = _initial_model(cfg, own)
     precision.prepare(model.to(ctx.device), cfg.compute_dtype)
+    if ctx.is_main and not precision.native(cfg.compute_dtype, ctx.device):
+        print(
+            f"[train] {cfg.out_dir.name}: warning: this {ctx.device.type.upper()} has no {cfg.compute_dtype} units "
+            f"and emulates it, far slower than float32 (icm bench train measures both); --compute-dtype float32",
+            flush=True,
+        )
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest convolutions
     optimizer, aux_optimizer = configure_optimizers(model, cfg.lr, cfg.aux_lr)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 from icm_lib.evaluate.coding.codecs import codec_identity
 from icm_lib.io import write_json
+from icm_lib.metrics import bd_psnr
 from icm_lib.paths import results_dir
 from icm_lib.training.sweep import TrainedCodec, trained_codecs
 
@@ -85,26 +85,6 @@ def read_results(profile: str, family: str) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no training results {path}: train the codecs first (icm train --profile {profile})")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def bd_psnr(anchor: dict[str, list], test: dict[str, list], metric: str) -> float:
-    """BD-PSNR (dB) of ``test`` over ``anchor`` on one PSNR metric, at equal bpp.
-
-    Points are taken in bpp order (a sweep's lambdas need not give rising rates
-    in a short run); NaN when a curve has fewer than 2 points or repeats a rate.
-    """
-    import bjontegaard as bd
-
-    curves = []
-    for curve in (anchor, test):
-        points = sorted(zip(curve["bpp"], curve[metric]))
-        rates = [p[0] for p in points]
-        if len(points) < 2 or any(b <= a for a, b in zip(rates, rates[1:])):
-            return math.nan
-        curves += [rates, [p[1] for p in points]]
-    with warnings.catch_warnings():  # little overlap in bpp is reported, not fatal, as bjontegaard does
-        warnings.simplefilter("ignore")
-        return float(bd.bd_psnr(*curves, method="pchip", require_matching_points=False))
 
 
 def region_bd_psnr(profile: str, model: str = "tcm-tiny") -> dict[str, float]:

@@ -312,7 +312,7 @@ def compared_methods(profile: str, dataset: str, detector: str) -> dict[str, dic
     import math
 
     from icm_lib.evaluate.coding.codecs import codec_identity
-    from icm_lib.training.report import bd_psnr
+    from icm_lib.metrics import bd_psnr
 
     coded = {
         f: (codec_identity(b), b["results"]) for f, b in coding_sweep.read_family_results(profile, dataset).items()
