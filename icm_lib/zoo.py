@@ -208,11 +208,13 @@ def effect(profile: str) -> list[dict[str, Any]]:
 
 def _log_log_at(xs: list[float], ys: list[float], x: float) -> float:
     """``ys`` over ``xs`` (rising) at ``x``, linear in log-log between the neighbours or along the end segment
-    outside them; NaN with fewer than 2 points."""
+    outside them; NaN with fewer than 2 points, or where the segment has no positive values or no width."""
     if len(xs) < 2:
         return float("nan")
     i = min(max(sum(v <= x for v in xs) - 1, 0), len(xs) - 2)
     (x0, x1), (y0, y1) = xs[i : i + 2], ys[i : i + 2]
+    if not (all(v > 0 for v in (x, x0, x1, y0, y1)) and x1 != x0):  # NaN too: validated without such images
+        return float("nan")
     slope = math.log(y1 / y0) / math.log(x1 / x0)
     return y0 * math.exp(slope * math.log(x / x0))
 

@@ -260,6 +260,10 @@ def test_effect_compares_each_family_with_the_mse_codecs_at_equal_bpp(tmp_path, 
     roi = found["m/roi"]
     assert math.isnan(roi["object_bd_psnr"])  # one point is no curve
     assert roi["codecs"][0]["empty_ratio"] == pytest.approx(0.01 / (0.8 * 0.3**1.5))
+    for mse in codecs[:4]:  # MSE codecs validated without images free of objects: no ratio, no error
+        del mse["val"]["empty_bpp"]
+    (folder / zoo.MANIFEST).write_text(json.dumps(manifest))
+    assert all(math.isnan(c["empty_ratio"]) for f in zoo.effect("smoke") for c in f["codecs"])
 
 
 def test_the_committed_zoo_matches_its_manifest():
