@@ -173,37 +173,33 @@ def effect(profile: str) -> list[dict[str, Any]]:
     """
     from icm_lib.metrics import bd_psnr
 
-    items = [e for e in entries(profile) if e.get("val")]
-    model = manifest(profile)["recipe"].get("MODEL")
+    items = sorted((e for e in entries(profile) if e.get("val")), key=lambda e: e["val"]["bpp"])
+    anchor_family = f"{manifest(profile)['recipe'].get('MODEL')}/mse"
+    families: dict[str, list[dict[str, Any]]] = {}
+    for e in items:  # in bpp order, so each family's curve is too
+        families.setdefault(f"{e['model']}/{e['loss']}", []).append(e)
     curve = lambda rows: {  # noqa: E731
-        key: [r["val"].get(key, float("nan")) for r in sorted(rows, key=lambda r: r["val"]["bpp"])]
+        key: [r["val"].get(key, float("nan")) for r in rows]
         for key in ("bpp", "psnr", "object_psnr", "background_psnr", "empty_bpp")
     }
-    anchor = curve([e for e in items if e["model"] == model and e["loss"] == "mse"])
-    families: dict[str, list[dict[str, Any]]] = {}
-    for e in items:
-        if not (e["model"] == model and e["loss"] == "mse"):
-            families.setdefault(f"{e['model']}/{e['loss']}", []).append(e)
-    out = []
-    for family, rows in families.items():
-        test = curve(rows)
-        out.append(
-            {
-                "family": family,
-                **{f"{r}_bd_psnr": bd_psnr(anchor, test, f"{r}_psnr") for r in ("object", "background")},
-                "whole_bd_psnr": bd_psnr(anchor, test, "psnr"),
-                "codecs": [
-                    {
-                        "name": e["name"],
-                        "bpp": e["val"]["bpp"],
-                        "empty_bpp": (empty := e["val"].get("empty_bpp", float("nan"))),
-                        "empty_ratio": empty / _log_log_at(anchor["bpp"], anchor["empty_bpp"], e["val"]["bpp"]),
-                    }
-                    for e in sorted(rows, key=lambda r: r["val"]["bpp"])
-                ],
-            }
-        )
-    return out
+    anchor = curve(families.pop(anchor_family, []))
+    regions = {"object": "object_psnr", "background": "background_psnr", "whole": "psnr"}
+    return [
+        {
+            "family": family,
+            **{f"{region}_bd_psnr": bd_psnr(anchor, curve(rows), key) for region, key in regions.items()},
+            "codecs": [
+                {
+                    "name": e["name"],
+                    "bpp": e["val"]["bpp"],
+                    "empty_bpp": (empty := e["val"].get("empty_bpp", float("nan"))),
+                    "empty_ratio": empty / _log_log_at(anchor["bpp"], anchor["empty_bpp"], e["val"]["bpp"]),
+                }
+                for e in rows
+            ],
+        }
+        for family, rows in families.items()
+    ]
 
 
 def _log_log_at(xs: list[float], ys: list[float], x: float) -> float:

@@ -43,8 +43,10 @@ def native(compute_dtype: str, device: torch.device | str) -> bool:
         return True
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return True
     try:  # oneDNN's own test: AVX512 (with or without its bfloat16 extension) or AMX
-        return device.type != "cpu" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
         return False
 
