@@ -305,6 +305,9 @@ class RecognitionStage(Stage):
     finetune_codecs: list = param(["learned", "best-classical"], "paper: every codec")
     finetune_images: int = param(200, "code and fine-tune on the first N train images; 0: all (paper)")
     finetune_epochs: dict = param({"yolo": 2, "maskrcnn": 1}, "epochs of fine-tuning per detector")
+    finetune_seeds: list = param(
+        [0], "one fine-tune per seed per codec; the fine-tuned curves are their mean (and each seed's, for the spread)"
+    )
     yolo: dict = param(
         {
             "scale": "n",

@@ -29,6 +29,7 @@ on the embedded ``shapes`` data (see the README for the recipe and compute).
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import math
 import os
@@ -534,7 +535,7 @@ def source_changed(item: dict[str, Any], known: dict[str, dict[str, Any]], _seen
     return source.get("sha256") != origin.get("sha256") or source_changed(source, known, (*_seen, item["name"]))
 
 
-def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
+def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list[str] | None = None) -> list:
     """Train the profile's sweeps for the zoo: every codec from scratch with its own loss, in rounds.
 
     Each round brings every unfinished codec to ``chunk`` steps past the one furthest behind
@@ -548,6 +549,8 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
         params: the ``02_train_codecs`` parameters of the profile (the recipe).
         chunk: steps per codec per round.
         rounds: stop after this many rounds (0: until every codec is finished).
+        only: train just the codecs whose names match one of these shell patterns
+            (``mbt2018-mean-object-*``); the others are left as they are.
     Returns:
         The runs' TrainConfigs.
     """
@@ -560,7 +563,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
 
     profile = params["PROFILE"]
     ensure_data(profile, params["DATASET"])
-    runs = _trainable(zoo_runs(params))
+    runs = _trainable(selected(zoo_runs(params), only))
     for name in seed_runs(profile, runs):
         print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
     ctx = distributed.setup()
@@ -597,6 +600,21 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0) -> list:
             flush=True,
         )
     return runs
+
+
+def selected(runs: list, patterns: list[str] | None) -> list:
+    """The runs whose codec names match one of the shell patterns (all of them without patterns).
+
+    Raises:
+        UserError: a pattern matches none of the recipe's codecs.
+    """
+    if not patterns:
+        return runs
+    names = [codec_name(cfg.model, cfg.loss, cfg.lmbda) for cfg in runs]
+    for pattern in patterns:
+        if not fnmatch.filter(names, pattern):
+            raise UserError(f"no codec of the recipe matches {pattern!r}; its codecs: {', '.join(names)}")
+    return [cfg for cfg, name in zip(runs, names) if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
 
 
 def _trainable(runs: list) -> list:

@@ -97,10 +97,10 @@ class FakeRecognizer(Recognizer):
         self.calls["clean"] += 1
         return self._model(detectors_dir(profile) / "fake" / layout.name / "clean.txt")
 
-    def finetuned(self, base, layout, codec_id, train_images, profile):
+    def finetuned(self, base, layout, codec_id, train_images, profile, seed=0):
         self.calls["finetuned"] += 1
         assert len(list(Path(train_images).glob("*.png"))) == 4  # finetune_images
-        return self._model(detectors_dir(profile) / "fake" / layout.name / "finetuned" / f"{codec_id}.txt")
+        return self._model(detectors_dir(profile) / "fake" / layout.name / "finetuned" / f"{codec_id}-s{seed}.txt")
 
     def evaluate(self, weights, layout, images_dir, limit):
         self.calls["evaluate"] += 1
@@ -114,6 +114,8 @@ class FakeRecognizer(Recognizer):
             errors.append(np.mean((original - decoded) ** 2))
         psnr = 10 * math.log10(255**2 / max(np.mean(errors), 1e-3))
         score = min(psnr, 60) / 60 + (0.02 if "finetuned" in str(weights) else 0.0)
+        seed = Path(weights).stem.rpartition("-s")[2] if "finetuned" in str(weights) else "0"
+        score += 0.01 * int(seed) * score  # a seed's fine-tune scores a little apart from another's
         return {"map": score * 0.8, "map50": score}
 
 
@@ -157,6 +159,8 @@ def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
     assert body["results"]["bpp"] == sorted(body["results"]["bpp"]) and len(body["results"]["map"]) == 4
     assert "real bitstream" in body["description"]
     assert fake.calls["finetuned"] == 12
+    assert "map_by_seed" not in curves["toy-a (finetuned)"]["results"]  # one seed: nothing to spread
+    assert curves["toy-a (finetuned)"]["seeds"] == [0]
     table = json.loads((folder / "bdrate_map.json").read_text())
     assert table["rows"][0] == "toy-a (finetuned)"
     assert "| toy-a (finetuned) |" in (folder / "bdrate_map.md").read_text()
@@ -169,6 +173,53 @@ def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
     evaluations = fake.calls["evaluate"]
     run_recognition(plan, "smoke", [fake])
     assert fake.calls["evaluate"] == evaluations
+
+
+def test_finetune_seeds_give_the_mean_curve_and_each_seeds_bd_rate(toy_layout, monkeypatch):
+    import icm_lib.evaluate.coding.sweep as coding
+
+    monkeypatch.setattr(coding, "all_codecs", lambda profile, classical=None, qualities=None: (_codecs()[:8], []))
+    plan = RecognitionPlan(
+        datasets=["toy"],
+        detectors=["fake"],
+        codecs=["all"],
+        classical=[],
+        qualities={},
+        val_images=4,
+        finetune_datasets=["toy"],
+        finetune_detectors=["fake"],
+        finetune_codecs=["toy-a", "toy-b"],
+        finetune_images=4,
+        finetune_seeds=[0, 5],
+        bd_min_points=3,
+    )
+    fake = FakeRecognizer()
+    run_recognition(plan, "smoke", [fake])
+    assert fake.calls["finetuned"] == 16  # 8 codecs, 2 seeds each
+    folder = recognition_dir("smoke", "toy", "fake")
+    body = read_curves(folder)["toy-a (finetuned)"]
+    assert body["seeds"] == [0, 5]
+    res = body["results"]
+    for mean, (first, second) in zip(res["map"], res["map_by_seed"]):
+        assert second == pytest.approx(first * 1.05)  # seed 5 scores 5 % higher
+        assert mean == pytest.approx((first + second) / 2)
+    numbers = headline("smoke", "toy", "fake")
+    assert len(numbers["bd_rate_vs_mse_by_seed"]) == 2 and all(
+        math.isfinite(v) for v in numbers["bd_rate_vs_mse_by_seed"]
+    )
+    assert "bd_rate_vs_best_classical_by_seed" not in numbers  # no classical curve was fine-tuned
+    from icm_lib.plots.recognition import plot_map_vs_bpp
+
+    fig = plot_map_vs_bpp(folder, ("map",))
+    assert "mean of 2 seeds" in fig.axes[1].get_title() and "seeds" not in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize("seeds", [[], [0, 0], [-1], "0", [1.5]])
+def test_finetune_seeds_are_checked(seeds):
+    from icm_lib.errors import UserError
+
+    with pytest.raises(UserError, match="finetune_seeds"):
+        RecognitionPlan(finetune_seeds=seeds)
 
 
 def test_figure_from_results(toy_layout, monkeypatch, project_root):

@@ -301,6 +301,20 @@ def test_rounds_bring_the_codecs_furthest_behind_up_first(zoo_env):
     assert steps == {"mbt2018-mean-object-0.05": 2, "mbt2018-mean-mse-0.01": 2}
 
 
+def test_only_trains_the_codecs_named_and_leaves_the_others_as_they_are(zoo_env):
+    """``icm zoo train --only``: continue some codecs (e.g. the Object-MSE sources) without the rest."""
+    from icm_lib import zoo
+    from icm_lib.errors import UserError
+
+    before = {e["name"]: e for e in zoo.entries("smoke")}
+    zoo.train({**PARAMS, "STEPS": 3}, chunk=2, only=["*-object-*"])
+    after = {e["name"]: e for e in zoo.entries("smoke")}
+    assert after["mbt2018-mean-object-0.05"]["steps"] == 3
+    assert after["mbt2018-mean-mse-0.01"] == before["mbt2018-mean-mse-0.01"]
+    with pytest.raises(UserError, match="no codec of the recipe matches 'mbt2018-mean-ssim-\\*'"):
+        zoo.train(dict(PARAMS), only=["mbt2018-mean-ssim-*"])
+
+
 def test_a_time_budget_fixes_each_codecs_steps_and_schedule_in_one_round(zoo_env, monkeypatch):
     """`--time-budget`: each run times its steps, fixes `steps` to fit (the decay at its fractions of them),
     and the zoo records the steps reached as the target, finished."""

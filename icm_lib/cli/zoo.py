@@ -71,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             params[key] = value
-    zoo.train(params, chunk=args.chunk, rounds=args.rounds)
+    zoo.train(params, chunk=args.chunk, rounds=args.rounds, only=args.only)
     return _list(args)
 
 
@@ -129,6 +129,13 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                 "--processes", type=int, help="codecs trained side by side (default: the profile's PROCESSES)"
             )
             p.add_argument("--steps", type=int, help="steps per codec (default: the recipe's STEPS)")
+            p.add_argument(
+                "--only",
+                nargs="+",
+                metavar="PATTERN",
+                help="train just these codecs (names or shell patterns, e.g. 'mbt2018-mean-object-*'); "
+                "the others stay as they are",
+            )
             p.add_argument("--val-every", type=int, help="steps between validations (default: the recipe's VAL_EVERY)")
             p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's BATCH_SIZE)")
             p.add_argument(

@@ -3,7 +3,8 @@
 One panel per detector mode (pre-trained, fine-tuned) and one row per metric;
 one curve per codec family (the object codec in red, the MSE codec in blue,
 classical anchors in muted colours); the detector's accuracy on uncompressed
-images as a dotted horizontal line. Drawn from the results files of
+images as a dotted horizontal line. Detectors fine-tuned with several seeds: the
+line is their mean, each seed's score a faint dot beside it. Drawn from the results files of
 :mod:`icm_lib.evaluate.recognition.results`, so a figure is redrawn without
 rerunning anything.
 """
@@ -65,15 +66,20 @@ def plot_map_vs_bpp(folder: Path, metrics: tuple[str, ...] = ("map",), title: st
     for r, metric in enumerate(metrics):
         for c, mode in enumerate(modes):
             ax = axes[r][c]
+            seeds = set()
             for family in families:
                 body = bodies.get(f"{family} ({mode})")
                 if body is not None and metric in body["results"]:
                     res = body["results"]
                     values = [math.nan if v is None else v for v in res[metric]]
                     ax.plot(res["bpp"], values, label=family, **styles[family])
+                    for bpp, scores in zip(res["bpp"], res.get(f"{metric}_by_seed", [])):
+                        ax.plot([bpp] * len(scores), scores, ".", color=styles[family]["color"], alpha=0.35, ms=4)
+                        seeds.add(len(scores))
             if math.isfinite(clean.get(metric, math.nan)):
                 ax.axhline(clean[metric], color="black", ls=":", lw=1.2, label="uncompressed")
-            ax.set_title(f"{'fine-tuned' if mode == 'finetuned' else 'pre-trained'} detector", fontsize=10)
+            spread = f", mean of {max(seeds)} seeds (dots: each)" if seeds else ""
+            ax.set_title(f"{'fine-tuned' if mode == 'finetuned' else 'pre-trained'} detector{spread}", fontsize=10)
             ax.set_xlabel("bits per pixel")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax.grid(alpha=0.3)

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from icm_lib.config import RecognitionStage
 from icm_lib.data.layout import DatasetLayout
+from icm_lib.errors import UserError
 from icm_lib.evaluate.coding import sweep as coding_sweep
 from icm_lib.evaluate.coding.codecs import BASELINE_METHOD, PAPER_METHOD
 from icm_lib.evaluate.recognition import results as rr
@@ -67,6 +68,7 @@ class RecognitionPlan:
     finetune_images: int | None = None  # code and fine-tune on the first N train images (None: all)
     workers: int | None = None  # codecs coding those train images at once (None: 1)
     finetune_epochs: dict = field(default_factory=lambda: {"yolo": 3, "maskrcnn": 2})  # epochs per detector
+    finetune_seeds: list = field(default_factory=lambda: [0])  # one fine-tune per seed; the curves: their mean
     yolo: dict = field(default_factory=dict)  # YoloConfig overrides (scale, imgsz, epochs, batch, ...)
     maskrcnn: dict = field(default_factory=dict)  # SegmenterConfig overrides
     weights: dict = field(default_factory=dict)  # detector -> {dataset: weights file} (paper profile)
@@ -81,6 +83,16 @@ class RecognitionPlan:
         for key in ("val_images", "finetune_images"):  # 0 in a profile or notebook: as notebook 03 / all
             values[key] = values.get(key) or None
         return cls(**values)
+
+    def __post_init__(self):
+        seeds = self.finetune_seeds
+        if (
+            not isinstance(seeds, (list, tuple))
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+            or len(set(seeds)) != len(seeds)
+        ):
+            raise UserError(f"finetune_seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}")
 
     def resolved(self, profile: str) -> RecognitionPlan:
         """A copy with the coding settings left None taken from what notebook 03 (or ``icm code``) recorded
@@ -201,23 +213,37 @@ def finetuned_curves(
     cache: ScoreCache,
 ) -> dict[str, list[dict]]:
     """Step 2: fine-tune on each codec's decoded train subset, score on its decoded val images.
-    The train subsets are coded first, ``plan.workers`` codecs at once."""
+
+    The train subsets are coded first, ``plan.workers`` codecs at once. With several
+    ``plan.finetune_seeds`` each codec is fine-tuned once per seed: a point's scores are their mean,
+    and ``<metric>_by_seed`` holds each seed's, in the order of the seeds."""
     trains = coding_sweep.code_codecs(
         codecs, profile, layout.name, "train", plan.finetune_images, workers=plan.workers or 1
     )
+    seeds = list(plan.finetune_seeds)
     rows: dict[str, list[dict]] = {}
     for codec, train in tqdm(
         zip(codecs, trains), total=len(codecs), desc=f"{layout.name}/{recognizer.name} fine-tuning", unit="codec"
     ):
-        tuned = recognizer.finetuned(
-            base, layout, codec.id, _codec_images(train, profile, layout.name, "train"), profile
-        )
         val = coding_sweep.code_split(codec, layout, "val", profile, plan.val_images)
-        scores = cache.score(
-            recognizer, tuned, layout, _codec_images(val, profile, layout.name, "val"), plan.val_images
-        )
-        rows.setdefault(codec.family, []).append({"codec_id": codec.id, "bpp": val["mean"]["bpp"], **scores})
+        by_seed = []
+        for seed in seeds:
+            tuned = recognizer.finetuned(
+                base, layout, codec.id, _codec_images(train, profile, layout.name, "train"), profile, seed=seed
+            )
+            by_seed.append(
+                cache.score(recognizer, tuned, layout, _codec_images(val, profile, layout.name, "val"), plan.val_images)
+            )
+        row = {"codec_id": codec.id, "bpp": val["mean"]["bpp"], **_mean_scores(by_seed)}
+        if len(seeds) > 1:
+            row |= {f"{k}_by_seed": [s[k] for s in by_seed] for k in by_seed[0]}
+        rows.setdefault(codec.family, []).append(row)
     return rows
+
+
+def _mean_scores(by_seed: list[dict]) -> dict:
+    """Each metric's mean over the seeds' scores (NaN when a seed has none)."""
+    return {k: sum(s[k] for s in by_seed) / len(by_seed) for k in by_seed[0]}
 
 
 def evaluate_dataset(
@@ -239,7 +265,16 @@ def evaluate_dataset(
     if plan.finetune and layout.name in plan.finetune_datasets and recognizer.name in plan.finetune_detectors:
         chosen = finetune_selection(codecs, plan.finetune_codecs, folder, plan)
         for family, rows in finetuned_curves(recognizer, base, layout, chosen, plan, profile, cache).items():
-            rr.write_curve(folder, family, "finetuned", recognizer.name, rows, plan.val_images, identities[family])
+            rr.write_curve(
+                folder,
+                family,
+                "finetuned",
+                recognizer.name,
+                rows,
+                plan.val_images,
+                identities[family],
+                seeds=plan.finetune_seeds,
+            )
         timings["finetune_s"] = time.perf_counter() - start - timings["train_s"] - timings["pretrained_s"]
     metrics = tuple(k for k in recognizer.metric_keys if not k.endswith("50"))
     rr.bd_rate_tables(folder, metrics, plan.bd_min_points, plan.bd_drop_dominated)
@@ -274,7 +309,10 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
 
     Returns:
         ``bd_rate_vs_mse`` and ``bd_rate_vs_best_classical`` (object codec, ``mode`` curves, %),
-        ``best_classical``, ``recovered_fraction`` and the uncompressed ``map`` / ``map50``.
+        ``best_classical``, ``recovered_fraction`` and the uncompressed ``map`` / ``map50``; with
+        detectors fine-tuned with several seeds, ``bd_rate_vs_mse_by_seed`` and
+        ``bd_rate_vs_best_classical_by_seed`` (each seed's curves alone; the values above compare the
+        curves of the seeds' mean).
     """
     import math
 
@@ -292,6 +330,9 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
                 best_classical=best,
                 bd_rate_vs_best_classical=rr.table_value(table, anchor, best or ""),
             )
+            for key, other in (("bd_rate_vs_mse_by_seed", mse), ("bd_rate_vs_best_classical_by_seed", best)):
+                if by_seed := rr.seed_bd_rates(folder, table, anchor, other or ""):
+                    result[key] = by_seed
     clean = rr.read_uncompressed(folder)
     return {
         **result,

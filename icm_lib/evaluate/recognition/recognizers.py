@@ -29,6 +29,12 @@ from icm_lib.evaluate.recognition.yolo import YoloConfig
 from icm_lib.paths import detectors_dir
 
 
+def seeded_name(codec_id: str, seed: int) -> str:
+    """A fine-tuned detector's file or folder name: the codec's id, with the seed after it when it is not 0
+    (so the fine-tunes made before there were seeds are those of seed 0)."""
+    return codec_id if seed == 0 else f"{codec_id}-seed{seed}"
+
+
 class Recognizer(ABC):
     """A detector or segmenter as the evaluation uses it."""
 
@@ -44,8 +50,11 @@ class Recognizer(ABC):
         """The model trained on the clean train split (trained once, then reused) or the user's weights."""
 
     @abstractmethod
-    def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
-        """``base`` fine-tuned on a codec's decoded train images (``train_images``; same stems); cached."""
+    def finetuned(
+        self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str, seed: int = 0
+    ) -> Path:
+        """``base`` fine-tuned on a codec's decoded train images (``train_images``; same stems) with ``seed``
+        (shuffling, augmentation); cached per seed."""
 
     @abstractmethod
     def evaluate(
@@ -78,8 +87,10 @@ class YoloRecognizer(Recognizer):
         shipped.install_yolo(profile, layout, run_dir, self.config_for(layout))  # the zoo's, when it fits
         return detection.train_yolo(layout.yolo_yaml, run_dir, self.config_for(layout))
 
-    def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
-        run_dir = detectors_dir(profile) / "yolo" / layout.name / "finetuned" / codec_id
+    def finetuned(
+        self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str, seed: int = 0
+    ) -> Path:
+        run_dir = detectors_dir(profile) / "yolo" / layout.name / "finetuned" / seeded_name(codec_id, seed)
         val_images = Path(train_images).parent / "val"
         if not val_images.is_dir():
             val_images = layout.images("val")
@@ -89,7 +100,7 @@ class YoloRecognizer(Recognizer):
             val_images,
             detection.class_names(layout.annotations("train")),
         )
-        config = self.config_for(layout).finetuned(self.finetune_epochs, lr0=self.finetune_lr)
+        config = replace(self.config_for(layout).finetuned(self.finetune_epochs, lr0=self.finetune_lr), seed=seed)
         return detection.train_yolo(data, run_dir, config, init=base)
 
     def evaluate(
@@ -123,7 +134,9 @@ class MaskRCNNRecognizer(Recognizer):
         shipped.install_maskrcnn(profile, layout, out, self.config)  # the zoo's, when it fits
         return segmentation.train_segmenter(layout, out, self.config)
 
-    def finetuned(self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str) -> Path:
+    def finetuned(
+        self, base: Path, layout: DatasetLayout, codec_id: str, train_images: Path, profile: str, seed: int = 0
+    ) -> Path:
         n_images = _check_first_by_id(layout, Path(train_images))
         config = replace(
             self.config,
@@ -131,8 +144,9 @@ class MaskRCNNRecognizer(Recognizer):
             max_images=n_images,
             lr=self.finetune_lr if self.finetune_lr is not None else self.config.lr / 10,
             warmup_iters=0,
+            seed=seed,
         )
-        out = detectors_dir(profile) / "maskrcnn" / layout.name / "finetuned" / f"{codec_id}.pt"
+        out = detectors_dir(profile) / "maskrcnn" / layout.name / "finetuned" / f"{seeded_name(codec_id, seed)}.pt"
         return segmentation.train_segmenter(layout, out, config, images_dir=train_images, init=base)
 
     def evaluate(

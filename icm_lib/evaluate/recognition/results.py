@@ -50,9 +50,11 @@ def write_curve(
     rows: list[dict],
     n_images: int | None,
     identity: dict | None = None,
+    seeds: list[int] | None = None,
 ) -> Path:
     """``<family>_<mode>.json``: one point per codec setting, sorted by bpp, with what the codec is
-    (``identity``: ``method``, ``model``, ``loss``, as :attr:`ImageCodec.identity`)."""
+    (``identity``: ``method``, ``model``, ``loss``, as :attr:`ImageCodec.identity`) and, for fine-tuned
+    detectors, the seeds of their fine-tunes (the scores are their mean; ``<metric>_by_seed`` each seed's)."""
     rows = sorted(rows, key=lambda r: r["bpp"])
     keys = [k for k in rows[0] if k != "codec_id"]
     description = (
@@ -66,6 +68,7 @@ def write_curve(
         "detector": detector,
         "mode": mode,
         **{k: identity.get(k) for k in ("method", "model", "loss")},
+        **({"seeds": list(seeds)} if seeds is not None else {}),
         "results": {"codec_id": [r["codec_id"] for r in rows], **{k: [r[k] for r in rows] for k in keys}},
     }
     return write_json(folder / f"{family}_{mode}.json", body)
@@ -153,6 +156,26 @@ def table_value(table: dict, row: str, column: str) -> float:
         return math.nan
     value = table["bd_rate"][table["rows"].index(row)][table["columns"].index(column)]
     return math.nan if value is None else value
+
+
+def seed_bd_rates(folder: Path, table: dict, row: str, column: str) -> list[float]:
+    """BD-rate of curve ``row`` against curve ``column`` for each fine-tune seed alone (the spread behind the
+    table's value, which compares the curves of the seeds' mean), with the table's metric and settings.
+
+    Empty when either curve holds one seed only (no ``<metric>_by_seed``) or they hold other seeds.
+    """
+    from icm_lib.evaluate.recognition.bdrate import bd_rate
+
+    bodies = read_curves(folder)
+    key = f"{table.get('metric', 'map')}_by_seed"
+    pair = [bodies.get(name) for name in (row, column)]
+    if any(b is None or key not in b["results"] for b in pair) or pair[0].get("seeds") != pair[1].get("seeds"):
+        return []
+    settings = {"min_points": table.get("min_points", 4), "drop_dominated": table.get("drop_dominated", False)}
+    curves = [
+        [Curve(b["results"]["bpp"], [v[i] for v in b["results"][key]]) for i in range(len(b["seeds"]))] for b in pair
+    ]
+    return [bd_rate(anchor, test, **settings).value for test, anchor in zip(*curves)]
 
 
 def read_table(folder: Path, metric: str = "map") -> dict | None:
