@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 
 from icm_lib.evaluate.coding.codecs import PAPER_METHOD, codec_identity
-from icm_lib.evaluate.recognition.bdrate import Curve, bd_rate_table, write_table
+from icm_lib.evaluate.recognition.bdrate import Curve, bd_rate, bd_rate_table, write_table
 from icm_lib.io import write_json
 from icm_lib.paths import results_dir
 
@@ -164,8 +164,6 @@ def seed_bd_rates(folder: Path, table: dict, row: str, column: str) -> list[floa
 
     Empty when either curve holds one seed only (no ``<metric>_by_seed``) or they hold other seeds.
     """
-    from icm_lib.evaluate.recognition.bdrate import bd_rate
-
     bodies = read_curves(folder)
     key = f"{table.get('metric', 'map')}_by_seed"
     pair = [bodies.get(name) for name in (row, column)]
