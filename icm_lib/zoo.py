@@ -550,7 +550,8 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list
         chunk: steps per codec per round.
         rounds: stop after this many rounds (0: until every codec is finished).
         only: train just the codecs whose names match one of these shell patterns
-            (``mbt2018-mean-object-*``); the others are left as they are.
+            (``mbt2018-mean-object-*``); the others are left as they are. A fine-tune among them
+            is made anew from its source when the source has changed, as without ``only``.
     Returns:
         The runs' TrainConfigs.
     """
@@ -563,7 +564,8 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list
 
     profile = params["PROFILE"]
     ensure_data(profile, params["DATASET"])
-    runs = _trainable(selected(zoo_runs(params), only))
+    runs = _trainable(zoo_runs(params))
+    chosen = selected(runs, only)  # trained; every run stays in ``runs``, for its fine-tunes' sources
     for name in seed_runs(profile, runs):
         print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
     ctx = distributed.setup()
@@ -572,8 +574,8 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list
         chunk, rounds = 10**9, 1
     done_rounds = 0
     while not rounds or done_rounds < rounds:
-        waiting = _retire_stale(profile, runs)
-        todo = [cfg for cfg in runs if not _done(cfg)]
+        waiting = _retire_stale(profile, runs, chosen)
+        todo = [cfg for cfg in chosen if not _done(cfg)]
         if not todo:
             break
         # A warm-started codec waits for its source (``WARM_START``) to finish.
@@ -592,7 +594,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list
         else:
             for cfg in todo:
                 train_codec(cfg, ctx)
-        export(profile, params, runs)
+        export(profile, params, chosen)
         done_rounds += 1
         print(
             f"[zoo] round {done_rounds}: {len(todo)} codecs to step <= {max(c.stop_at for c in todo)} "
@@ -638,10 +640,11 @@ def _trainable(runs: list) -> list:
     return [cfg for cfg in runs if codec_name(cfg.model, cfg.loss, cfg.lmbda) not in missing]
 
 
-def _retire_stale(profile: str, runs: list) -> dict[str, str]:
+def _retire_stale(profile: str, runs: list, chosen: list | None = None) -> dict[str, str]:
     """Move aside each fine-tune whose source has trained on since it started, once that source is finished
-    (and, with it, the fine-tunes made from it: a chain), so that it is fine-tuned anew from it. Returns the
-    stale fine-tunes left waiting for their source, by name, with why."""
+    (and, with it, the fine-tunes made from it: a chain), so that it is fine-tuned anew from it: each of the
+    ``chosen`` runs (default: all) with its chain. Returns the stale fine-tunes left waiting for their
+    source, by name, with why."""
     from icm_lib.training.loop import CHECKPOINT
     from icm_lib.training.sweep import retire, stale_fine_tunes
 
@@ -653,8 +656,8 @@ def _retire_stale(profile: str, runs: list) -> dict[str, str]:
     by_name = {codec_name(c.model, c.loss, c.lmbda): c for c in runs}
     for name, why in list(stale.items()):
         cfg = by_name[name]
-        if cfg.warm_start not in stale and _done(by_name[cfg.warm_start]):
-            for run in _made_from(cfg, runs):
+        if cfg.warm_start not in stale and _done(by_name[cfg.warm_start]) and (chosen is None or cfg in chosen):
+            for run in _made_from(cfg, runs):  # the chain too, chosen or not: its checkpoints are outdated
                 if (run.out_dir / CHECKPOINT).is_file():
                     retire(run, why if run is cfg else f"made from {cfg.warm_start}'s earlier state via {name}")
                 stale.pop(codec_name(run.model, run.loss, run.lmbda), None)

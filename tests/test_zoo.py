@@ -494,6 +494,32 @@ def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env, capsys
     assert moved == ["mbt2018-mean-roi_lambda0.05", "mbt2018-mean_lambda0.05"]
 
 
+def test_only_a_fine_tune_makes_it_anew_from_its_changed_source(zoo_env):
+    """``--only`` a fine-tune whose source has trained on: it is made anew from the source's weights, though
+    the source is not among the codecs named."""
+    from icm_lib import zoo
+    from icm_lib.paths import data_dir
+
+    params = {
+        **PARAMS,
+        "LAMBDAS": {"object": [0.05], "mse": []},
+        "OTHER_MODELS": {"mbt2018-mean-roi": {"object": [0.05]}},
+        "WARM_START": {"mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 1, "lr": 1e-9}},
+    }
+    source, roi = "mbt2018-mean-object-0.05", "mbt2018-mean-roi-object-0.05"
+    zoo.train(params, chunk=2)
+    zoo.train({**params, "STEPS": 3}, chunk=2, only=[source])
+    before = {e["name"]: e for e in zoo.entries("smoke")}
+    assert before[source]["steps"] == 3 and before[roi]["warm_start"]["steps"] == 2  # the ROI codec left as it was
+    zoo.train({**params, "STEPS": 3}, chunk=2, only=[roi])
+    after = {e["name"]: e for e in zoo.entries("smoke")}
+    assert after[roi]["warm_start"] == {"from": source, "steps": 3, "sha256": before[source]["sha256"]}
+    assert after[source] == before[source]
+    assert [p.name.rsplit("-", 2)[0] for p in (data_dir("smoke") / "zoo-runs" / "stale" / "object").iterdir()] == [
+        "mbt2018-mean-roi_lambda0.05"
+    ]
+
+
 def test_an_unfinished_fine_tune_waits_while_its_source_trains_on(zoo_env):
     """Both a source and its fine-tune unfinished (the zoo's files seeded on a GPU machine, the recipe asking
     for more steps of both): only the source trains; the fine-tune would be made anew from its new weights."""
