@@ -640,10 +640,10 @@ def _trainable(runs: list) -> list:
     return [cfg for cfg in runs if codec_name(cfg.model, cfg.loss, cfg.lmbda) not in missing]
 
 
-def _retire_stale(profile: str, runs: list, chosen: list | None = None) -> dict[str, str]:
+def _retire_stale(profile: str, runs: list, chosen: list) -> dict[str, str]:
     """Move aside each fine-tune whose source has trained on since it started, once that source is finished
     (and, with it, the fine-tunes made from it: a chain), so that it is fine-tuned anew from it: each of the
-    ``chosen`` runs (default: all) with its chain. Returns the stale fine-tunes left waiting for their
+    ``chosen`` runs (those being trained) with its chain. Returns the stale fine-tunes left waiting for their
     source, by name, with why."""
     from icm_lib.training.loop import CHECKPOINT
     from icm_lib.training.sweep import retire, stale_fine_tunes
@@ -656,7 +656,7 @@ def _retire_stale(profile: str, runs: list, chosen: list | None = None) -> dict[
     by_name = {codec_name(c.model, c.loss, c.lmbda): c for c in runs}
     for name, why in list(stale.items()):
         cfg = by_name[name]
-        if cfg.warm_start not in stale and _done(by_name[cfg.warm_start]) and (chosen is None or cfg in chosen):
+        if cfg.warm_start not in stale and _done(by_name[cfg.warm_start]) and cfg in chosen:
             for run in _made_from(cfg, runs):  # the chain too, chosen or not: its checkpoints are outdated
                 if (run.out_dir / CHECKPOINT).is_file():
                     retire(run, why if run is cfg else f"made from {cfg.warm_start}'s earlier state via {name}")
