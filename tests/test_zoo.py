@@ -315,6 +315,28 @@ def test_only_trains_the_codecs_named_and_leaves_the_others_as_they_are(zoo_env)
         zoo.train(dict(PARAMS), only=["mbt2018-mean-ssim-*"])
 
 
+def test_decay_at_on_the_cli_continues_a_codec_at_the_decayed_rate(zoo_env, monkeypatch, capsys):
+    """``icm zoo train --steps N --decay-at F``: a codec continued past a decay point it has already passed
+    trains on at the decayed lr (not back at the base rate), and the manifest records the schedule."""
+    from icm_lib import zoo
+    from icm_lib.cli import main
+
+    monkeypatch.setattr(zoo, "recipe", lambda profile: {**PARAMS, "RESUME": True})
+    argv = ["zoo", "train", "--profile", "smoke", "--only", "*-object-*", "--steps", "4", "--chunk", "3"]
+    assert main([*argv, "--decay-at", "1.5"]) == 2
+    assert "--decay-at takes fractions of the steps between 0 and 1, got [1.5]" in capsys.readouterr().err
+    assert main([*argv, "--decay-at", "0.25"]) == 0
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    source = items["mbt2018-mean-object-0.05"]
+    assert source["steps"] == 4 and source["train_config"]["decay_at"] == [0.25]
+    assert items["mbt2018-mean-mse-0.01"]["steps"] == 1  # not named: as the half zoo left it
+    project, _ = zoo_env
+    metrics = next(project.glob("data/smoke/zoo-runs/object/*/metrics.jsonl"))
+    lrs = {r["step"]: r["lr"] for r in map(json.loads, metrics.read_text().splitlines()) if r["split"] == "train"}
+    assert lrs[1] == pytest.approx(1e-4)  # the first step, under the recipe's decay at 0.9
+    assert all(lrs[step] == pytest.approx(1e-5) for step in (2, 3, 4))  # past 0.25 x 4 steps: decayed
+
+
 def test_a_time_budget_fixes_each_codecs_steps_and_schedule_in_one_round(zoo_env, monkeypatch):
     """`--time-budget`: each run times its steps, fixes `steps` to fit (the decay at its fractions of them),
     and the zoo records the steps reached as the target, finished."""

@@ -59,12 +59,15 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.decay_at and not all(0 < f < 1 for f in args.decay_at):
+        raise UserError(f"--decay-at takes fractions of the steps between 0 and 1, got {args.decay_at}")
     params = zoo.recipe(args.profile)
     for key, value in (
         ("PROCESSES", args.processes),
         ("STEPS", args.steps),
         ("VAL_EVERY", args.val_every),
         ("BATCH_SIZE", args.batch_size),
+        ("DECAY_AT", args.decay_at),
         ("TIME_BUDGET", args.time_budget),
         ("CACHE_IMAGES", args.cache_images or None),
         ("COMPUTE_DTYPE", args.compute_dtype),
@@ -138,6 +141,15 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
             )
             p.add_argument("--val-every", type=int, help="steps between validations (default: the recipe's VAL_EVERY)")
             p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's BATCH_SIZE)")
+            p.add_argument(
+                "--decay-at",
+                type=float,
+                nargs="+",
+                metavar="FRACTION",
+                help="where the lr drops 10x, as fractions of --steps (default: the recipe's DECAY_AT); a codec "
+                "continued with a decay point it has passed stays at the decayed rate, e.g. --steps 45000 "
+                "--decay-at 0.5 continues a 40,000-step codec at 1e-4 instead of going back to 1e-3",
+            )
             p.add_argument(
                 "--time-budget",
                 type=float,
