@@ -165,6 +165,7 @@ def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
     assert table["rows"][0] == "toy-a (finetuned)"
     assert "| toy-a (finetuned) |" in (folder / "bdrate_map.md").read_text()
     numbers = headline("smoke", "toy", "fake")
+    assert numbers["mode"] == "finetuned"
     assert math.isfinite(numbers["uncompressed_map"]) and numbers["best_classical"] in {
         "jpeg (finetuned)",
         "webp (finetuned)",
@@ -173,6 +174,24 @@ def test_orchestration_with_fake_recognizer(toy_layout, monkeypatch):
     evaluations = fake.calls["evaluate"]
     run_recognition(plan, "smoke", [fake])
     assert fake.calls["evaluate"] == evaluations
+
+
+def test_headline_of_a_detector_scored_only_pretrained_compares_the_pretrained_curves(toy_layout, monkeypatch):
+    """A detector without fine-tuning (the demo's Mask R-CNN): the headline says so and gives its BD-rates."""
+    import icm_lib.evaluate.coding.sweep as coding
+
+    monkeypatch.setattr(coding, "all_codecs", lambda profile, classical=None, qualities=None: (_codecs(), []))
+    plan = RecognitionPlan(
+        datasets=["toy"], detectors=["fake"], codecs=["all"], classical=[], qualities={}, val_images=4, finetune=False
+    )
+    run_recognition(plan, "smoke", [FakeRecognizer()])
+    numbers = headline("smoke", "toy", "fake")
+    assert numbers["mode"] == "pretrained" and numbers["best_classical"] in {"jpeg (pretrained)", "webp (pretrained)"}
+    assert math.isfinite(numbers["bd_rate_vs_mse"]) and math.isfinite(numbers["bd_rate_vs_best_classical"])
+    assert math.isnan(numbers["recovered_fraction"])  # nothing was fine-tuned
+    assert math.isnan(headline("smoke", "toy", "fake", mode="finetuned")["bd_rate_vs_mse"])
+    with pytest.raises(ValueError, match="mode must be one of pretrained, finetuned"):
+        headline("smoke", "toy", "fake", mode="tuned")
 
 
 def test_finetune_seeds_give_the_mean_curve_and_each_seeds_bd_rate(toy_layout, monkeypatch):

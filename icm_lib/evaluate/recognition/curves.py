@@ -304,11 +304,15 @@ def run_recognition(plan: RecognitionPlan, profile: str, recognizers: list[Recog
     return summary
 
 
-def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned") -> dict:
+def headline(profile: str, dataset: str, detector: str, mode: str | None = None) -> dict:
     """The paper's claims in numbers for one dataset and detector (bbox mAP).
 
+    Args:
+        mode: whose curves to compare, ``"finetuned"`` or ``"pretrained"`` detectors; None: the fine-tuned
+            ones where the object codec has them, else the pre-trained ones (a detector or dataset scored
+            without fine-tuning, e.g. the demo's Mask R-CNN).
     Returns:
-        ``bd_rate_vs_mse`` and ``bd_rate_vs_best_classical`` (object codec, ``mode`` curves, %),
+        ``mode``; ``bd_rate_vs_mse`` and ``bd_rate_vs_best_classical`` (object codec, ``mode`` curves, %),
         ``best_classical``, ``recovered_fraction`` and the uncompressed ``map`` / ``map50``; with
         detectors fine-tuned with several seeds, ``bd_rate_vs_mse_by_seed`` and
         ``bd_rate_vs_best_classical_by_seed`` (each seed's curves alone; the values above compare the
@@ -319,8 +323,13 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
     folder = rr.recognition_dir(profile, dataset, detector)
     table = rr.read_table(folder)
     result = {"bd_rate_vs_mse": math.nan, "bd_rate_vs_best_classical": math.nan, "best_classical": None}
+    if mode is not None and mode not in rr.MODES:
+        raise ValueError(f"mode must be one of {', '.join(rr.MODES)} (or None), got {mode!r}")
     if table:
         methods = rr.table_methods(table, folder)
+        if mode is None:
+            tuned = rr.method_curve(table["rows"], methods, PAPER_METHOD, "finetuned")
+            mode = "finetuned" if tuned else "pretrained"
         anchor = rr.method_curve(table["rows"], methods, PAPER_METHOD, mode)
         mse = rr.method_curve(table["columns"], methods, BASELINE_METHOD, mode)
         best = rr.best_classical(table, mode, methods)
@@ -335,6 +344,7 @@ def headline(profile: str, dataset: str, detector: str, mode: str = "finetuned")
                     result[key] = by_seed
     clean = rr.read_uncompressed(folder)
     return {
+        "mode": mode,
         **result,
         "recovered_fraction": rr.recovered_fraction(folder),
         "uncompressed_map": clean.get("map", math.nan),
