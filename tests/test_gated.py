@@ -71,3 +71,22 @@ def test_closing_the_gate_saves_rate_and_the_object_loss_reaches_it():
     mask[..., :32] = 1
     ObjectRateDistortionLoss(0.05)(model(x), x, mask)["loss"].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.g_a.gate.parameters())
+
+
+def test_a_plain_codecs_weights_load_into_the_gated_codec_with_the_gate_open():
+    """Fine-tuning a trained ``mbt2018-mean`` with the gate: its transforms carry over, the gate starts open
+    (the latent is the plain codec's), and a gated codec's own weights still load as they are."""
+    torch.manual_seed(0)
+    plain = create("mbt2018-mean", N=16, M=24)
+    gated = small(gate_bias=5.0)  # open wherever the untrained gate's output stays above 1
+    gated.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert gated.g_a.gate_map(x).min() == 1.0
+        assert torch.equal(gated.g_a(x), plain.g_a(x))
+        assert torch.equal(gated.h_s(gated.h_a(gated.g_a(x))), plain.h_s(plain.h_a(plain.g_a(x))))
+    again = small(gate_bias=-1.0)
+    again.load_state_dict(gated.state_dict())
+    assert torch.equal(again.g_a.gate[-1].bias, gated.g_a.gate[-1].bias)
+    with pytest.raises(RuntimeError):
+        small().load_state_dict({k: v for k, v in plain.state_dict().items() if not k.startswith("g_s.")})

@@ -109,3 +109,12 @@ class GatedMeanScaleHyperprior(MeanScaleHyperprior):
     def __init__(self, N: int, M: int, gate_channels: int = 32, gate_bias: float = 1.5, **kwargs):
         super().__init__(N=N, M=M, **kwargs)
         self.g_a = GatedAnalysis(self.g_a, gate_channels, gate_bias)
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Also takes a plain ``mbt2018-mean`` codec's weights (no gate): its ``g_a`` becomes the gated
+        analysis transform and the gate keeps its initial, open state, so a trained codec can be fine-tuned
+        with the gate (``icm train --model mbt2018-mean-gated --init <mbt2018-mean checkpoint>``)."""
+        if not any(k.startswith(("g_a.analysis.", "g_a.gate.")) for k in state_dict):
+            state_dict = {("g_a.analysis." + k[4:] if k.startswith("g_a.") else k): v for k, v in state_dict.items()}
+            state_dict |= {k: v for k, v in self.state_dict().items() if k.startswith("g_a.gate.")}
+        return super().load_state_dict(state_dict, strict=strict)
