@@ -14,7 +14,9 @@
 # PROCESSES codecs side by side on the GPU), exports them into zoo/demo and, when OUT is set,
 # packs zoo/demo into $OUT/zoo-demo.tar.part-* (15 MB pieces) to bring back.
 # Settings: STEPS (per codec, default the recipe's), ONLY (codec names or shell patterns, space
-# separated: train just those, e.g. ONLY='mbt2018-mean-mse-*'), CHUNK (steps per round, default STEPS),
+# separated: train just those, e.g. ONLY='mbt2018-mean-mse-*'), DECAY_AT (fractions of STEPS where the
+# lr drops 10x, space separated, default the recipe's: STEPS=45000 DECAY_AT=0.5 continues 40,000-step
+# codecs at 1e-4), CHUNK (steps per round, default STEPS),
 # PROCESSES (default 6), VAL_EVERY (default 5000: validation codes on the CPU), BATCH (images per
 # step, default the recipe's), BUDGET (seconds: train every codec this long in one round, each
 # fixing its steps from its measured speed), FRESH (non-empty: start every codec from scratch into
@@ -55,9 +57,11 @@ PY
     [ -n "${WALL:-}" ] && guard=(timeout --signal=TERM --kill-after=10 $((WALL - SECONDS - 45)))
     local only=()  # ONLY: patterns, split on spaces and not expanded by the shell
     [ -n "${ONLY:-}" ] && { set -f; only=(--only $ONLY); set +f; }
+    local decay=()  # DECAY_AT: fractions, split on spaces
+    [ -n "${DECAY_AT:-}" ] && decay=(--decay-at $DECAY_AT)
     TQDM_MININTERVAL=20 "${guard[@]}" python3 -m icm_lib.cli.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
         ${STEPS:+--steps "$STEPS"} ${BATCH:+--batch-size "$BATCH"} --chunk "${CHUNK:-1000000}" \
-        ${BUDGET:+--time-budget "$BUDGET"} "${only[@]}" --cache-images > "$log" 2>&1 || status=$?
+        ${BUDGET:+--time-budget "$BUDGET"} "${only[@]}" "${decay[@]}" --cache-images > "$log" 2>&1 || status=$?
     tr '\r' '\n' < "$log" | grep -v 'it/s\|?it\|Warning\|warnings.warn' | tail -40
     [ "$status" = 0 ] || { echo "[gpu] training failed ($status): exporting what the checkpoints hold"; python3 -m icm_lib.cli.zoo export --profile demo || true; }
     echo "[gpu] total $((SECONDS - started)) s"
