@@ -329,6 +329,8 @@ def test_cli_rejects_bad_settings(project_root, capsys):
         assert "lambda must be a positive finite number" in err and "checkpoint" not in err
     assert main(["train", "--profile", "smoke", "--init", "/no/such/checkpoint.pt", "--loss", "mse"]) == 2
     assert "no checkpoint /no/such/checkpoint.pt" in capsys.readouterr().err
+    assert main(["train", "--profile", "smoke", "--loss", "mse", "--decay-at", "0.5", "1.5"]) == 2
+    assert "decay_at takes fractions of the steps between 0 and 1, got [0.5, 1.5]" in capsys.readouterr().err
 
 
 def test_a_damaged_finished_run_is_an_error_not_a_reuse(project_root):

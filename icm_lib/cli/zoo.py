@@ -14,6 +14,7 @@ from icm_lib import zoo
 from icm_lib.cli.groups import group
 from icm_lib.config import PROFILES
 from icm_lib.errors import UserError
+from icm_lib.training.config import check_decay_at
 from icm_lib.training.precision import COMPUTE_DTYPES
 
 
@@ -59,8 +60,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    if args.decay_at and not all(0 < f < 1 for f in args.decay_at):
-        raise UserError(f"--decay-at takes fractions of the steps between 0 and 1, got {args.decay_at}")
+    try:  # before any data is generated or checkpoint read
+        check_decay_at(args.decay_at or (), "--decay-at")
+    except ValueError as err:
+        raise UserError(str(err)) from None
     params = zoo.recipe(args.profile)
     for key, value in (
         ("PROCESSES", args.processes),

@@ -37,6 +37,14 @@ HOW_FIELDS = (
 )
 
 
+def check_decay_at(fractions, name: str = "decay_at") -> tuple[float, ...]:
+    """The lr decay points as floats; a fraction of the steps outside (0, 1) is refused (``name`` says whose)."""
+    fractions = tuple(float(f) for f in fractions)
+    if not all(0 < f < 1 for f in fractions):
+        raise ValueError(f"{name} takes fractions of the steps between 0 and 1, got {list(fractions)}")
+    return fractions
+
+
 @dataclass
 class TrainConfig:
     """One run: one model, one loss, one lambda, written to ``out_dir``."""
@@ -78,7 +86,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
         self.init = Path(self.init) if self.init else None
-        self.decay_at = tuple(float(f) for f in self.decay_at)
+        self.decay_at = check_decay_at(self.decay_at)
         self.loss_kwargs = dict(self.loss_kwargs or {})
         criterion_kwargs(self.loss, self.loss_kwargs)  # an unknown loss or argument is refused here, not mid-run
         precision.check(self.compute_dtype)
@@ -92,7 +100,7 @@ class TrainConfig:
 
     def milestones(self) -> list[int]:
         """Absolute MultiStepLR milestones."""
-        return sorted({max(1, round(f * self.steps)) for f in self.decay_at if 0 < f < 1})
+        return sorted({max(1, round(f * self.steps)) for f in self.decay_at})
 
     def to_meta(self) -> dict[str, Any]:
         """The settings as plain JSON values, for checkpoints and summaries."""
