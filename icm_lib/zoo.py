@@ -251,6 +251,8 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         run_meta = read_weights_only(cfg.out_dir / CHECKPOINT)["meta"]
         if _source_of(previous) != ((run_meta.get("train_config") or {}).get("warm_start") or None):
             previous = {}  # another codec under the same name (the recipe now starts it elsewhere): not its history
+        elif source_changed(previous, kept):  # made anew from its source's current state (a stale run is skipped
+            previous = {}  # above): the old fine-tune's hardware and stages are not this one's history
         # a checkpoint seeded from the zoo says so (``zoo``) until it trains on; one trained here (the same steps
         # as the entry's, e.g. a fine-tune redone from a changed source) is exported again
         trained_here = int(run_meta["step"]) != previous.get("steps") or "zoo" not in run_meta

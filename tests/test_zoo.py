@@ -507,8 +507,14 @@ def test_fine_tunes_are_trained_anew_when_their_source_trains_on(zoo_env, capsys
     installed = {c.codec_id for c in zoo.obtain_codecs({**longer, "ZOO": True})}  # the pipeline: the zoo as it is
     assert installed == {"mbt2018-mean-object@0.01", "mbt2018-mean-object@0.05", "mbt2018-mean-roi-object@0.05"}
     assert during[tuned] == before[tuned] and during[roi] == before[roi]
+    folder = zoo.zoo_dir("smoke")
+    data = json.loads((folder / "manifest.json").read_text())
+    for e in data["codecs"]:
+        e["hardware"] = ["an earlier GPU"]  # where the old fine-tunes were made; the new ones are made here
+    (folder / "manifest.json").write_text(json.dumps(data))
     zoo.train(longer, chunk=1)
     after = {e["name"]: e for e in zoo.entries("smoke")}
+    assert after[tuned]["hardware"] == after[roi]["hardware"] == [zoo.hardware()]
     assert after[tuned]["warm_start"] == {"from": source, "steps": 3, "sha256": after[source]["sha256"]}
     assert after[roi]["warm_start"] == {"from": tuned, "steps": 1, "sha256": after[tuned]["sha256"]}
     assert after[tuned]["sha256"] != before[tuned]["sha256"] and after[roi]["sha256"] != before[roi]["sha256"]
