@@ -249,10 +249,11 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
             continue  # a fine-tune of an older state of its source keeps its entry until it is trained anew
         previous = kept.get(name, {})
         run_meta = read_weights_only(cfg.out_dir / CHECKPOINT)["meta"]
-        if _source_of(previous) != ((run_meta.get("train_config") or {}).get("warm_start") or None):
-            previous = {}  # another codec under the same name (the recipe now starts it elsewhere): not its history
-        elif source_changed(previous, kept):  # made anew from its source's current state (a stale run is skipped
-            previous = {}  # above): the old fine-tune's hardware and stages are not this one's history
+        # not its history: another codec under the same name (the recipe now starts it elsewhere), or a fine-tune
+        # made anew from its source's current state (one still of an earlier state is ``stale``, skipped above)
+        started_elsewhere = _source_of(previous) != ((run_meta.get("train_config") or {}).get("warm_start") or None)
+        if started_elsewhere or source_changed(previous, kept):
+            previous = {}
         # a checkpoint seeded from the zoo says so (``zoo``) until it trains on; one trained here (the same steps
         # as the entry's, e.g. a fine-tune redone from a changed source) is exported again
         trained_here = int(run_meta["step"]) != previous.get("steps") or "zoo" not in run_meta
