@@ -20,6 +20,7 @@ NAMES = [
     "mbt2018-mean",
     "mbt2018-mean-gated",
     "mbt2018-mean-roi",
+    "mbt2018-mean-wide",
     "cheng2020-attn",
 ]
 # Small channel counts keep the baselines' round trips quick; the TCM sizes are what they are.
@@ -28,6 +29,7 @@ TEST_KWARGS = {
     "mbt2018-mean": {"N": 16, "M": 24},
     "mbt2018-mean-gated": {"N": 16, "M": 24, "gate_channels": 8},
     "mbt2018-mean-roi": {"N": 16, "M": 24},
+    "mbt2018-mean-wide": {"N": 16, "M": 24, "N_enc": 24, "enc_blocks": 1},
     "cheng2020-attn": {"N": 16},
 }
 SLOW = {"tcm-small", "tcm-medium", "tcm-large"}

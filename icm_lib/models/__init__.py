@@ -11,6 +11,9 @@ CompressAI's interface (``forward`` -> ``{"x_hat", "likelihoods"}``,
   CompressAI's low-rate channel counts as defaults.
 - ``mbt2018-mean-gated``: the mean-scale hyperprior with a learned spatial gate
   on its latent (:mod:`icm_lib.models.gated`), an experiment towards the demo zoo (not yet stable).
+- ``mbt2018-mean-wide``: the mean-scale hyperprior with a wider (``N_enc``) and deeper (``enc_blocks``)
+  encoder (:mod:`icm_lib.models.wide_encoder`), an experiment towards the demo zoo; it grows from a
+  trained ``mbt2018-mean`` codec's weights.
 - ``mbt2018-mean-roi``: the ROI codec, a compared method (:mod:`icm_lib.models.roi`): the mean-scale
   hyperprior coding only the latents inside an object mask given at coding time (``takes_mask``).
 
@@ -34,6 +37,7 @@ from icm_lib.errors import UserError
 from icm_lib.models.gated import GatedMeanScaleHyperprior
 from icm_lib.models.roi import RoiMeanScaleHyperprior, takes_mask
 from icm_lib.models.tcm import TCM, TCM_SIZES, TCMConfig
+from icm_lib.models.wide_encoder import WideEncoderMeanScaleHyperprior
 
 __all__ = [
     "TCM",
@@ -131,4 +135,5 @@ register("bmshj2018-hyperprior", ScaleHyperprior, N=128, M=192)
 register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
 register("mbt2018-mean-gated", GatedMeanScaleHyperprior, N=128, M=192, gate_channels=32, gate_bias=1.5)
 register("mbt2018-mean-roi", RoiMeanScaleHyperprior, N=128, M=192)
+register("mbt2018-mean-wide", WideEncoderMeanScaleHyperprior, N=128, M=192, N_enc=256, enc_blocks=0)
 register("cheng2020-attn", Cheng2020Attention, N=128)
