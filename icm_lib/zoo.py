@@ -457,13 +457,14 @@ def _hardware_log(previous: list) -> list:
     return previous if here in previous else [*previous, here]
 
 
-def seed_runs(profile: str, runs: list, to_train: bool = True) -> list[str]:
+def seed_runs(profile: str, runs: list, to_train: bool = True, chosen: list | None = None) -> list[str]:
     """Start every run that has no checkpoint from the zoo's weights of the same codec, when the zoo has them.
 
     The run's checkpoint then holds the zoo's weights and step, with no optimizer state
     (Adam restarts; the learning-rate schedule is placed at the step). ``to_train``: leave out a fine-tune
     that is not the recipe's any more (:func:`_stale_warm_start`; it is trained anew), where :func:`install`
-    places every codec of the zoo as it is. Returns the names seeded.
+    places every codec of the zoo as it is. ``chosen``: the runs this call trains (default: all); of a stale
+    fine-tune outside them the message says it is left as the zoo has it. Returns the names seeded.
     """
     from icm_lib.checkpoint import save_checkpoint
     from icm_lib.losses import method_label
@@ -483,7 +484,10 @@ def seed_runs(profile: str, runs: list, to_train: bool = True) -> list[str]:
         stale = f"its source {cfg.warm_start} is trained anew" if cfg.warm_start in anew else ""
         stale = stale or _stale_warm_start(cfg, item, known)
         if stale and to_train:
-            print(f"[zoo] {name}: not resumed from the zoo, {stale}; trained anew", flush=True)
+            if chosen is None or any(cfg is other for other in chosen):
+                print(f"[zoo] {name}: not resumed from the zoo, {stale}; trained anew", flush=True)
+            else:
+                print(f"[zoo] {name}: {stale}; not among the codecs to train, the zoo's entry stays", flush=True)
             anew.add(name)
             continue
         model = load(profile, name)
@@ -569,7 +573,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list
     ensure_data(profile, params["DATASET"])
     runs = _trainable(zoo_runs(params))
     chosen = selected(runs, only)  # trained; every run stays in ``runs``, for its fine-tunes' sources
-    for name in seed_runs(profile, runs):
+    for name in seed_runs(profile, runs, chosen=chosen):
         print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
     ctx = distributed.setup()
     processes = int(params.get("PROCESSES", 1))  # on a GPU too: small codecs side by side share it well

@@ -361,7 +361,7 @@ def test_a_time_budget_fixes_each_codecs_steps_and_schedule_in_one_round(zoo_env
         assert item["train_config"]["time_budget"] == 3.0 and item["train_config"]["cache_images"]
 
 
-def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env):
+def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env, capsys):
     """WARM_START: the ROI codec is fine-tuned from the finished Object-MSE codec of its lambda (its weights
     at the start), the manifest names that codec, and the pipeline takes the installed codec as finished."""
     import torch
@@ -427,7 +427,12 @@ def test_a_warm_started_codec_waits_for_its_source_names_it_and_installs(zoo_env
         if item["name"] == roi["name"]:
             item["warm_start"]["sha256"] = "0" * 64
     manifest.write_text(json.dumps(data))
+    runs = zoo.zoo_runs(params)  # left out of the codecs to train (``--only``), it is not said to be trained anew
+    zoo.seed_runs("smoke", runs, chosen=[cfg for cfg in runs if cfg.model != "mbt2018-mean-roi"])
+    assert "not among the codecs to train, the zoo's entry stays" in capsys.readouterr().out
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")
     assert set(zoo.seed_runs("smoke", zoo.zoo_runs(params))) == {"mbt2018-mean-mse-0.01", "mbt2018-mean-object-0.05"}
+    assert "not resumed from the zoo, its source" in capsys.readouterr().out
     zoo.train(params, chunk=1)  # fine-tuned again from the source as it is now, the same steps as before
     again = {e["name"]: e for e in zoo.entries("smoke")}[roi["name"]]
     assert again["warm_start"]["sha256"] == source["sha256"] and again["steps"] == 1
