@@ -382,6 +382,12 @@ def test_a_chain_of_warm_starts_is_drawn_from_the_first_sources_steps(tmp_path):
         meta = {"step": step, "loss": "object", "train_config": {"warm_start": source or "", "init": init}}
         save_checkpoint(tmp_path / name / CHECKPOINT, model, meta)
     assert [warm_start_offset(tmp_path / name) for name, _, _ in chain] == [0, 10500, 14500]
+    # ``icm train --init`` (an experiment continuing a codec, no WARM_START) continues its curve too;
+    # the published TCM weights (``--init-official``) are no checkpoint of ours and have no steps
+    for name, official in (("continued", False), ("official", True)):
+        config = {"warm_start": "", "init": str(tmp_path / "object-0.015" / CHECKPOINT), "init_official": official}
+        save_checkpoint(tmp_path / name / CHECKPOINT, model, {"step": 5, "loss": "object", "train_config": config})
+    assert [warm_start_offset(tmp_path / name) for name in ("continued", "official")] == [10500, 0]
     # the source trains on to 14,000 steps: its fine-tunes are still drawn from where they started
     save_checkpoint(tmp_path / "object-0.015" / CHECKPOINT, model, {"step": 14000, "loss": "object"})
     for name, _, source in chain[1:]:

@@ -28,8 +28,9 @@ def run_loss(run_dir: Path) -> str | None:
 
 
 def warm_start_offset(run_dir: Path, depth: int = 8) -> int:
-    """The steps a warm-started run (``WARM_START``) continues from: its source codec's (with the source's own
-    offset when it was warm-started too, e.g. the ROI codec from Object-MSE 0.05 from 0.015), else 0.
+    """The steps a warm-started run (``WARM_START``, or ``--init`` with one of this project's checkpoints)
+    continues from: its source codec's (with the source's own offset when it was warm-started too, e.g. the
+    ROI codec from Object-MSE 0.05 from 0.015), else 0.
 
     Its own log counts its fine-tuning steps from 0; drawn after the source's, its curves continue
     the source's instead of starting again at the left: from the step the source had when the fine-tune
@@ -40,7 +41,7 @@ def warm_start_offset(run_dir: Path, depth: int = 8) -> int:
         return 0
     meta = read_weights_only(checkpoint)["meta"]
     config = meta.get("train_config") or {}
-    source = Path(config["init"]) if config.get("warm_start") and config.get("init") else None
+    source = Path(config["init"]) if config.get("init") and not config.get("init_official") else None
     if source is None or not source.is_file():
         return 0
     started = (meta.get("warm_start") or {}).get("step")
@@ -108,8 +109,9 @@ def plot_region_rate_distortion(profile: str, model: str, bd_psnr: dict[str, flo
     return fig
 
 
-def plot_validation_curves(runs: dict[str, Path]):
-    """Where the bits go as training proceeds: each run's validations against step.
+def plot_validation_curves(runs: dict[str, Path], from_step: int = 0):
+    """Where the bits go as training proceeds: each run's validations against step (from ``from_step`` on,
+    counted as the figure counts them, after a warm-started run's source).
 
     Real bpp (solid; dotted: on the val images with no object), PSNR inside the objects
     and over the background, and the share of the bits spent inside the objects (the
@@ -126,6 +128,8 @@ def plot_validation_curves(runs: dict[str, Path]):
         style = LOSS_STYLE.get(run_loss(folder), "-.")
         color = f"C{i % 10}" if len(runs) <= 10 else plt.get_cmap("tab20")(i % 20)  # one colour per run
         offset = warm_start_offset(folder)
+        keep = [i for i, s in enumerate(cols["step"]) if offset + s >= from_step]
+        cols = {key: [values[i] for i in keep] for key, values in cols.items()}
         steps = [offset + s for s in cols["step"]]
         if offset:
             label = f"{label} (from step {offset})"
