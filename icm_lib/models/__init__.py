@@ -13,7 +13,8 @@ CompressAI's interface (``forward`` -> ``{"x_hat", "likelihoods"}``,
   on its latent (:mod:`icm_lib.models.gated`), an experiment towards the demo zoo (not yet stable).
 - ``mbt2018-mean-wide``: the mean-scale hyperprior with a wider (``N_enc``) and deeper (``enc_blocks``)
   encoder (:mod:`icm_lib.models.wide_encoder`), an experiment towards the demo zoo; it grows from a
-  trained ``mbt2018-mean`` codec's weights.
+  trained ``mbt2018-mean`` codec's weights. Its defaults (``N_enc`` 1.5 ``N``, one residual block per
+  stage) are the proportions measured to help.
 - ``mbt2018-mean-roi``: the ROI codec, a compared method (:mod:`icm_lib.models.roi`): the mean-scale
   hyperprior coding only the latents inside an object mask given at coding time (``takes_mask``).
 
@@ -135,5 +136,5 @@ register("bmshj2018-hyperprior", ScaleHyperprior, N=128, M=192)
 register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
 register("mbt2018-mean-gated", GatedMeanScaleHyperprior, N=128, M=192, gate_channels=32, gate_bias=1.5)
 register("mbt2018-mean-roi", RoiMeanScaleHyperprior, N=128, M=192)
-register("mbt2018-mean-wide", WideEncoderMeanScaleHyperprior, N=128, M=192, N_enc=256, enc_blocks=0)
+register("mbt2018-mean-wide", WideEncoderMeanScaleHyperprior, N=128, M=192, N_enc=192, enc_blocks=1)
 register("cheng2020-attn", Cheng2020Attention, N=128)

@@ -26,6 +26,12 @@ continues with the larger encoder (``icm train --model mbt2018-mean-wide --init
 weights that read them, and the GDN terms of old channels that read them, are
 0), and each residual block starts as the identity (its last convolution is 0).
 The grown codec codes every image exactly as its source did until it trains.
+
+Status (measured 2026-12-01 on the demo data, the zoo's Object-MSE 0.015 grown at 45,000 steps and
+continued 5,000 steps at 1e-4; README, "what would reach the remaining targets"): with
+``N_enc=96, enc_blocks=1`` the share of its bits inside the objects rose from 50 to 52 % and its bits on
+images without objects fell by 18 %, where the same steps with the plain encoder moved neither; with
+``N_enc=128`` alone nothing moved. Not yet the zoo's codec (``icm zoo train`` cannot grow the zoo yet).
 """
 
 from __future__ import annotations
