@@ -63,3 +63,16 @@ def test_the_new_capacity_trains_and_a_grown_codecs_own_weights_load_as_they_are
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), wide.state_dict().values()))
     with pytest.raises(RuntimeError):
         again.load_state_dict({k: v for k, v in wide.state_dict().items() if not k.startswith("g_s.")})
+
+
+def test_a_grown_codec_of_the_measured_size_round_trips_through_a_checkpoint(tmp_path):
+    """Building it replaces the plain encoder it was constructed with; the checkpoint loader's guard against
+    configs larger than their weights leaves room for that (it refused this codec's resume before)."""
+    from icm_lib.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    wide = create("mbt2018-mean-wide", N=64, M=96, N_enc=96, enc_blocks=1)
+    save_checkpoint(tmp_path / "c.pt", wide, {"loss": "object", "lmbda": 0.015, "step": 5, "data": "none"})
+    loaded, meta, _ = load_checkpoint(tmp_path / "c.pt")
+    assert meta["model"] == "mbt2018-mean-wide" and loaded.registry_config["enc_blocks"] == 1
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), wide.state_dict().values()))
