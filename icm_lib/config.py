@@ -233,6 +233,13 @@ class TrainingStage(Stage):
         "{model/loss/lambda: {from: model/loss/lambda, ...}}, e.g. "
         "{mbt2018-mean/object/0.05: {from: mbt2018-mean/object/0.015, steps: 4000, lr: 0.001}}",
     )
+    grown_from: dict = param(
+        {},
+        "icm zoo train only: the codecs of model trained from scratch in this recipe start instead from the zoo's "
+        "codec of the same loss and lambda under another model, its weights grown into this one on loading, and "
+        "go on with their own steps, lr, decay_at (default none) and val_every, e.g. {model: mbt2018-mean, "
+        "steps: 7500, lr: 0.0001}; a codec the zoo holds no source of trains from scratch with the recipe",
+    )
     steps: int = param(10500, "steps per codec (fine-tuning steps after a base model)")
     lr: float = param(1e-3, "Adam lr of each codec; TCM's recipe: 1e-4")
     aux_lr: float = param(1e-3, "Adam lr of the entropy bottleneck's quantiles")

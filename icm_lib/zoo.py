@@ -223,11 +223,14 @@ def hardware() -> str:
     return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
-def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
+def export(profile: str, params: dict[str, Any], runs: list, served: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the current weights of ``runs`` (TrainConfigs of the sweeps) into the zoo, with logs and manifest.
 
     Runs that have no checkpoint yet are left out; unfinished ones are exported with
     ``finished: false`` and the steps they have. Earlier entries of other codecs are kept.
+    ``served``: the recipe the pipeline installs from the zoo, when ``params`` is another one being trained
+    into it (:func:`recipe`'s overlay): the manifest's ``recipe`` is then ``served`` and ``next_recipe``
+    ``params``.
     """
     from safetensors.torch import save as save_weights
 
@@ -310,11 +313,16 @@ def export(profile: str, params: dict[str, Any], runs: list) -> dict[str, Any]:
         "version": VERSION,
         "profile": profile,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "recipe": {k: v for k, v in params.items() if k not in ("RESUME", "INIT", "INIT_OFFICIAL")},
+        "recipe": _recorded_recipe(served or params),
+        **({"next_recipe": _recorded_recipe(params)} if served and served != params else {}),
         "codecs": sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"])),
     }
     write_json(folder / MANIFEST, data)
     return data
+
+
+def _recorded_recipe(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in ("RESUME", "INIT", "INIT_OFFICIAL")}
 
 
 def stored_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -515,6 +523,40 @@ def seed_runs(profile: str, runs: list, to_train: bool = True, chosen: list | No
     return seeded
 
 
+def seed_sources(profile: str, runs: list) -> list[str]:
+    """Place the zoo's codec each run starts from that is no codec of the recipe (``GROWN_FROM``: another model's)
+    in that codec's run folder, where the run's ``init`` points, for the runs that have no checkpoint yet and
+    no entry of their own in the zoo (those are resumed from it). Returns the names placed."""
+    import dataclasses
+
+    from icm_lib.training.loop import CHECKPOINT
+
+    names = {codec_name(cfg.model, cfg.loss, cfg.lmbda) for cfg in runs}
+    try:
+        known = {e["name"]: e for e in entries(profile)}
+    except UserError:
+        return []
+    placed = []
+    for cfg in runs:
+        source = known.get(cfg.warm_start)
+        own = codec_name(cfg.model, cfg.loss, cfg.lmbda)
+        if not source or cfg.warm_start in names or own in known or (cfg.out_dir / CHECKPOINT).is_file():
+            continue
+        if cfg.init is None or cfg.init.is_file():
+            continue
+        as_trained = dataclasses.replace(
+            cfg,
+            out_dir=cfg.init.parent,
+            model=source["model"],
+            model_kwargs=source["model_config"],
+            steps=source.get("target_steps", source["steps"]),
+            warm_start=(source.get("warm_start") or {}).get("from") or "",
+            init=None,
+        )
+        placed += seed_runs(profile, [as_trained], to_train=False)
+    return placed
+
+
 def _source_of(item: dict[str, Any]) -> str | None:
     """The codec a zoo entry was fine-tuned from (None: trained from scratch, or no entry)."""
     return (item.get("warm_start") or {}).get("from")
@@ -542,7 +584,13 @@ def source_changed(item: dict[str, Any], known: dict[str, dict[str, Any]], _seen
     return source.get("sha256") != origin.get("sha256") or source_changed(source, known, (*_seen, item["name"]))
 
 
-def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list[str] | None = None) -> list:
+def train(
+    params: dict[str, Any],
+    chunk: int = 2000,
+    rounds: int = 0,
+    only: list[str] | None = None,
+    served: dict[str, Any] | None = None,
+) -> list:
     """Train the profile's sweeps for the zoo: every codec from scratch with its own loss, in rounds.
 
     Each round brings every unfinished codec to ``chunk`` steps past the one furthest behind
@@ -559,6 +607,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list
         only: train just the codecs whose names match one of these shell patterns
             (``mbt2018-mean-object-*``); the others are left as they are. A fine-tune among them
             is made anew from its source when the source has changed, as without ``only``.
+        served: the recipe the pipeline installs, when ``params`` is the next one (:func:`export`).
     Returns:
         The runs' TrainConfigs.
     """
@@ -575,6 +624,8 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list
     chosen = selected(runs, only)  # trained; every run stays in ``runs``, for its fine-tunes' sources
     for name in seed_runs(profile, runs, chosen=chosen):
         print(f"[zoo] {name}: resumed from the zoo's weights (fresh optimizer state)", flush=True)
+    for name in seed_sources(profile, chosen):
+        print(f"[zoo] {name}: placed from the zoo, to grow the recipe's codec from (GROWN_FROM)", flush=True)
     ctx = distributed.setup()
     processes = int(params.get("PROCESSES", 1))  # on a GPU too: small codecs side by side share it well
     if params.get("TIME_BUDGET"):  # one round in which each run fixes its own steps to the budget
@@ -601,7 +652,7 @@ def train(params: dict[str, Any], chunk: int = 2000, rounds: int = 0, only: list
         else:
             for cfg in todo:
                 train_codec(cfg, ctx)
-        export(profile, params, chosen)
+        export(profile, params, chosen, served)
         done_rounds += 1
         print(
             f"[zoo] round {done_rounds}: {len(todo)} codecs to step <= {max(c.stop_at for c in todo)} "
@@ -683,7 +734,7 @@ def _made_from(cfg, runs: list) -> list:
 def _source_finished(cfg, runs: list, waiting: dict[str, str]) -> bool:
     """Whether a warm-started run can go on: its source codec is finished (a fine-tune trained while its source
     trains on would be made anew from the source's new weights: steps wasted), or, with no source among the
-    runs, it has its own checkpoint; not while it, or its source, is a fine-tune ``waiting`` for its own
+    runs (a codec grown from another model's, ``GROWN_FROM``), it has its own checkpoint or its source's; not while it, or its source, is a fine-tune ``waiting`` for its own
     source to finish (:func:`_retire_stale`)."""
     from icm_lib.training.loop import CHECKPOINT
 
@@ -692,7 +743,7 @@ def _source_finished(cfg, runs: list, waiting: dict[str, str]) -> bool:
     sources = [s for s in runs if codec_name(s.model, s.loss, s.lmbda) == cfg.warm_start]
     if sources:
         return _done(sources[0])
-    return (cfg.out_dir / CHECKPOINT).is_file()
+    return (cfg.out_dir / CHECKPOINT).is_file() or (cfg.init is not None and Path(cfg.init).is_file())
 
 
 def _done(cfg) -> bool:
@@ -714,13 +765,24 @@ def _step_of(checkpoint: Path) -> int:
 
 def zoo_runs(params: dict[str, Any]) -> list:
     """The recipe's runs as the zoo trains them: in ``data/<profile>/zoo-runs/<loss>/<model>_lambda<l>``,
-    apart from the run folders of the pipeline (``codecs/``), which :func:`install` fills from the zoo."""
+    apart from the run folders of the pipeline (``codecs/``), which :func:`install` fills from the zoo.
+
+    With ``GROWN_FROM`` a codec the recipe trains from scratch starts from the zoo's codec of the same loss and
+    lambda under that model when the zoo holds it (:func:`icm_lib.training.sweep.sweep_configs`), as a
+    fine-tune of it; without one it trains from scratch with the recipe (an empty zoo: everything anew)."""
     import dataclasses
 
     from icm_lib.paths import codecs_dir, data_dir
     from icm_lib.training.sweep import sweep_configs
 
-    base, runs = sweep_configs(params)
+    try:
+        known = entries(params["PROFILE"])
+    except UserError:
+        known = []
+    # a codec can be grown (``GROWN_FROM``) from a codec the zoo holds, and goes on as grown once the zoo holds
+    # it grown from that one (its source's entry may be gone by then)
+    sources = {e["name"] for e in known} | {_source_of(e) for e in known}
+    base, runs = sweep_configs(params, grown=sources.__contains__)
     if base is not None:
         raise UserError("the zoo trains every codec from scratch with its own loss: set BASE_STEPS to 0")
     root = data_dir(params["PROFILE"]) / "zoo-runs"
@@ -802,9 +864,37 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
     return placed
 
 
-def recipe(profile: str) -> dict[str, Any]:
-    """The zoo's recipe of a profile: its ``02_train_codecs`` parameters, runs resumed from their checkpoints."""
+def recipe(profile: str, overlay: str | Path | None = None) -> dict[str, Any]:
+    """The zoo's recipe of a profile: its ``02_train_codecs`` parameters, runs resumed from their checkpoints.
+
+    ``overlay``: a YAML file of settings that replace the profile's (upper-case keys, as in the profile's
+    ``02_train_codecs`` section, or that section itself), e.g. the next zoo's recipe while it is trained
+    (``zoo/demo/next-recipe.yaml``; the profile's recipe stays the one the pipeline installs until then).
+
+    Raises:
+        UserError: the overlay is missing, not a mapping, or holds a setting the stage does not know.
+    """
+    import yaml
+
+    from icm_lib.config import TrainingStage
+
     params = notebook_params(profile, "02_train_codecs")
+    if overlay is not None:
+        path = Path(overlay)
+        if not path.is_file():
+            raise UserError(f"no recipe file {path}")
+        try:
+            extra = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"{path}: not YAML ({str(err).splitlines()[0]})") from None
+        extra = extra.get("02_train_codecs", extra) if isinstance(extra, dict) else extra
+        if not isinstance(extra, dict):
+            raise UserError(f"{path}: expected a mapping of 02_train_codecs settings, got {type(extra).__name__}")
+        params.update(extra)
+        try:
+            TrainingStage.from_params(params)
+        except ValueError as err:
+            raise UserError(f"{path}: {err}") from None
     params["RESUME"] = True
     return params
 

@@ -22,7 +22,8 @@
 # fixing its steps from its measured speed), FRESH (non-empty: start every codec from scratch into
 # .gpu/zoo instead of continuing zoo/demo), WALL (seconds the whole run may take: training is
 # stopped in time to export what the checkpoints hold). The training images are cached in memory
-# (about 300 MB per process).
+# (about 300 MB per process). RECIPE: a file of settings that replace the profile's recipe (the next zoo's:
+# RECIPE=zoo/demo/next-recipe.yaml grows every codec into the larger encoder from the zoo's, then fine-tunes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=.gpu
@@ -60,10 +61,10 @@ PY
     local decay=()  # DECAY_AT: fractions, split on spaces
     [ -n "${DECAY_AT:-}" ] && decay=(--decay-at $DECAY_AT)
     TQDM_MININTERVAL=20 "${guard[@]}" python3 -m icm_lib.cli.zoo train --profile demo --processes "${PROCESSES:-6}" --val-every "${VAL_EVERY:-5000}" \
-        ${STEPS:+--steps "$STEPS"} ${BATCH:+--batch-size "$BATCH"} --chunk "${CHUNK:-1000000}" \
+        ${STEPS:+--steps "$STEPS"} ${BATCH:+--batch-size "$BATCH"} --chunk "${CHUNK:-1000000}" ${RECIPE:+--recipe "$RECIPE"} \
         ${BUDGET:+--time-budget "$BUDGET"} "${only[@]}" "${decay[@]}" --cache-images > "$log" 2>&1 || status=$?
     tr '\r' '\n' < "$log" | grep -v 'it/s\|?it\|Warning\|warnings.warn' | tail -40
-    [ "$status" = 0 ] || { echo "[gpu] training failed ($status): exporting what the checkpoints hold"; python3 -m icm_lib.cli.zoo export --profile demo || true; }
+    [ "$status" = 0 ] || { echo "[gpu] training failed ($status): exporting what the checkpoints hold"; python3 -m icm_lib.cli.zoo export --profile demo ${RECIPE:+--recipe "$RECIPE"} || true; }
     echo "[gpu] total $((SECONDS - started)) s"
     if [ -n "${OUT:-}" ]; then
         local zoo="${ICM_ZOO:-zoo}"

@@ -21,6 +21,7 @@ NAMES = [
     "mbt2018-mean-gated",
     "mbt2018-mean-roi",
     "mbt2018-mean-wide",
+    "mbt2018-mean-wide-roi",
     "cheng2020-attn",
 ]
 # Small channel counts keep the baselines' round trips quick; the TCM sizes are what they are.
@@ -30,6 +31,7 @@ TEST_KWARGS = {
     "mbt2018-mean-gated": {"N": 16, "M": 24, "gate_channels": 8},
     "mbt2018-mean-roi": {"N": 16, "M": 24},
     "mbt2018-mean-wide": {"N": 16, "M": 24, "N_enc": 24, "enc_blocks": 1},
+    "mbt2018-mean-wide-roi": {"N": 16, "M": 24, "N_enc": 24, "enc_blocks": 1},
     "cheng2020-attn": {"N": 16},
 }
 SLOW = {"tcm-small", "tcm-medium", "tcm-large"}

@@ -76,3 +76,29 @@ def test_a_grown_codec_of_the_measured_size_round_trips_through_a_checkpoint(tmp
     loaded, meta, _ = load_checkpoint(tmp_path / "c.pt")
     assert meta["model"] == "mbt2018-mean-wide" and loaded.registry_config["enc_blocks"] == 1
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), wide.state_dict().values()))
+
+
+def test_the_roi_codec_on_the_larger_encoder_grows_from_a_plain_one_and_gates_as_before():
+    """``mbt2018-mean-wide-roi`` takes a plain codec's weights (the ROI codec fine-tuned from a grown one has
+    the same encoder), codes the same latents at the same cost until it trains, and the plain ROI codec
+    (``N_enc`` unset, no blocks) keeps the plain encoder and its initial weights."""
+    from compressai.models import MeanScaleHyperprior
+
+    plain = trained_looking_plain().eval()
+    torch.manual_seed(1)
+    roi = create("mbt2018-mean-wide-roi", N=16, M=24, N_enc=24, enc_blocks=1).eval()
+    roi.load_state_dict(plain.state_dict())
+    x, mask = torch.rand(2, 3, 64, 128), torch.zeros(2, 1, 64, 128)
+    mask[:, :, 8:40, 70:100] = 1
+    with torch.no_grad():
+        gated = roi(x, mask)
+        assert torch.allclose(roi.g_a(x), plain.g_a(x), atol=1e-6)
+    kept = gated["likelihoods"]["y"] < 1
+    assert kept.any() and not kept[..., :, :4].any()  # the latents left of the object are not coded
+    torch.manual_seed(2)
+    small = create("mbt2018-mean-roi", N=16, M=24)
+    torch.manual_seed(2)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(small.state_dict().values(), MeanScaleHyperprior(16, 24).state_dict().values())
+    )

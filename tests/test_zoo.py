@@ -321,7 +321,7 @@ def test_decay_at_on_the_cli_continues_a_codec_at_the_decayed_rate(zoo_env, monk
     from icm_lib import zoo
     from icm_lib.cli import main
 
-    monkeypatch.setattr(zoo, "recipe", lambda profile: {**PARAMS, "RESUME": True})
+    monkeypatch.setattr(zoo, "recipe", lambda profile, overlay=None: {**PARAMS, "RESUME": True})
     argv = ["zoo", "train", "--profile", "smoke", "--only", "*-object-*", "--steps", "4", "--chunk", "3"]
     assert main([*argv, "--decay-at", "1.5"]) == 2
     assert "--decay-at takes fractions of the steps between 0 and 1, got [1.5]" in capsys.readouterr().err
@@ -605,3 +605,72 @@ def test_a_codec_whose_loss_cannot_be_built_here_is_left_out_with_its_fine_tunes
     items = {e["name"]: e for e in zoo.entries("smoke")}
     assert set(items) == {"mbt2018-mean-object-0.05", "mbt2018-mean-mse-0.01"}
     assert all(item["finished"] for item in items.values())
+
+
+GROWN = {
+    **PARAMS,
+    "MODEL": "mbt2018-mean-wide",
+    "MODEL_KWARGS": {"N": 8, "M": 16, "N_enc": 12, "enc_blocks": 1},
+    "LAMBDAS": {"object": [0.05, 0.02], "mse": [0.01]},
+    "GROWN_FROM": {"model": "mbt2018-mean", "steps": 1, "lr": 1e-4, "val_every": 1},
+}
+
+
+def test_the_zoo_grows_its_codecs_into_the_next_recipes_model_from_the_zoo_alone(zoo_env, capsys):
+    """The next recipe's model (a larger encoder) starts each codec from the zoo's codec of the same loss and
+    lambda under the served model, on a machine that has the zoo and nothing else: the source is placed from
+    the zoo, grown on loading, continued with GROWN_FROM's steps and named as the source in the entry. A codec
+    the zoo has no source of trains from scratch with the recipe. The sources' entries stay as they are, the
+    manifest keeps the served recipe and records the next one, and the grown codecs stay grown once the
+    sources' entries are gone."""
+    from icm_lib import zoo
+    from icm_lib.io import write_json
+    from icm_lib.paths import data_dir
+
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")
+    sources = {e["name"]: e for e in zoo.entries("smoke")}
+    zoo.train(dict(GROWN), chunk=2, served=dict(PARAMS))
+    out = capsys.readouterr().out
+    assert "mbt2018-mean-object-0.05: placed from the zoo, to grow the recipe's codec from" in out
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    for loss, lmbda in (("object", 0.05), ("mse", 0.01)):
+        grown, source = items[f"mbt2018-mean-wide-{loss}-{lmbda}"], sources[f"mbt2018-mean-{loss}-{lmbda}"]
+        assert grown["warm_start"] == {"from": source["name"], "steps": 1, "sha256": source["sha256"]}
+        assert (grown["steps"], grown["target_steps"], grown["finished"]) == (1, 1, True)
+        assert grown["model_config"] == GROWN["MODEL_KWARGS"] and grown["train_config"]["lr"] == 1e-4
+        assert items[source["name"]] == source
+    anew = items["mbt2018-mean-wide-object-0.02"]
+    assert anew["warm_start"] is None and (anew["steps"], anew["target_steps"]) == (2, 2)
+    recorded = zoo.manifest("smoke")
+    assert recorded["recipe"]["MODEL"] == "mbt2018-mean" and recorded["next_recipe"]["GROWN_FROM"]["steps"] == 1
+    assert zoo.verify("smoke") == []
+    recorded["codecs"] = [e for e in recorded["codecs"] if e["model"] == "mbt2018-mean-wide"]
+    write_json(zoo.zoo_dir("smoke") / zoo.MANIFEST, recorded)
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")
+    runs = {r.lmbda: r for r in zoo.zoo_runs(dict(GROWN)) if r.loss == "object"}
+    assert (runs[0.05].warm_start, runs[0.05].steps) == ("mbt2018-mean-object-0.05", 1)
+    assert (runs[0.02].warm_start, runs[0.02].steps) == ("", 2)
+    assert zoo.seed_runs("smoke", list(runs.values())) == [
+        "mbt2018-mean-wide-object-0.05",
+        "mbt2018-mean-wide-object-0.02",
+    ]
+
+
+def test_the_next_recipe_comes_from_a_file_and_bad_ones_are_refused(tmp_path):
+    from icm_lib import zoo
+    from icm_lib.errors import UserError
+
+    path = tmp_path / "next.yaml"
+    path.write_text("02_train_codecs:\n  MODEL: mbt2018-mean-wide\n  GROWN_FROM: {model: mbt2018-mean, steps: 5}\n")
+    params = zoo.recipe("demo", path)
+    assert params["MODEL"] == "mbt2018-mean-wide" and params["GROWN_FROM"]["steps"] == 5 and params["RESUME"]
+    assert params["LAMBDAS"] == zoo.recipe("demo")["LAMBDAS"]
+    path.write_text("MODEL: mbt2018-mean-wide\nGROWN: {}\n")
+    with pytest.raises(UserError, match="next.yaml: .*unknown setting.*GROWN"):
+        zoo.recipe("demo", path)
+    path.write_text("- MODEL\n")
+    with pytest.raises(UserError, match="expected a mapping"):
+        zoo.recipe("demo", path)
+    with pytest.raises(UserError, match="no recipe file"):
+        zoo.recipe("demo", tmp_path / "missing.yaml")
+    assert zoo.recipe("demo", REPO / "zoo" / "demo" / "next-recipe.yaml")["GROWN_FROM"]["model"] == "mbt2018-mean"

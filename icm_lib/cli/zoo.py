@@ -64,7 +64,7 @@ def _train(args: argparse.Namespace) -> int:
         check_decay_at(args.decay_at or (), "--decay-at")
     except ValueError as err:
         raise UserError(str(err)) from None
-    params = zoo.recipe(args.profile)
+    params = zoo.recipe(args.profile, args.recipe)
     for key, value in (
         ("PROCESSES", args.processes),
         ("STEPS", args.steps),
@@ -77,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             params[key] = value
-    zoo.train(params, chunk=args.chunk, rounds=args.rounds, only=args.only)
+    served = zoo.recipe(args.profile) if args.recipe else None
+    zoo.train(params, chunk=args.chunk, rounds=args.rounds, only=args.only, served=served)
     return _list(args)
 
 
@@ -95,8 +96,8 @@ def _precision(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    params = zoo.recipe(args.profile)
-    zoo.export(args.profile, params, zoo.zoo_runs(params))
+    params = zoo.recipe(args.profile, args.recipe)
+    zoo.export(args.profile, params, zoo.zoo_runs(params), zoo.recipe(args.profile) if args.recipe else None)
     return _list(args)
 
 
@@ -126,6 +127,13 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         p = commands.add_parser(name, help=help)
         p.add_argument("--profile", default="demo", choices=PROFILES)
         p.set_defaults(func=func)
+        if name in ("train", "export"):
+            p.add_argument(
+                "--recipe",
+                metavar="YAML",
+                help="settings that replace the profile's recipe (02_train_codecs), e.g. the next zoo's while it "
+                "is trained: zoo/demo/next-recipe.yaml; the manifest keeps the profile's as the recipe served",
+            )
         if name == "train":
             p.add_argument(
                 "--chunk", type=int, default=2000, help="steps per codec per round (each round ends in an export)"

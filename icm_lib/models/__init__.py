@@ -17,6 +17,7 @@ CompressAI's interface (``forward`` -> ``{"x_hat", "likelihoods"}``,
   stage) are the proportions measured to help.
 - ``mbt2018-mean-roi``: the ROI codec, a compared method (:mod:`icm_lib.models.roi`): the mean-scale
   hyperprior coding only the latents inside an object mask given at coding time (``takes_mask``).
+  ``mbt2018-mean-wide-roi``: the same on ``mbt2018-mean-wide``'s encoder (fine-tuned from such a codec).
 
 The name and the complete configuration a model was built with are kept on
 the model (``model.registry_name``, ``model.registry_config``: every
@@ -137,4 +138,5 @@ register("mbt2018-mean", MeanScaleHyperprior, N=128, M=192)
 register("mbt2018-mean-gated", GatedMeanScaleHyperprior, N=128, M=192, gate_channels=32, gate_bias=1.5)
 register("mbt2018-mean-roi", RoiMeanScaleHyperprior, N=128, M=192)
 register("mbt2018-mean-wide", WideEncoderMeanScaleHyperprior, N=128, M=192, N_enc=192, enc_blocks=1)
+register("mbt2018-mean-wide-roi", RoiMeanScaleHyperprior, N=128, M=192, N_enc=192, enc_blocks=1)
 register("cheng2020-attn", Cheng2020Attention, N=128)

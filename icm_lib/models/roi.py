@@ -43,10 +43,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from compressai.entropy_models import EntropyModel
-from compressai.models import MeanScaleHyperprior
 from torch import Tensor
 
 from icm_lib.models.latent_mask import decode_latent_mask, encode_latent_mask
+from icm_lib.models.wide_encoder import WideEncoderMeanScaleHyperprior
 
 Y_STRIDE, Z_STRIDE = 16, 64  # pixels per latent and per hyper-latent along a side
 
@@ -64,8 +64,13 @@ def latent_masks(mask: Tensor) -> tuple[Tensor, Tensor]:
     return m_y, F.max_pool2d(m_y, Z_STRIDE // Y_STRIDE, ceil_mode=True)
 
 
-class RoiMeanScaleHyperprior(MeanScaleHyperprior):
-    """``MeanScaleHyperprior(N, M)`` coding only the latents inside a given object mask (see the module docstring)."""
+class RoiMeanScaleHyperprior(WideEncoderMeanScaleHyperprior):
+    """``MeanScaleHyperprior(N, M)`` coding only the latents inside a given object mask (see the module docstring).
+
+    Its encoder is the plain one by default; ``N_enc`` and ``enc_blocks`` grow it as in ``mbt2018-mean-wide``
+    (:mod:`icm_lib.models.wide_encoder`), so that the ROI codec is fine-tuned from a codec of that model
+    with the same encoder: the comparison then differs in the mask alone.
+    """
 
     takes_mask = True  # forward, compress take the object mask; the bitstream carries it
     method = "ROI"  # label of the compared method in results (with the loss's: "ROI, Object-MSE")

@@ -31,7 +31,9 @@ Status (measured 2026-12-01 on the demo data, the zoo's Object-MSE 0.015 grown a
 continued 5,000 steps at 1e-4; README, "what would reach the remaining targets"): with
 ``N_enc=96, enc_blocks=1`` the share of its bits inside the objects rose from 50 to 52 % and its bits on
 images without objects fell by 18 %, where the same steps with the plain encoder moved neither; with
-``N_enc=128`` alone nothing moved. Not yet the zoo's codec (``icm zoo train`` cannot grow the zoo yet).
+``N_enc=128`` alone nothing moved. The next demo zoo (``zoo/demo/next-recipe.yaml``) grows every codec into
+it: ``icm zoo train --recipe zoo/demo/next-recipe.yaml`` (``GROWN_FROM``); its ROI codec is
+``mbt2018-mean-wide-roi``, :class:`icm_lib.models.roi.RoiMeanScaleHyperprior` on this encoder.
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ class WideEncoderMeanScaleHyperprior(MeanScaleHyperprior):
     def __init__(self, N: int, M: int, N_enc: int | None = None, enc_blocks: int = 0, **kwargs):
         super().__init__(N=N, M=M, **kwargs)
         width = N_enc or N
-        layers = [conv(3, width), GDN(width), conv(width, width), GDN(width), *_blocks(width, enc_blocks)]
-        layers += [conv(width, width), GDN(width), *_blocks(width, enc_blocks), conv(width, M)]
-        self.g_a = nn.Sequential(*layers)
+        if width != N or enc_blocks:  # else the plain g_a stays, initialised as MeanScaleHyperprior's
+            layers = [conv(3, width), GDN(width), conv(width, width), GDN(width), *_blocks(width, enc_blocks)]
+            layers += [conv(width, width), GDN(width), *_blocks(width, enc_blocks), conv(width, M)]
+            self.g_a = nn.Sequential(*layers)
         # where each layer of the plain g_a sits in this one (the residual blocks come after the GDNs 2 and 3)
         self.plain_layers = [0, 1, 2, 3, 4 + enc_blocks, 5 + enc_blocks, 6 + 2 * enc_blocks]
 

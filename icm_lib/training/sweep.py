@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -164,7 +165,10 @@ def training_stage(params: TrainingStage | dict[str, Any]) -> TrainingStage:
 
 
 def sweep_configs(
-    params: TrainingStage | dict[str, Any], losses: tuple[str, ...] | None = None, resume: bool | None = None
+    params: TrainingStage | dict[str, Any],
+    losses: tuple[str, ...] | None = None,
+    resume: bool | None = None,
+    grown: Callable[[str], bool] | None = None,
 ) -> tuple[TrainConfig | None, list[TrainConfig]]:
     """The base run (None without ``base_steps``) and one run per (loss, lambda) of the stage.
 
@@ -172,6 +176,9 @@ def sweep_configs(
         params: the stage, or its upper-case parameters (``RESUME`` among them, as the zoo passes them).
         losses: which of the stage's sweeps (default: all of its ``lambdas``).
         resume: continue unfinished runs (default: ``RESUME`` of the parameters, else True).
+        grown: ``source codec name -> whether it can be grown from`` (the zoo holds it); a run of the stage's
+            model trained from scratch whose ``grown_from`` source passes starts from that source's run
+            (:func:`_grown`). None: every such run from scratch (notebook 02 retraining here).
     """
     stage = training_stage(params)
     if resume is None:
@@ -206,7 +213,10 @@ def sweep_configs(
                 "steps": stage.steps,
                 "init": init if model == stage.model else None,
                 "init_official": stage.init_official and base is None and model == stage.model,
-                **_warm_start(stage, sweeps, model, loss, float(lmbda)),
+                **(
+                    _warm_start(stage, sweeps, model, loss, float(lmbda))
+                    or (_grown(stage, loss, float(lmbda), grown) if model == stage.model else {})
+                ),
             },
         )
         for model, lambdas in sweeps
@@ -252,6 +262,35 @@ def _warm_start(
     return {
         "warm_start": codec_name(source_model, source_loss, source_lmbda),
         "init": run_dir(stage.profile, source_loss, source_model, source_lmbda) / CHECKPOINT,
+        "steps": int(spec.get("steps", stage.steps)),
+        "lr": float(spec.get("lr", stage.lr)),
+        "decay_at": list(spec.get("decay_at", [])),
+        "val_every": int(spec.get("val_every", stage.val_every)),
+    }
+
+
+def _grown(stage: TrainingStage, loss: str, lmbda: float, grown: Callable[[str], bool] | None) -> dict[str, Any]:
+    """The settings of a run that starts from the codec of the same loss and lambda under ``grown_from``'s model
+    (its run's checkpoint as ``init``, recorded as ``warm_start``; the model's ``load_state_dict`` grows its
+    weights, e.g. ``mbt2018-mean-wide`` a ``mbt2018-mean``'s), with ``grown_from``'s steps, lr, decay (none by
+    default) and validation interval; empty when ``grown`` does not take the source (it trains from scratch)."""
+    spec = stage.grown_from
+    if not spec or grown is None:
+        return {}
+    if (
+        not isinstance(spec, dict)
+        or set(spec) - {"model", "steps", "lr", "decay_at", "val_every"}
+        or "model" not in spec
+    ):
+        raise ValueError(f"grown_from needs {{model: M, steps: N, lr: L}}, got {spec!r}")
+    if spec["model"] == stage.model:
+        raise ValueError(f"grown_from: {stage.model} cannot grow from itself")
+    source = codec_name(spec["model"], loss, lmbda)
+    if not grown(source):
+        return {}
+    return {
+        "warm_start": source,
+        "init": run_dir(stage.profile, loss, spec["model"], lmbda) / CHECKPOINT,
         "steps": int(spec.get("steps", stage.steps)),
         "lr": float(spec.get("lr", stage.lr)),
         "decay_at": list(spec.get("decay_at", [])),
