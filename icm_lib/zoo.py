@@ -775,14 +775,7 @@ def zoo_runs(params: dict[str, Any]) -> list:
     from icm_lib.paths import codecs_dir, data_dir
     from icm_lib.training.sweep import sweep_configs
 
-    try:
-        known = entries(params["PROFILE"])
-    except UserError:
-        known = []
-    # a codec can be grown (``GROWN_FROM``) from a codec the zoo holds, and goes on as grown once the zoo holds
-    # it grown from that one (its source's entry may be gone by then)
-    sources = {e["name"] for e in known} | {_source_of(e) for e in known}
-    base, runs = sweep_configs(params, grown=sources.__contains__)
+    base, runs = sweep_configs(params, grown=_growable(params["PROFILE"]))
     if base is not None:
         raise UserError("the zoo trains every codec from scratch with its own loss: set BASE_STEPS to 0")
     root = data_dir(params["PROFILE"]) / "zoo-runs"
@@ -794,6 +787,16 @@ def zoo_runs(params: dict[str, Any]) -> list:
         dataclasses.replace(cfg, out_dir=moved(cfg.out_dir), init=moved(cfg.init) if cfg.warm_start else cfg.init)
         for cfg in runs
     ]
+
+
+def _growable(profile: str):
+    """``codec name -> whether a recipe's codec can be grown from it`` (``GROWN_FROM``): the zoo holds it, or
+    holds a codec grown from it (its source's entry may be gone by then, the grown one goes on as grown)."""
+    try:
+        known = entries(profile)
+    except UserError:
+        known = []
+    return ({e["name"] for e in known} | {_source_of(e) for e in known}).__contains__
 
 
 def ensure_data(profile: str, dataset: str) -> None:
@@ -818,7 +821,7 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
     from icm_lib.training.loop import CHECKPOINT, SUMMARY
     from icm_lib.training.sweep import sweep_configs
 
-    _, runs = sweep_configs(params)
+    _, runs = sweep_configs(params, grown=_growable(profile))  # a grown codec recorded as the zoo made it
     known = {e["name"]: e for e in entries(profile)}
     placed = []
     for cfg in runs:

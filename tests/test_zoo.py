@@ -624,6 +624,7 @@ def test_the_zoo_grows_its_codecs_into_the_next_recipes_model_from_the_zoo_alone
     manifest keeps the served recipe and records the next one, and the grown codecs stay grown once the
     sources' entries are gone."""
     from icm_lib import zoo
+    from icm_lib.checkpoint import read_weights_only
     from icm_lib.io import write_json
     from icm_lib.paths import data_dir
 
@@ -644,6 +645,12 @@ def test_the_zoo_grows_its_codecs_into_the_next_recipes_model_from_the_zoo_alone
     recorded = zoo.manifest("smoke")
     assert recorded["recipe"]["MODEL"] == "mbt2018-mean" and recorded["next_recipe"]["GROWN_FROM"]["steps"] == 1
     assert zoo.verify("smoke") == []
+    # the recipe switched: the pipeline's run folders get the grown codecs, recorded as the zoo made them
+    codecs = zoo.obtain_codecs({**GROWN, "ZOO": True})
+    assert {c.codec_id for c in codecs} >= {"mbt2018-mean-wide-object@0.05", "mbt2018-mean-wide-mse@0.01"}
+    (installed,) = [c for c in codecs if c.codec_id == "mbt2018-mean-wide-object@0.05"]
+    recorded_run = read_weights_only(installed.path)["meta"]["train_config"]
+    assert (recorded_run["warm_start"], recorded_run["steps"]) == ("mbt2018-mean-object-0.05", 1)
     recorded["codecs"] = [e for e in recorded["codecs"] if e["model"] == "mbt2018-mean-wide"]
     write_json(zoo.zoo_dir("smoke") / zoo.MANIFEST, recorded)
     shutil.rmtree(data_dir("smoke") / "zoo-runs")
