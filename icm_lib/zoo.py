@@ -734,8 +734,8 @@ def _made_from(cfg, runs: list) -> list:
 def _source_finished(cfg, runs: list, waiting: dict[str, str]) -> bool:
     """Whether a warm-started run can go on: its source codec is finished (a fine-tune trained while its source
     trains on would be made anew from the source's new weights: steps wasted), or, with no source among the
-    runs (a codec grown from another model's, ``GROWN_FROM``), it has its own checkpoint or its source's; not while it, or its source, is a fine-tune ``waiting`` for its own
-    source to finish (:func:`_retire_stale`)."""
+    runs (a codec grown from another model's, ``GROWN_FROM``), it has its own checkpoint or its source's; not
+    while it, or its source, is a fine-tune ``waiting`` for its own source to finish (:func:`_retire_stale`)."""
     from icm_lib.training.loop import CHECKPOINT
 
     if codec_name(cfg.model, cfg.loss, cfg.lmbda) in waiting or cfg.warm_start in waiting:
