@@ -395,6 +395,15 @@ def test_a_chain_of_warm_starts_is_drawn_from_the_first_sources_steps(tmp_path):
         started = {"from": source, "step": 10500 if source == "object-0.015" else 4000}
         save_checkpoint(tmp_path / name / CHECKPOINT, model, {**meta, "warm_start": started})
     assert [warm_start_offset(tmp_path / name) for name, _, _ in chain] == [0, 10500, 14500]
+    # a codec grown from another model's (GROWN_FROM) whose source is no run here: from the recorded step
+    config = {"warm_start": "mbt2018-mean-object-0.015", "init": str(tmp_path / "elsewhere" / CHECKPOINT)}
+    started = {"from": "mbt2018-mean-object-0.015", "step": 45000}
+    save_checkpoint(
+        tmp_path / "grown" / CHECKPOINT, model, {"step": 7500, "train_config": config, "warm_start": started}
+    )
+    config = {"warm_start": "grown", "init": str(tmp_path / "grown" / CHECKPOINT)}
+    save_checkpoint(tmp_path / "tuned" / CHECKPOINT, model, {"step": 10, "train_config": config})
+    assert [warm_start_offset(tmp_path / name) for name in ("grown", "tuned")] == [45000, 52500]
 
 
 def test_a_fine_tune_is_trained_anew_when_its_source_trains_on(smoke_root, tmp_path, monkeypatch, one_thread):

@@ -34,7 +34,9 @@ def warm_start_offset(run_dir: Path, depth: int = 8) -> int:
 
     Its own log counts its fine-tuning steps from 0; drawn after the source's, its curves continue
     the source's instead of starting again at the left: from the step the source had when the fine-tune
-    started (the run records it), not the step it has now (it may have trained on since).
+    started (the run records it), not the step it has now (it may have trained on since). A source that is
+    no run here (a codec grown from another model's, ``GROWN_FROM``, installed from the zoo without it)
+    counts with the step the run records, without the source's own offset.
     """
     checkpoint = Path(run_dir) / CHECKPOINT
     if not checkpoint.is_file() or depth <= 0:
@@ -42,9 +44,9 @@ def warm_start_offset(run_dir: Path, depth: int = 8) -> int:
     meta = read_weights_only(checkpoint)["meta"]
     config = meta.get("train_config") or {}
     source = Path(config["init"]) if config.get("init") and not config.get("init_official") else None
-    if source is None or not source.is_file():
-        return 0
     started = (meta.get("warm_start") or {}).get("step")
+    if source is None or not source.is_file():
+        return int(started) if started is not None and config.get("warm_start") else 0
     step = int(read_weights_only(source)["meta"].get("step", 0)) if started is None else int(started)
     return step + warm_start_offset(source.parent, depth - 1)
 
