@@ -789,6 +789,35 @@ def zoo_runs(params: dict[str, Any]) -> list:
     ]
 
 
+def prune(profile: str, params: dict[str, Any], dry_run: bool = False) -> list[str]:
+    """Drop from the zoo every codec that is no codec of the recipe ``params``: its entry, file and log (e.g.
+    the ``mbt2018-mean`` codecs once the recipe serves those grown from them). What the remaining entries
+    record of a dropped codec (``warm_start``: its name, steps and sha256) stays, and git's history keeps its
+    file. Returns the names dropped (``dry_run``: that would be, nothing changed).
+
+    Raises:
+        UserError: the zoo lacks a codec of the recipe (switch the recipe once the zoo holds all of them).
+    """
+    from icm_lib.training.sweep import sweep_configs
+
+    _, runs = sweep_configs(params, grown=_growable(profile))
+    wanted = {codec_name(cfg.model, cfg.loss, cfg.lmbda) for cfg in runs}
+    data = manifest(profile)
+    missing = sorted(wanted - {e["name"] for e in data["codecs"]})
+    if missing:
+        raise UserError(f"the {profile} zoo lacks {', '.join(missing)} of the recipe: nothing dropped")
+    dropped = [e for e in data["codecs"] if e["name"] not in wanted]
+    if dry_run or not dropped:
+        return [e["name"] for e in dropped]
+    data["codecs"] = [e for e in data["codecs"] if e["name"] in wanted]
+    write_json(zoo_dir(profile) / MANIFEST, data)  # the manifest first: a file it lists is never missing
+    for item in dropped:
+        for name in (item["file"], item.get("log")):
+            if name:
+                (zoo_dir(profile) / name).unlink(missing_ok=True)
+    return [e["name"] for e in dropped]
+
+
 def _growable(profile: str):
     """``codec name -> whether a recipe's codec can be grown from it`` (``GROWN_FROM``): the zoo holds it, or
     holds a codec grown from it (its source's entry may be gone by then, the grown one goes on as grown)."""

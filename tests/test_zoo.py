@@ -681,3 +681,26 @@ def test_the_next_recipe_comes_from_a_file_and_bad_ones_are_refused(tmp_path):
     with pytest.raises(UserError, match="no recipe file"):
         zoo.recipe("demo", tmp_path / "missing.yaml")
     assert zoo.recipe("demo", REPO / "zoo" / "demo" / "next-recipe.yaml")["GROWN_FROM"]["model"] == "mbt2018-mean"
+
+
+def test_prune_drops_the_codecs_the_recipe_no_longer_has_and_refuses_while_it_lacks_one(zoo_env, capsys, monkeypatch):
+    """Once the recipe serves other codecs (the grown ones), the zoo's others leave it: entry, file and log;
+    listed first without --yes; refused while the zoo lacks a codec of the recipe, nothing dropped."""
+    from icm_lib import zoo
+    from icm_lib.cli import main
+    from icm_lib.errors import UserError
+
+    _, folder = zoo_env
+    mse = zoo.entry("smoke", "mbt2018-mean-mse-0.01")
+    recipe = {**PARAMS, "LAMBDAS": {"object": [0.05]}}
+    monkeypatch.setattr(zoo, "recipe", lambda profile, overlay=None: {**recipe, "RESUME": True})
+    assert main(["zoo", "prune", "--profile", "smoke"]) == 0
+    assert "mbt2018-mean-mse-0.01: would be dropped (--yes drops it)" in capsys.readouterr().out
+    assert (folder / mse["file"]).is_file() and len(zoo.entries("smoke")) == 2
+    assert main(["zoo", "prune", "--profile", "smoke", "--yes"]) == 0
+    assert [e["name"] for e in zoo.entries("smoke")] == ["mbt2018-mean-object-0.05"]
+    assert not (folder / mse["file"]).exists() and not (folder / mse["log"]).exists()
+    assert zoo.verify("smoke") == []
+    with pytest.raises(UserError, match="lacks mbt2018-mean-object-0.02 of the recipe: nothing dropped"):
+        zoo.prune("smoke", {**PARAMS, "LAMBDAS": {"object": [0.02]}})
+    assert len(zoo.entries("smoke")) == 1

@@ -1,4 +1,4 @@
-"""``icm zoo list|verify|train|export|precision``: the trained codecs shipped in ``zoo/<profile>`` (:mod:`icm_lib.zoo`).
+"""``icm zoo list|verify|train|export|prune|precision``: the trained codecs shipped in ``zoo/<profile>`` (:mod:`icm_lib.zoo`).
 
 ``python -m icm_lib.cli.zoo ...`` runs the same commands without the rest of the CLI, whose
 other commands import packages a bare GPU machine lacks (ultralytics, papermill): this module
@@ -101,6 +101,14 @@ def _export(args: argparse.Namespace) -> int:
     return _list(args)
 
 
+def _prune(args: argparse.Namespace) -> int:
+    names = zoo.prune(args.profile, zoo.recipe(args.profile), dry_run=not args.yes)
+    for name in names:
+        print(f"{name}: {'dropped' if args.yes else 'would be dropped (--yes drops it)'}")
+    print(f"{len(names)} codecs that are not the recipe's {'dropped' if args.yes else 'to drop'}")
+    return 0
+
+
 def _detectors(args: argparse.Namespace) -> int:
     from icm_lib.evaluate.recognition import shipped
 
@@ -114,13 +122,14 @@ def _detectors(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    """``icm zoo list|verify|train|export|precision|detectors``."""
+    """``icm zoo list|verify|train|export|prune|precision|detectors``."""
     commands = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
     for name, func, help in (
         ("list", _list, "the zoo's codecs with their last validation"),
         ("verify", _verify, "check every file's sha256 and the data fingerprint"),
         ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
         ("export", _export, "write the runs' current weights, logs and manifest into the zoo"),
+        ("prune", _prune, "drop the codecs that are no codecs of the profile's recipe (after it changed model)"),
         ("precision", _precision, "measure what storing the weights in half precision changes (runs on this machine)"),
         ("detectors", _detectors, "ship the clean detectors of this machine's run (notebook 04) with the zoo"),
     ):
@@ -175,6 +184,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                 help="the transforms' dtype in training; bfloat16 is faster where the processor has bfloat16 "
                 "units (icm bench train measures it) (default: the recipe's COMPUTE_DTYPE)",
             )
+        if name == "prune":
+            p.add_argument("--yes", action="store_true", help="drop them (without: list what would be dropped)")
         if name == "precision":
             p.add_argument("--images", type=int, default=40, help="val images with objects to code per codec")
         if name == "detectors":
