@@ -540,9 +540,8 @@ def seed_sources(profile: str, runs: list) -> list[str]:
     for cfg in runs:
         source = known.get(cfg.warm_start)
         own = codec_name(cfg.model, cfg.loss, cfg.lmbda)
-        if not source or cfg.warm_start in names or own in known or (cfg.out_dir / CHECKPOINT).is_file():
-            continue
-        if cfg.init is None or cfg.init.is_file():
+        placed_already = cfg.init is None or cfg.init.is_file() or (cfg.out_dir / CHECKPOINT).is_file()
+        if not source or cfg.warm_start in names or own in known or placed_already:
             continue
         as_trained = dataclasses.replace(
             cfg,

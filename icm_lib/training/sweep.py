@@ -259,9 +259,16 @@ def _warm_start(
             f"{key}: the recipe has no codec {source_model}/{source_loss} at lambda {source_lmbda:g} to start from "
             "(add it to the lambdas, or leave this codec out of warm_start)"
         )
+    return _started_from(stage, spec, source_model, source_loss, source_lmbda)
+
+
+def _started_from(stage: TrainingStage, spec: dict, model: str, loss: str, lmbda: float) -> dict[str, Any]:
+    """A run's settings to start from the codec (model, loss, lambda) of the stage's runs: that codec's checkpoint
+    as ``init``, its name as ``warm_start``, and the spec's own steps, lr, decay (none by default) and
+    validation interval (the stage's otherwise)."""
     return {
-        "warm_start": codec_name(source_model, source_loss, source_lmbda),
-        "init": run_dir(stage.profile, source_loss, source_model, source_lmbda) / CHECKPOINT,
+        "warm_start": codec_name(model, loss, lmbda),
+        "init": run_dir(stage.profile, loss, model, lmbda) / CHECKPOINT,
         "steps": int(spec.get("steps", stage.steps)),
         "lr": float(spec.get("lr", stage.lr)),
         "decay_at": list(spec.get("decay_at", [])),
@@ -285,17 +292,9 @@ def _grown(stage: TrainingStage, loss: str, lmbda: float, grown: Callable[[str],
         raise ValueError(f"grown_from needs {{model: M, steps: N, lr: L}}, got {spec!r}")
     if spec["model"] == stage.model:
         raise ValueError(f"grown_from: {stage.model} cannot grow from itself")
-    source = codec_name(spec["model"], loss, lmbda)
-    if not grown(source):
+    if not grown(codec_name(spec["model"], loss, lmbda)):
         return {}
-    return {
-        "warm_start": source,
-        "init": run_dir(stage.profile, loss, spec["model"], lmbda) / CHECKPOINT,
-        "steps": int(spec.get("steps", stage.steps)),
-        "lr": float(spec.get("lr", stage.lr)),
-        "decay_at": list(spec.get("decay_at", [])),
-        "val_every": int(spec.get("val_every", stage.val_every)),
-    }
+    return _started_from(stage, spec, spec["model"], loss, lmbda)
 
 
 def sweep_losses(stage: TrainingStage) -> tuple[str, ...]:
