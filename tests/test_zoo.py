@@ -224,6 +224,8 @@ def test_cli_list_and_verify(zoo_env, capsys):
     assert main(["zoo", "list", "--profile", "smoke"]) == 0
     listed = capsys.readouterr().out
     assert "mbt2018-mean-object-0.05" in listed and "1/2" in listed
+    # one codec per family: said so, rather than a BD-PSNR or a ratio of NaN
+    assert "mbt2018-mean/object: one codec so far" in listed and "no MSE curve" in listed and "nan" not in listed
     assert main(["zoo", "verify", "--profile", "smoke"]) == 0
     (folder / "mbt2018-mean-mse-0.01.safetensors").write_bytes(b"not weights")
     assert main(["zoo", "verify", "--profile", "smoke"]) == 2

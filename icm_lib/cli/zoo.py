@@ -8,6 +8,7 @@ imports only :mod:`icm_lib.zoo`, the profiles and the argparse helpers.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from icm_lib import zoo
@@ -36,15 +37,20 @@ def _list(args: argparse.Namespace) -> int:
     if any(zoo.source_changed(e, known) for e in known.values()):
         print("* fine-tuned from an earlier state of its source than the zoo's: 'icm zoo train' fine-tunes it again")
     for family in zoo.effect(args.profile):
-        print(
-            f"\n{family['family']} against the MSE codecs at equal bpp (BD-PSNR): in the objects "
-            f"{family['object_bd_psnr']:+.2f} dB, background {family['background_bd_psnr']:+.2f} dB, "
-            f"whole image {family['whole_bd_psnr']:+.2f} dB"
-        )
+        if len(family["codecs"]) < 2:  # no curve: BD-PSNR needs two rates
+            print(f"\n{family['family']}: one codec so far, no curve to compare at equal bpp (BD-PSNR)")
+        else:
+            print(
+                f"\n{family['family']} against the MSE codecs at equal bpp (BD-PSNR): in the objects "
+                f"{family['object_bd_psnr']:+.2f} dB, background {family['background_bd_psnr']:+.2f} dB, "
+                f"whole image {family['whole_bd_psnr']:+.2f} dB"
+            )
         for c in family["codecs"]:
+            ratio = c["empty_ratio"]
             print(
                 f"  {c['name']:<32} {c['bpp']:.3f} bpp; without objects {c['empty_bpp']:.3f} bpp, "
-                f"{c['empty_ratio']:.2f} of the MSE codecs' at {c['bpp']:.3f} bpp"
+                + (f"{ratio:.2f} of the MSE codecs' at {c['bpp']:.3f} bpp" if math.isfinite(ratio) else
+                   "no MSE curve (two codecs) to compare with")
             )
     return 0
 
