@@ -290,7 +290,7 @@ def export(profile: str, params: dict[str, Any], runs: list, served: dict[str, A
             "lmbda": cfg.lmbda,
             "steps": int(meta["step"]),
             "target_steps": int(trained["steps"]),
-            "warm_start": _warm_start_entry(trained.get("warm_start"), kept, meta.get("warm_start")),
+            "warm_start": _warm_start_entry(trained.get("warm_start"), kept, meta.get("warm_start"), previous),
             "task_network": _task_network_entry(cfg),
             "finished": int(meta["step"]) >= int(trained["steps"]),
             "train_seconds": float(state["seconds"]) if state else previous.get("train_seconds"),
@@ -404,14 +404,22 @@ def _file_fields(weights: Path) -> dict[str, Any]:
 
 
 def _warm_start_entry(
-    source: str | None, kept: dict[str, dict[str, Any]], origin: dict[str, Any] | None
+    source: str | None,
+    kept: dict[str, dict[str, Any]],
+    origin: dict[str, Any] | None,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The codec a warm-started one was fine-tuned from, with that codec's steps then (its own come on top) and
-    the sha256 of its zoo file when the zoo holds that state of it (``origin``: what the run recorded)."""
+    the sha256 of its zoo file when the zoo holds that state of it (``origin``: what the run recorded). A source
+    the zoo no longer holds (:func:`prune`) keeps what the codec's ``previous`` entry recorded of it, its log
+    among it."""
     if not source:
         return None
     entry = kept.get(source, {})
     steps = int(origin["step"]) if origin else entry.get("steps")
+    recorded = (previous or {}).get("warm_start") or {}
+    if not entry and (recorded.get("from"), recorded.get("steps")) == (source, steps):
+        return recorded
     return {"from": source, "steps": steps, "sha256": entry.get("sha256") if entry.get("steps") == steps else None}
 
 
@@ -792,7 +800,9 @@ def prune(profile: str, params: dict[str, Any], dry_run: bool = False) -> list[s
     """Drop from the zoo every codec that is no codec of the recipe ``params``: its entry, file and log (e.g.
     the ``mbt2018-mean`` codecs once the recipe serves those grown from them). What the remaining entries
     record of a dropped codec (``warm_start``: its name, steps and sha256) stays, and git's history keeps its
-    file. Returns the names dropped (``dry_run``: that would be, nothing changed).
+    file. The log of a codec another was grown or fine-tuned from stays too, named in that codec's
+    ``warm_start`` (``log``): the first part of its training history, which notebook 02's figure draws
+    (:func:`install`). Returns the names dropped (``dry_run``: that would be, nothing changed).
 
     Raises:
         UserError: the zoo lacks a codec of the recipe (switch the recipe once the zoo holds all of them).
@@ -809,10 +819,17 @@ def prune(profile: str, params: dict[str, Any], dry_run: bool = False) -> list[s
     if dry_run or not dropped:
         return [e["name"] for e in dropped]
     data["codecs"] = [e for e in data["codecs"] if e["name"] in wanted]
+    gone = {e["name"]: e for e in dropped}
+    history = set()  # the logs of dropped sources, kept as their codecs' history
+    for item in data["codecs"]:
+        source = gone.get(_source_of(item))
+        if source and source.get("log") and (zoo_dir(profile) / source["log"]).is_file():
+            item["warm_start"] = {**item["warm_start"], "log": source["log"]}
+            history.add(source["log"])
     write_json(zoo_dir(profile) / MANIFEST, data)  # the manifest first: a file it lists is never missing
     for item in dropped:
         for name in (item["file"], item.get("log")):
-            if name:
+            if name and name not in history:
                 (zoo_dir(profile) / name).unlink(missing_ok=True)
     return [e["name"] for e in dropped]
 
@@ -842,15 +859,18 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
     """Put the zoo's codecs where notebooks 03 and 04 find trained codecs (the sweeps' run folders).
 
     Each codec of the recipe that the zoo holds gets ``checkpoint.pt`` (weights, no optimizer
-    state), ``metrics.jsonl`` (its log) and ``summary.json`` (its manifest entry's validation).
+    state), ``metrics.jsonl`` (its log) and ``summary.json`` (its manifest entry's validation);
+    a codec grown from one that is no codec of the recipe (``GROWN_FROM``) also gets ``history.jsonl``,
+    that codec's log up to the step it was grown at, when the zoo keeps it.
     A run folder holding a codec trained here (not installed from the zoo) is left as it is.
     Returns the names of the codecs in place (installed, or trained here).
     """
-    from icm_lib.training.loop import CHECKPOINT, SUMMARY
+    from icm_lib.training.loop import CHECKPOINT, HISTORY, SUMMARY
     from icm_lib.training.sweep import sweep_configs
 
     _, runs = sweep_configs(params, grown=_growable(profile))  # a grown codec recorded as the zoo made it
     known = {e["name"]: e for e in entries(profile)}
+    names = {codec_name(cfg.model, cfg.loss, cfg.lmbda) for cfg in runs}
     placed = []
     for cfg in runs:
         name = codec_name(cfg.model, cfg.loss, cfg.lmbda)
@@ -861,15 +881,21 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
         item = known[name]
         summary_path = cfg.out_dir / SUMMARY
         previous = read_json(summary_path) if summary_path.is_file() else None
-        if previous and previous.get("zoo", {}).get("sha256") == item["sha256"]:
-            placed.append(name)
-            continue
         if (cfg.out_dir / CHECKPOINT).is_file() and not (previous or {}).get("zoo"):
             print(
                 f"[zoo] {cfg.out_dir} holds a codec trained here: used instead of the zoo's {name} "
                 "(delete the folder to use the zoo's)",
                 flush=True,
             )
+            placed.append(name)
+            continue
+        cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        history = _history(profile, item, known, names)
+        if history:
+            write_atomic(cfg.out_dir / HISTORY, history)
+        else:
+            (cfg.out_dir / HISTORY).unlink(missing_ok=True)
+        if previous and previous.get("zoo", {}).get("sha256") == item["sha256"]:
             placed.append(name)
             continue
         for stale in (CHECKPOINT, SUMMARY):
@@ -893,6 +919,20 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
         )
         placed.append(name)
     return placed
+
+
+def _history(profile: str, item: dict[str, Any], known: dict[str, dict[str, Any]], recipe: set[str]) -> str:
+    """The log of the codec ``item`` was grown from, up to the step it was grown at, when that codec is no codec
+    of the ``recipe`` (whose own run draws its curve) and the zoo keeps its log (:func:`prune`); else empty."""
+    origin = item.get("warm_start") or {}
+    source = origin.get("from")
+    if not source or source in recipe or origin.get("steps") is None:
+        return ""
+    log = origin.get("log") or (known.get(source) or {}).get("log")
+    if not log or not (zoo_dir(profile) / log).is_file():
+        return ""
+    lines = (zoo_dir(profile) / log).read_text(encoding="utf-8").splitlines()
+    return "".join(line + "\n" for line in lines if line.strip() and json.loads(line)["step"] <= origin["steps"])
 
 
 def recipe(profile: str, overlay: str | Path | None = None) -> dict[str, Any]:

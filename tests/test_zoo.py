@@ -706,3 +706,40 @@ def test_prune_drops_the_codecs_the_recipe_no_longer_has_and_refuses_while_it_la
     with pytest.raises(UserError, match="lacks mbt2018-mean-object-0.02 of the recipe: nothing dropped"):
         zoo.prune("smoke", {**PARAMS, "LAMBDAS": {"object": [0.02]}})
     assert len(zoo.entries("smoke")) == 1
+
+
+def test_a_grown_codec_keeps_its_sources_history_through_prune_install_and_the_figure(zoo_env, monkeypatch):
+    """The switch to the grown zoo drops the sources' weights but not their logs: each grown codec's entry names
+    its source's log, install gives its run folder that log up to the step it was grown at, and notebook 02's
+    figure draws the codec from step 0, its source's validations first (not from the step it was grown at)."""
+    from icm_lib import zoo
+    from icm_lib.paths import data_dir
+    from icm_lib.plots.training import plot_validation_curves
+    from icm_lib.training.loop import HISTORY
+    from icm_lib.training.sweep import sweep_runs, training_stage
+
+    _, folder = zoo_env
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")
+    zoo.train(dict(GROWN), chunk=2, served=dict(PARAMS))
+    source = zoo.entry("smoke", "mbt2018-mean-object-0.05")
+    dropped = zoo.prune("smoke", dict(GROWN))
+    assert sorted(dropped) == ["mbt2018-mean-mse-0.01", "mbt2018-mean-object-0.05"]
+    grown = zoo.entry("smoke", "mbt2018-mean-wide-object-0.05")
+    assert grown["warm_start"] == {"from": source["name"], "steps": 1, "sha256": source["sha256"], "log": source["log"]}
+    assert (folder / source["log"]).is_file() and not (folder / source["file"]).exists()
+    assert zoo.verify("smoke") == []
+    zoo.export("smoke", dict(GROWN), zoo.zoo_runs(dict(GROWN)))  # exported again: the record of the source stays
+    assert zoo.entry("smoke", grown["name"])["warm_start"] == grown["warm_start"]
+
+    zoo.obtain_codecs({**GROWN, "ZOO": True})
+    runs = sweep_runs(training_stage({**GROWN, "ZOO": True}))
+    label = "mbt2018-mean-wide-object@0.05"
+    history = [json.loads(line) for line in (runs[label] / HISTORY).read_text().splitlines()]
+    assert [r["step"] for r in history if r["split"] == "val"] == [1]  # the source's, to the step it was grown at
+    assert not (runs["mbt2018-mean-wide-object@0.02"] / HISTORY).exists()  # trained from scratch: no history
+    fig = plot_validation_curves({label: runs[label]})
+    (drawn,) = fig.axes[0].lines[:1]
+    assert list(drawn.get_xdata()) == [1, 2] and drawn.get_label() == f"{label} (grown at step 1)"
+    shares = fig.axes[3].lines[0].get_ydata()
+    (source_val,) = [r for r in history if r["split"] == "val"]
+    assert list(shares) == [source_val["object_bit_share"], grown["val"]["object_bit_share"]]

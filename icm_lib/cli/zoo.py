@@ -49,8 +49,11 @@ def _list(args: argparse.Namespace) -> int:
             ratio = c["empty_ratio"]
             print(
                 f"  {c['name']:<32} {c['bpp']:.3f} bpp; without objects {c['empty_bpp']:.3f} bpp, "
-                + (f"{ratio:.2f} of the MSE codecs' at {c['bpp']:.3f} bpp" if math.isfinite(ratio) else
-                   "no MSE curve (two codecs) to compare with")
+                + (
+                    f"{ratio:.2f} of the MSE codecs' at {c['bpp']:.3f} bpp"
+                    if math.isfinite(ratio)
+                    else "no MSE curve (two codecs) to compare with"
+                )
             )
     return 0
 

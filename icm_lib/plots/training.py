@@ -12,7 +12,7 @@ import numpy as np
 
 from icm_lib.checkpoint import read_weights_only
 from icm_lib.io import read_json
-from icm_lib.training.loop import CHECKPOINT, METRICS, SUMMARY
+from icm_lib.training.loop import CHECKPOINT, HISTORY, METRICS, SUMMARY
 from icm_lib.training.report import results_by_loss
 
 LOSS_STYLE = {"object": "-", "mse": "--"}  # another registered loss: dash-dot
@@ -60,10 +60,10 @@ def _smooth(values: list[float], width: int) -> np.ndarray:
     return np.convolve(np.where(ok, v, 0), kernel, "same") / np.maximum(np.convolve(ok, kernel, "same"), 1)
 
 
-def read_metrics(run_dir: Path, split: str = "train") -> dict[str, list]:
-    """A run's logged rows of one split, as columns."""
+def read_metrics(run_dir: Path, split: str = "train", name: str = METRICS) -> dict[str, list]:
+    """A run's logged rows of one split, as columns (``name``: another log of the run's, e.g. ``HISTORY``)."""
     rows = [
-        json.loads(line) for line in (Path(run_dir) / METRICS).read_text(encoding="utf-8").splitlines() if line.strip()
+        json.loads(line) for line in (Path(run_dir) / name).read_text(encoding="utf-8").splitlines() if line.strip()
     ]
     rows = [r for r in rows if r["split"] == split]
     return {key: [r.get(key) for r in rows] for key in (rows[0] if rows else {})}
@@ -119,7 +119,8 @@ def plot_validation_curves(runs: dict[str, Path], from_step: int = 0):
     and over the background, and the share of the bits spent inside the objects (the
     grey line: the objects' share of the pixels). A codec that has learned where the
     objects are shows the share rising well above the pixel share; flat curves at the
-    right say that training has converged.
+    right say that training has converged. A codec grown from another model's (``GROWN_FROM``)
+    is drawn from step 0, its source's validations (``history.jsonl``) before its own.
     """
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     pixel_share = []
@@ -130,11 +131,17 @@ def plot_validation_curves(runs: dict[str, Path], from_step: int = 0):
         style = LOSS_STYLE.get(run_loss(folder), "-.")
         color = f"C{i % 10}" if len(runs) <= 10 else plt.get_cmap("tab20")(i % 20)  # one colour per run
         offset = warm_start_offset(folder)
-        keep = [i for i, s in enumerate(cols["step"]) if offset + s >= from_step]
-        cols = {key: [values[i] for i in keep] for key, values in cols.items()}
-        steps = [offset + s for s in cols["step"]]
-        if offset:
+        earlier = read_metrics(folder, "val", HISTORY) if offset and (Path(folder) / HISTORY).is_file() else {}
+        cols["step"] = [offset + s for s in cols["step"]]
+        if earlier:  # the source's validations, then the run's own after the step it was grown at
+            n = len(earlier["step"])
+            cols = {key: [*earlier.get(key, [float("nan")] * n), *values] for key, values in cols.items()}
+            label = f"{label} (grown at step {offset})"
+        elif offset:
             label = f"{label} (from step {offset})"
+        keep = [i for i, s in enumerate(cols["step"]) if s >= from_step]
+        cols = {key: [values[i] for i in keep] for key, values in cols.items()}
+        steps = cols["step"]
         axes[0].plot(steps, cols["bpp"], style, color=color, label=label, lw=1.2, marker="o", ms=3)
         if "empty_bpp" in cols:
             axes[0].plot(steps, cols["empty_bpp"], ":", color=color, lw=1.0, marker=".", ms=3)

@@ -42,6 +42,7 @@ from icm_lib.training.validate import evaluate_codec
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
+HISTORY = "history.jsonl"  # a grown codec's source's log, to the step it was grown at (icm_lib.zoo.install)
 STATS = ("loss", "bpp_loss", "mse_loss", "object_mse_sum", "object_count")
 
 
