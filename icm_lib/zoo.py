@@ -802,7 +802,8 @@ def prune(profile: str, params: dict[str, Any], dry_run: bool = False) -> list[s
     record of a dropped codec (``warm_start``: its name, steps and sha256) stays, and git's history keeps its
     file. The log of a codec another was grown or fine-tuned from stays too, named in that codec's
     ``warm_start`` (``log``): the first part of its training history, which notebook 02's figure draws
-    (:func:`install`). Returns the names dropped (``dry_run``: that would be, nothing changed).
+    (:func:`install`); that record also keeps the source's model, settings, training time and hardware.
+    Returns the names dropped (``dry_run``: that would be, nothing changed).
 
     Raises:
         UserError: the zoo lacks a codec of the recipe (switch the recipe once the zoo holds all of them).
@@ -823,8 +824,13 @@ def prune(profile: str, params: dict[str, Any], dry_run: bool = False) -> list[s
     history = set()  # the logs of dropped sources, kept as their codecs' history
     for item in data["codecs"]:
         source = gone.get(_source_of(item))
-        if source and source.get("log") and (zoo_dir(profile) / source["log"]).is_file():
-            item["warm_start"] = {**item["warm_start"], "log": source["log"]}
+        if source is None:
+            continue
+        # what the source cost stays with the codec made from it (the zoo's compute is the sum over its history)
+        kept_fields = ("train_seconds", "train_cpu_seconds", "hardware", "model", "model_config", "train_config")
+        item["warm_start"] = {**item["warm_start"], **{k: source[k] for k in kept_fields if k in source}}
+        if source.get("log") and (zoo_dir(profile) / source["log"]).is_file():
+            item["warm_start"]["log"] = source["log"]
             history.add(source["log"])
     write_json(zoo_dir(profile) / MANIFEST, data)  # the manifest first: a file it lists is never missing
     for item in dropped:

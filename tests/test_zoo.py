@@ -725,7 +725,14 @@ def test_a_grown_codec_keeps_its_sources_history_through_prune_install_and_the_f
     dropped = zoo.prune("smoke", dict(GROWN))
     assert sorted(dropped) == ["mbt2018-mean-mse-0.01", "mbt2018-mean-object-0.05"]
     grown = zoo.entry("smoke", "mbt2018-mean-wide-object-0.05")
-    assert grown["warm_start"] == {"from": source["name"], "steps": 1, "sha256": source["sha256"], "log": source["log"]}
+    assert grown["warm_start"] == {
+        "from": source["name"],
+        "steps": 1,
+        "sha256": source["sha256"],
+        "log": source["log"],
+        **{k: source[k] for k in ("train_seconds", "train_cpu_seconds", "hardware", "model", "model_config")},
+        "train_config": source["train_config"],
+    }
     assert (folder / source["log"]).is_file() and not (folder / source["file"]).exists()
     assert zoo.verify("smoke") == []
     zoo.export("smoke", dict(GROWN), zoo.zoo_runs(dict(GROWN)))  # exported again: the record of the source stays
