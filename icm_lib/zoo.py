@@ -821,13 +821,13 @@ def prune(profile: str, params: dict[str, Any], dry_run: bool = False) -> list[s
         return [e["name"] for e in dropped]
     data["codecs"] = [e for e in data["codecs"] if e["name"] in wanted]
     gone = {e["name"]: e for e in dropped}
+    # what a dropped source was and cost stays with the codec made from it (the zoo's compute: the sum over its history)
+    kept_fields = ("train_seconds", "train_cpu_seconds", "hardware", "model", "model_config", "train_config")
     history = set()  # the logs of dropped sources, kept as their codecs' history
     for item in data["codecs"]:
         source = gone.get(_source_of(item))
         if source is None:
             continue
-        # what the source cost stays with the codec made from it (the zoo's compute is the sum over its history)
-        kept_fields = ("train_seconds", "train_cpu_seconds", "hardware", "model", "model_config", "train_config")
         item["warm_start"] = {**item["warm_start"], **{k: source[k] for k in kept_fields if k in source}}
         if source.get("log") and (zoo_dir(profile) / source["log"]).is_file():
             item["warm_start"]["log"] = source["log"]

@@ -708,7 +708,7 @@ def test_prune_drops_the_codecs_the_recipe_no_longer_has_and_refuses_while_it_la
     assert len(zoo.entries("smoke")) == 1
 
 
-def test_a_grown_codec_keeps_its_sources_history_through_prune_install_and_the_figure(zoo_env, monkeypatch):
+def test_a_grown_codec_keeps_its_sources_history_through_prune_install_and_the_figure(zoo_env):
     """The switch to the grown zoo drops the sources' weights but not their logs: each grown codec's entry names
     its source's log, install gives its run folder that log up to the step it was grown at, and notebook 02's
     figure draws the codec from step 0, its source's validations first (not from the step it was grown at)."""
@@ -745,7 +745,7 @@ def test_a_grown_codec_keeps_its_sources_history_through_prune_install_and_the_f
     assert [r["step"] for r in history if r["split"] == "val"] == [1]  # the source's, to the step it was grown at
     assert not (runs["mbt2018-mean-wide-object@0.02"] / HISTORY).exists()  # trained from scratch: no history
     fig = plot_validation_curves({label: runs[label]})
-    (drawn,) = fig.axes[0].lines[:1]
+    drawn = fig.axes[0].lines[0]
     assert list(drawn.get_xdata()) == [1, 2] and drawn.get_label() == f"{label} (grown at step 1)"
     shares = fig.axes[3].lines[0].get_ydata()
     (source_val,) = [r for r in history if r["split"] == "val"]
