@@ -267,6 +267,16 @@ class TrainingStage(Stage):
     )
     time_budget: float = param(0.0, "seconds each codec may train (0: off); steps are then fixed from its speed")
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any], strict: bool = True):
+        """As :meth:`Stage.from_params`; settings that name another model than the default's without its
+        ``MODEL_KWARGS`` get that model's registry defaults, not the default model's overrides (the paper
+        profile's tcm-large is N=128, M=320, never the demo's N=64, M=96)."""
+        default_model = next(f.default for f in fields(cls) if f.name == "model")
+        if params.get("MODEL", default_model) != default_model and "MODEL_KWARGS" not in params:
+            params = {**params, "MODEL_KWARGS": {}}
+        return super().from_params(params, strict)
+
 
 @dataclass
 class CodingStage(Stage):

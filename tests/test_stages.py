@@ -45,6 +45,20 @@ def test_every_profile_section_fills_its_stage(profile):
         assert stage.from_profile(profile).profile == profile
 
 
+def test_the_paper_profile_trains_the_papers_tcm_large_not_a_demo_sized_one():
+    """A model named without its MODEL_KWARGS is built with its own defaults: the demo's N=64, M=96 once
+    leaked into the paper profile and made tcm-large a 29-million-parameter TCM (the published one has 76.6)."""
+    from icm_lib.models import create, parameter_count
+    from icm_lib.training.sweep import sweep_configs
+
+    _, runs = sweep_configs(TrainingStage.from_profile("paper"))
+    assert {(r.model, tuple(r.model_kwargs)) for r in runs} == {("tcm-large", ())}
+    assert parameter_count(create("tcm-large", **runs[0].model_kwargs)) == 76_568_148
+    assert TrainingStage.from_params({"MODEL": "tcm-small"}).model_kwargs == {}
+    assert TrainingStage.from_params({"MODEL": "tcm-small", "MODEL_KWARGS": {"N": 32}}).model_kwargs == {"N": 32}
+    assert TrainingStage.from_params({}).model_kwargs == TrainingStage().model_kwargs  # the default model's own
+
+
 def test_bad_profile_keys_are_refused_in_one_line(project_root):
     (project_root / "notebooks" / "params").mkdir(parents=True, exist_ok=True)
     (project_root / "notebooks" / "params" / "smoke.yaml").write_text("02_train_codecs:\n  STEPZ: 3\n")
