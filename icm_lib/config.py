@@ -267,15 +267,30 @@ class TrainingStage(Stage):
     )
     time_budget: float = param(0.0, "seconds each codec may train (0: off); steps are then fixed from its speed")
 
+    # MODEL_KWARGS belong to the model they were set with: settings that name another model without its
+    # own get that model's registry defaults (the paper profile's tcm-large is N=128, M=320, never the
+    # demo's N=64, M=96; `icm train --profile demo --model tcm-tiny` is tcm-tiny's own size).
+
     @classmethod
     def from_params(cls, params: dict[str, Any], strict: bool = True):
-        """As :meth:`Stage.from_params`; settings that name another model than the default's without its
-        ``MODEL_KWARGS`` get that model's registry defaults, not the default model's overrides (the paper
-        profile's tcm-large is N=128, M=320, never the demo's N=64, M=96)."""
-        default_model = next(f.default for f in fields(cls) if f.name == "model")
-        if params.get("MODEL", default_model) != default_model and "MODEL_KWARGS" not in params:
+        """As :meth:`Stage.from_params`; a ``MODEL`` other than the default's without ``MODEL_KWARGS`` has none."""
+        if params.get("MODEL", cls._default_model()) != cls._default_model() and "MODEL_KWARGS" not in params:
             params = {**params, "MODEL_KWARGS": {}}
         return super().from_params(params, strict)
+
+    @classmethod
+    def from_profile(cls, profile: str, **overrides: Any):
+        """As :meth:`Stage.from_profile`; an overriding ``model`` other than the profile's without
+        ``model_kwargs`` has none."""
+        if "model" in overrides and "model_kwargs" not in overrides:
+            section = load_profile(profile).get(cls.NOTEBOOK, {})
+            if overrides["model"] != section.get("MODEL", cls._default_model()):
+                overrides = {**overrides, "model_kwargs": {}}
+        return super().from_profile(profile, **overrides)
+
+    @classmethod
+    def _default_model(cls) -> str:
+        return next(f.default for f in fields(cls) if f.name == "model")
 
 
 @dataclass

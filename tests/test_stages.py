@@ -57,6 +57,10 @@ def test_the_paper_profile_trains_the_papers_tcm_large_not_a_demo_sized_one():
     assert TrainingStage.from_params({"MODEL": "tcm-small"}).model_kwargs == {}
     assert TrainingStage.from_params({"MODEL": "tcm-small", "MODEL_KWARGS": {"N": 32}}).model_kwargs == {"N": 32}
     assert TrainingStage.from_params({}).model_kwargs == TrainingStage().model_kwargs  # the default model's own
+    demo = TrainingStage.from_profile("demo")
+    assert TrainingStage.from_profile("demo", model="tcm-tiny").model_kwargs == {}  # icm train --model tcm-tiny
+    assert TrainingStage.from_profile("demo", model=demo.model).model_kwargs == demo.model_kwargs
+    assert TrainingStage.from_profile("demo", model="tcm-tiny", model_kwargs={"N": 8}).model_kwargs == {"N": 8}
 
 
 def test_bad_profile_keys_are_refused_in_one_line(project_root):
