@@ -225,11 +225,28 @@ def test_cli_list_and_verify(zoo_env, capsys):
     listed = capsys.readouterr().out
     assert "mbt2018-mean-object-0.05" in listed and "1/2" in listed
     # one codec per family: said so, rather than a BD-PSNR or a ratio of NaN
-    assert "mbt2018-mean/object: one codec so far" in listed and "no MSE curve" in listed and "nan" not in listed
+    assert "mbt2018-mean/object: one codec so far" in listed and "nan" not in listed
+    assert "no curve of the MSE codecs (mbt2018-mean/mse) to compare with" in listed
     assert main(["zoo", "verify", "--profile", "smoke"]) == 0
     (folder / "mbt2018-mean-mse-0.01.safetensors").write_bytes(b"not weights")
     assert main(["zoo", "verify", "--profile", "smoke"]) == 2
     assert "1 of 2 zoo codecs failed verification" in capsys.readouterr().err
+
+
+def test_cli_list_says_when_a_family_has_no_mse_curve_to_compare_with(zoo_env, capsys, monkeypatch):
+    """Two codecs of a family but no MSE codecs of the recipe's model (a next zoo's folder): said, no NaN."""
+    from icm_lib import zoo
+    from icm_lib.cli import main
+
+    nan = float("nan")
+    codecs = [{"name": f"wide-object-{r}", "bpp": r, "empty_bpp": r / 10, "empty_ratio": nan} for r in (0.1, 0.2)]
+    family = {"family": "wide/object", "anchor": "plain/mse", "codecs": codecs}
+    family |= {f"{region}_bd_psnr": nan for region in ("object", "background", "whole")}
+    monkeypatch.setattr(zoo, "effect", lambda profile: [family])
+    assert main(["zoo", "list", "--profile", "smoke"]) == 0
+    listed = capsys.readouterr().out
+    assert "wide/object: no curve of the MSE codecs (plain/mse) to compare at equal bpp" in listed
+    assert "nan" not in listed
 
 
 def test_effect_compares_each_family_with_the_mse_codecs_at_equal_bpp(tmp_path, monkeypatch):
@@ -255,6 +272,7 @@ def test_effect_compares_each_family_with_the_mse_codecs_at_equal_bpp(tmp_path, 
     found = {f["family"]: f for f in zoo.effect("smoke")}
     assert set(found) == {"m/object", "m/roi"}  # the MSE codecs are the anchor; a codec not validated is left out
     obj = found["m/object"]
+    assert obj["anchor"] == "m/mse"
     assert obj["object_bd_psnr"] == pytest.approx(2.0, abs=1e-6)
     assert obj["background_bd_psnr"] == pytest.approx(-12.0, abs=1e-6)
     assert [c["bpp"] for c in obj["codecs"]] == [0.05, 0.3, 1.2]

@@ -39,6 +39,8 @@ def _list(args: argparse.Namespace) -> int:
     for family in zoo.effect(args.profile):
         if len(family["codecs"]) < 2:  # no curve: BD-PSNR needs two rates
             print(f"\n{family['family']}: one codec so far, no curve to compare at equal bpp (BD-PSNR)")
+        elif not math.isfinite(family["object_bd_psnr"]):
+            print(f"\n{family['family']}: no curve of the MSE codecs ({family['anchor']}) to compare at equal bpp")
         else:
             print(
                 f"\n{family['family']} against the MSE codecs at equal bpp (BD-PSNR): in the objects "
@@ -52,7 +54,7 @@ def _list(args: argparse.Namespace) -> int:
                 + (
                     f"{ratio:.2f} of the MSE codecs' at {c['bpp']:.3f} bpp"
                     if math.isfinite(ratio)
-                    else "no MSE curve (two codecs) to compare with"
+                    else f"no curve of the MSE codecs ({family['anchor']}) to compare with"
                 )
             )
     return 0
