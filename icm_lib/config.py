@@ -56,6 +56,7 @@ def notebook_params(profile: str, notebook: str | Path) -> dict[str, Any]:
     stage = stage_of(stem)
     if stage is not None:  # a misspelt key or a wrong type is refused before anything runs
         stage.from_profile(profile)
+        params.update(stage.implied(params))  # not the parameters cell's value (the demo's) for these
     return params
 
 
@@ -94,6 +95,7 @@ class Stage:
         Raises:
             ValueError: (``strict``) a key that is no setting of the stage, or a value of the wrong type.
         """
+        params = {**cls.implied(params), **params}
         types = cls._types()
         known = {name.upper(): name for name in types}
         unknown = sorted(k for k in params if k not in known)
@@ -106,6 +108,11 @@ class Stage:
             if key in params:
                 values[name] = _checked(cls.NOTEBOOK, key, params[key], types[name])
         return cls(**values)
+
+    @classmethod
+    def implied(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Settings that follow from others the parameters give instead of from the defaults (none here)."""
+        return {}
 
     @classmethod
     def from_profile(cls, profile: str, **overrides: Any):
@@ -272,11 +279,11 @@ class TrainingStage(Stage):
     # demo's N=64, M=96; `icm train --profile demo --model tcm-tiny` is tcm-tiny's own size).
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], strict: bool = True):
-        """As :meth:`Stage.from_params`; a ``MODEL`` other than the default's without ``MODEL_KWARGS`` has none."""
+    def implied(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """A ``MODEL`` other than the default's without ``MODEL_KWARGS`` has none."""
         if params.get("MODEL", cls._default_model()) != cls._default_model() and "MODEL_KWARGS" not in params:
-            params = {**params, "MODEL_KWARGS": {}}
-        return super().from_params(params, strict)
+            return {"MODEL_KWARGS": {}}
+        return {}
 
     @classmethod
     def from_profile(cls, profile: str, **overrides: Any):

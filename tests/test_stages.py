@@ -45,7 +45,7 @@ def test_every_profile_section_fills_its_stage(profile):
         assert stage.from_profile(profile).profile == profile
 
 
-def test_the_paper_profile_trains_the_papers_tcm_large_not_a_demo_sized_one():
+def test_the_paper_profile_trains_the_papers_tcm_large_not_a_demo_sized_one(project_root):
     """A model named without its MODEL_KWARGS is built with its own defaults: the demo's N=64, M=96 once
     leaked into the paper profile and made tcm-large a 29-million-parameter TCM (the published one has 76.6)."""
     from icm_lib.models import create, parameter_count
@@ -61,6 +61,10 @@ def test_the_paper_profile_trains_the_papers_tcm_large_not_a_demo_sized_one():
     assert TrainingStage.from_profile("demo", model="tcm-tiny").model_kwargs == {}  # icm train --model tcm-tiny
     assert TrainingStage.from_profile("demo", model=demo.model).model_kwargs == demo.model_kwargs
     assert TrainingStage.from_profile("demo", model="tcm-tiny", model_kwargs={"N": 8}).model_kwargs == {"N": 8}
+    # the pipeline injects it too, or notebook 02's parameters cell would keep the demo's
+    (project_root / "notebooks" / "params").mkdir(parents=True, exist_ok=True)
+    (project_root / "notebooks" / "params" / "smoke.yaml").write_text("02_train_codecs:\n  MODEL: tcm-small\n")
+    assert notebook_params("smoke", "02_train_codecs")["MODEL_KWARGS"] == {}
 
 
 def test_bad_profile_keys_are_refused_in_one_line(project_root):
