@@ -170,8 +170,8 @@ def effect(profile: str) -> list[dict[str, Any]]:
     :func:`icm_lib.metrics.bd_psnr`) inside the objects, on the background and over the whole image, and per
     codec its bpp on the validation images without objects against the MSE codecs' at the same bpp (their
     curve of that bpp against the overall bpp, interpolated linearly in log-log and extended by its end
-    segments): the issue's targets of +2 dB and at most 0.25. ``anchor``: the MSE family compared with (NaN
-    where the zoo holds fewer than two of its codecs, e.g. a next zoo's folder without the served ones).
+    segments): the issue's targets of +2 dB and at most 0.25. ``anchor``: the MSE family compared with (the
+    BD-PSNRs and ratios are NaN where the zoo holds fewer than two of its codecs, e.g. a next zoo's folder).
     """
     from icm_lib.metrics import bd_psnr
 
