@@ -110,15 +110,17 @@ class Stage:
         return cls(**values)
 
     @classmethod
-    def implied(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Settings that follow from others the parameters give instead of from the defaults (none here)."""
+    def implied(cls, params: dict[str, Any], under: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Settings that follow from others ``params`` give instead of from what they override: ``under``
+        (a profile's section under its flags), else the defaults (none here)."""
         return {}
 
     @classmethod
     def from_profile(cls, profile: str, **overrides: Any):
         """A profile's section of this stage (``PROFILE`` set), with field-name overrides applied."""
-        params = {**load_profile(profile).get(cls.NOTEBOOK, {}), "PROFILE": profile}
-        params.update({k.upper(): v for k, v in overrides.items()})
+        section = load_profile(profile).get(cls.NOTEBOOK, {})
+        given = {k.upper(): v for k, v in overrides.items()}
+        params = {**section, "PROFILE": profile, **cls.implied(given, under=section), **given}
         try:
             return cls.from_params(params)
         except ValueError as err:
@@ -279,25 +281,12 @@ class TrainingStage(Stage):
     # demo's N=64, M=96; `icm train --profile demo --model tcm-tiny` is tcm-tiny's own size).
 
     @classmethod
-    def implied(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """A ``MODEL`` other than the default's without ``MODEL_KWARGS`` has none."""
-        if params.get("MODEL", cls._default_model()) != cls._default_model() and "MODEL_KWARGS" not in params:
+    def implied(cls, params: dict[str, Any], under: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A ``MODEL`` other than the one it overrides, without ``MODEL_KWARGS``, has none."""
+        model = (under or {}).get("MODEL", cls.model)  # the class attribute is the field's default
+        if params.get("MODEL", model) != model and "MODEL_KWARGS" not in params:
             return {"MODEL_KWARGS": {}}
         return {}
-
-    @classmethod
-    def from_profile(cls, profile: str, **overrides: Any):
-        """As :meth:`Stage.from_profile`; an overriding ``model`` other than the profile's without
-        ``model_kwargs`` has none."""
-        if "model" in overrides and "model_kwargs" not in overrides:
-            section = load_profile(profile).get(cls.NOTEBOOK, {})
-            if overrides["model"] != section.get("MODEL", cls._default_model()):
-                overrides = {**overrides, "model_kwargs": {}}
-        return super().from_profile(profile, **overrides)
-
-    @classmethod
-    def _default_model(cls) -> str:
-        return next(f.default for f in fields(cls) if f.name == "model")
 
 
 @dataclass
