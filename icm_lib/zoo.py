@@ -529,6 +529,8 @@ def seed_runs(profile: str, runs: list, to_train: bool = True, chosen: list | No
         log = zoo_dir(profile) / item["log"]
         if log.is_file():
             shutil.copyfile(log, cfg.out_dir / METRICS)
+        if item.get("finished"):  # finished as a run trained here: what is fine-tuned from it starts, not waits
+            _write_summary(profile, cfg, item)
         seeded.append(name)
     return seeded
 
@@ -646,9 +648,16 @@ def train(
         if not todo:
             break
         # A warm-started codec waits for its source (``WARM_START``) to finish.
-        todo = [cfg for cfg in todo if not cfg.warm_start or _source_finished(cfg, runs, waiting)]
-        if not todo:
+        ready = [cfg for cfg in todo if not cfg.warm_start or _source_finished(cfg, runs, waiting)]
+        if not ready:
+            for cfg in todo:  # its source is neither finished nor trained by this call: say so, not stop silently
+                print(
+                    f"[zoo] {codec_name(cfg.model, cfg.loss, cfg.lmbda)}: waits for its source {cfg.warm_start}, "
+                    "which is not finished: train it too (--only)",
+                    flush=True,
+                )
             break
+        todo = ready
         done = {id(cfg): _step_of(cfg.out_dir / CHECKPOINT) for cfg in todo}
         target = min(done.values()) + chunk  # the codecs furthest behind catch up first: comparable at every export
         todo = [cfg for cfg in todo if done[id(cfg)] < target]
@@ -909,24 +918,32 @@ def install(profile: str, params: dict[str, Any]) -> list[str]:
         for stale in (CHECKPOINT, SUMMARY):
             (cfg.out_dir / stale).unlink(missing_ok=True)
         seed_runs(profile, [cfg], to_train=False)
-        write_json(
-            summary_path,
-            {
-                "model": cfg.model,
-                "loss": cfg.loss,
-                "lmbda": cfg.lmbda,
-                "step": item["steps"],
-                "data_fingerprint": item["data"]["fingerprint"],
-                "train_seconds": item.get("train_seconds"),
-                "train_cpu_seconds": item.get("train_cpu_seconds"),
-                "device": ", ".join(item.get("hardware", [])),
-                "val": item["val"],
-                "config": item["train_config"],
-                "zoo": {"profile": profile, "name": name, "sha256": item["sha256"], "finished": item["finished"]},
-            },
-        )
+        _write_summary(profile, cfg, item)  # an unfinished one too: notebooks 03 and 04 read its validation
         placed.append(name)
     return placed
+
+
+def _write_summary(profile: str, cfg, item: dict[str, Any]) -> None:
+    """The run's ``summary.json`` from the zoo entry ``item`` it was seeded from, as a run trained here leaves
+    it: its validation, and, for a finished codec, the mark that makes the run finished (its fine-tunes go on)."""
+    from icm_lib.training.loop import SUMMARY
+
+    write_json(
+        cfg.out_dir / SUMMARY,
+        {
+            "model": cfg.model,
+            "loss": cfg.loss,
+            "lmbda": cfg.lmbda,
+            "step": item["steps"],
+            "data_fingerprint": item["data"]["fingerprint"],
+            "train_seconds": item.get("train_seconds"),
+            "train_cpu_seconds": item.get("train_cpu_seconds"),
+            "device": ", ".join(item.get("hardware", [])),
+            "val": item["val"],
+            "config": item["train_config"],
+            "zoo": {"profile": profile, "name": item["name"], "sha256": item["sha256"], "finished": item["finished"]},
+        },
+    )
 
 
 def _history(profile: str, item: dict[str, Any], known: dict[str, dict[str, Any]], recipe: set[str]) -> str:

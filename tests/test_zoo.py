@@ -156,6 +156,29 @@ def test_training_resumes_from_the_zoo_weights_alone(zoo_env):
     assert steps[0] == 1 and steps[-1] == 2  # the zoo's log continued, not restarted
 
 
+def test_a_fine_tune_starts_from_a_source_finished_in_the_zoo_alone(zoo_env, capsys):
+    """A new machine: the source of a fine-tune is finished in the zoo only. Seeded from it, the source counts
+    as finished, so the fine-tune trains from it instead of waiting for a source that never trains again."""
+    from icm_lib import zoo
+    from icm_lib.paths import data_dir
+
+    params = {
+        **PARAMS,
+        "OTHER_MODELS": {"mbt2018-mean-roi": {"object": [0.05]}},
+        "WARM_START": {"mbt2018-mean-roi/object": {"from": "mbt2018-mean/object", "steps": 1, "val_every": 1}},
+    }
+    zoo.train(params, chunk=1, only=["mbt2018-mean-roi-*"])  # its source is at step 1 of 2 in the zoo
+    assert "waits for its source mbt2018-mean-object-0.05, which is not finished" in capsys.readouterr().out
+    zoo.train(dict(PARAMS), chunk=1)  # both codecs finished and exported
+    shutil.rmtree(data_dir("smoke") / "zoo-runs")
+    zoo.train(params, chunk=1, only=["mbt2018-mean-roi-*"])
+    items = {e["name"]: e for e in zoo.entries("smoke")}
+    fine_tune = items["mbt2018-mean-roi-object-0.05"]
+    assert (fine_tune["steps"], fine_tune["finished"]) == (1, True)
+    assert fine_tune["warm_start"]["from"] == "mbt2018-mean-object-0.05"
+    assert fine_tune["warm_start"]["sha256"] == items["mbt2018-mean-object-0.05"]["sha256"]
+
+
 def test_install_places_the_zoo_codecs_for_notebooks_03_and_04(zoo_env):
     from icm_lib import zoo
     from icm_lib.training.sweep import trained_codecs
