@@ -61,13 +61,13 @@ FORMAT = "icm-zoo"
 VERSION = 1
 
 
-def manifest(profile: str) -> dict[str, Any]:
-    """The zoo's manifest of a profile.
+def manifest(profile: str, folder: Path | None = None) -> dict[str, Any]:
+    """The zoo's manifest of a profile (``folder``: of another zoo folder of it than ``zoo_dir``, e.g. ``zoo-next``).
 
     Raises:
         UserError: the profile has no zoo, or its manifest is not one.
     """
-    path = zoo_dir(profile) / MANIFEST
+    path = (folder or zoo_dir(profile)) / MANIFEST
     if not path.is_file():
         raise UserError(
             f"profile {profile!r} has no zoo ({path} not found): train one with 'icm zoo train --profile {profile}'"
@@ -828,8 +828,10 @@ def prune(profile: str, params: dict[str, Any], dry_run: bool = False) -> list[s
     if missing:
         raise UserError(f"the {profile} zoo lacks {', '.join(missing)} of the recipe: nothing dropped")
     dropped = [e for e in data["codecs"] if e["name"] not in wanted]
-    if dry_run or not dropped:
+    if dry_run:
         return [e["name"] for e in dropped]
+    data["recipe"] = _recorded_recipe(params)  # what the zoo serves from now on
+    data.pop("next_recipe", None)
     data["codecs"] = [e for e in data["codecs"] if e["name"] in wanted]
     gone = {e["name"]: e for e in dropped}
     # what a dropped source was and cost stays with the codec made from it (the zoo's compute: the sum over its history)
@@ -849,6 +851,41 @@ def prune(profile: str, params: dict[str, Any], dry_run: bool = False) -> list[s
             if name and name not in history:
                 (zoo_dir(profile) / name).unlink(missing_ok=True)
     return [e["name"] for e in dropped]
+
+
+def merge(profile: str, source: Path) -> list[str]:
+    """Take the codecs of another zoo folder of the profile (``<source>/<profile>``: ``zoo-next``, where the codecs
+    of a next recipe are kept while they are trained, or a zoo trained on another machine) into this zoo, as they
+    are recorded there: each file checked against its entry's sha256 and copied with its logs, its entry replacing
+    this zoo's of the same name (training time, hardware and stages included: what an export of the runs seeded
+    from it would not know); the other entries stay. Every file is checked before any is copied, and the manifest
+    is written last. Returns the names taken.
+
+    Raises:
+        UserError: ``source`` holds no zoo of the profile, is this zoo, or one of its files does not match its entry.
+    """
+    folder, theirs_dir = zoo_dir(profile), Path(source) / profile
+    if theirs_dir.resolve() == folder.resolve():
+        raise UserError(f"{theirs_dir} is the {profile} zoo itself: nothing to merge")
+    theirs = manifest(profile, theirs_dir)
+    if theirs.get("profile", profile) != profile:
+        raise UserError(f"{theirs_dir / MANIFEST} is the zoo of profile {theirs['profile']!r}, not {profile!r}")
+    for item in theirs["codecs"]:
+        verified_file(theirs_dir / item["file"], item["sha256"], "zoo file")
+    try:
+        data = manifest(profile)
+    except UserError:  # no zoo here yet: the other's becomes it
+        data = {k: v for k, v in theirs.items() if k != "codecs"} | {"codecs": []}
+    kept = {e["name"]: e for e in data["codecs"]}
+    for item in theirs["codecs"]:
+        logs = [item.get("log"), (item.get("warm_start") or {}).get("log")]
+        for name in [item["file"], *[log for log in logs if log and (theirs_dir / log).is_file()]]:
+            write_atomic(folder / name, (theirs_dir / name).read_bytes())
+        kept[item["name"]] = item
+    data["codecs"] = sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"]))
+    data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_json(folder / MANIFEST, data)  # the manifest last: a file it lists is never missing
+    return [item["name"] for item in theirs["codecs"]]
 
 
 def _growable(profile: str):

@@ -751,6 +751,47 @@ def test_prune_drops_the_codecs_the_recipe_no_longer_has_and_refuses_while_it_la
     assert len(zoo.entries("smoke")) == 1
 
 
+def test_merge_takes_another_zoo_folders_codecs_as_recorded_there_then_prune_serves_them(zoo_env, tmp_path, capsys):
+    """The switch on a machine that has only the repository: the next recipe's codecs were kept in a zoo folder
+    of their own (zoo-next); ``icm zoo merge`` takes them into the zoo with their records as they are (hardware,
+    time), after checking every file (a modified one: nothing taken); prune then records the recipe served."""
+    from icm_lib import zoo
+    from icm_lib.cli import main
+    from icm_lib.errors import UserError
+
+    _, folder = zoo_env
+    plain = tmp_path / "plain"
+    shutil.copytree(folder, plain)
+    zoo.train(dict(GROWN), chunk=2, served=dict(PARAMS))
+    next_root = tmp_path / "zoo-next"
+    shutil.copytree(folder, next_root / "smoke")
+    shutil.rmtree(folder)
+    shutil.copytree(plain, folder)
+    before = (folder / zoo.MANIFEST).read_text()
+    theirs = {e["name"]: e for e in zoo.manifest("smoke", next_root / "smoke")["codecs"]}
+    grown = theirs["mbt2018-mean-wide-object-0.05"]
+    weights = next_root / "smoke" / grown["file"]
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(UserError, match="does not match its manifest"):
+        zoo.merge("smoke", next_root)
+    assert (folder / zoo.MANIFEST).read_text() == before and not (folder / grown["file"]).exists()
+    weights.write_bytes(data)
+    with pytest.raises(UserError, match="is the smoke zoo itself"):
+        zoo.merge("smoke", folder.parent)
+    with pytest.raises(UserError, match="has no zoo"):
+        zoo.merge("smoke", tmp_path / "nothing")
+
+    assert main(["zoo", "merge", str(next_root), "--profile", "smoke"]) == 0
+    assert f"{len(theirs)} codecs taken from {next_root}/smoke" in capsys.readouterr().out
+    assert {e["name"]: e for e in zoo.entries("smoke")} == theirs  # hardware, time and stages as recorded there
+    assert zoo.verify("smoke") == []
+    assert sorted(zoo.prune("smoke", dict(GROWN))) == ["mbt2018-mean-mse-0.01", "mbt2018-mean-object-0.05"]
+    served = zoo.manifest("smoke")
+    assert served["recipe"]["MODEL"] == "mbt2018-mean-wide" and "next_recipe" not in served
+    assert zoo.verify("smoke") == []
+
+
 def test_a_grown_codec_keeps_its_sources_history_through_prune_install_and_the_figure(zoo_env):
     """The switch to the grown zoo drops the sources' weights but not their logs: each grown codec's entry names
     its source's log, install gives its run folder that log up to the step it was grown at, and notebook 02's

@@ -1,4 +1,4 @@
-"""``icm zoo list|verify|train|export|prune|precision``: the trained codecs shipped in ``zoo/<profile>`` (:mod:`icm_lib.zoo`).
+"""``icm zoo list|verify|train|export|prune|merge|precision|detectors``: the trained codecs shipped in ``zoo/<profile>`` (:mod:`icm_lib.zoo`).
 
 ``python -m icm_lib.cli.zoo ...`` runs the same commands without the rest of the CLI, whose
 other commands import packages a bare GPU machine lacks (ultralytics, papermill): this module
@@ -120,6 +120,12 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    names = zoo.merge(args.profile, args.folder)
+    print(f"{len(names)} codecs taken from {args.folder}/{args.profile} into {zoo.zoo_dir(args.profile)}")
+    return _list(args)
+
+
 def _detectors(args: argparse.Namespace) -> int:
     from icm_lib.evaluate.recognition import shipped
 
@@ -133,7 +139,7 @@ def _detectors(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    """``icm zoo list|verify|train|export|prune|precision|detectors``."""
+    """``icm zoo list|verify|train|export|prune|merge|precision|detectors``."""
     commands = group(sub, "zoo", "the trained codecs shipped in zoo/<profile>: list, verify, train, export")
     for name, func, help in (
         ("list", _list, "the zoo's codecs with their last validation"),
@@ -141,6 +147,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
         ("train", _train, "train (or continue) every codec of the profile's recipe, then export"),
         ("export", _export, "write the runs' current weights, logs and manifest into the zoo"),
         ("prune", _prune, "drop the codecs that are no codecs of the profile's recipe (after it changed model)"),
+        ("merge", _merge, "take the codecs of another zoo folder (e.g. zoo-next) into the zoo, as recorded there"),
         ("precision", _precision, "measure what storing the weights in half precision changes (runs on this machine)"),
         ("detectors", _detectors, "ship the clean detectors of this machine's run (notebook 04) with the zoo"),
     ):
@@ -195,6 +202,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                 help="the transforms' dtype in training; bfloat16 is faster where the processor has bfloat16 "
                 "units (icm bench train measures it) (default: the recipe's COMPUTE_DTYPE)",
             )
+        if name == "merge":
+            p.add_argument("folder", help="the other zoo folder, holding <profile>/manifest.json (e.g. zoo-next)")
         if name == "prune":
             p.add_argument("--yes", action="store_true", help="drop them (without: list what would be dropped)")
         if name == "precision":
