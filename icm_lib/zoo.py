@@ -858,8 +858,9 @@ def merge(profile: str, source: Path) -> list[str]:
     of a next recipe are kept while they are trained, or a zoo trained on another machine) into this zoo, as they
     are recorded there: each file checked against its entry's sha256 and copied with its logs, its entry replacing
     this zoo's of the same name (training time, hardware and stages included: what an export of the runs seeded
-    from it would not know); the other entries stay. Every file is checked before any is copied, and the manifest
-    is written last. Returns the names taken.
+    from it would not know); the other entries stay. A codec started from one the other folder did not hold (grown
+    from this zoo's) gets that source's sha256 when this zoo holds it at the step it started from. Every file is
+    checked before any is copied, and the manifest is written last. Returns the names taken.
 
     Raises:
         UserError: ``source`` holds no zoo of the profile, is this zoo, or one of its files does not match its entry.
@@ -882,6 +883,11 @@ def merge(profile: str, source: Path) -> list[str]:
         for name in [item["file"], *[log for log in logs if log and (theirs_dir / log).is_file()]]:
             write_atomic(folder / name, (theirs_dir / name).read_bytes())
         kept[item["name"]] = item
+    for item in theirs["codecs"]:  # a source the other folder did not hold, held here at the state it started from
+        origin = item.get("warm_start") or {}
+        source = kept.get(origin.get("from"), {})
+        if origin and origin.get("sha256") is None and source.get("steps") == origin.get("steps"):
+            item["warm_start"] = {**origin, "sha256": source["sha256"]}  # as an export here would have named it
     data["codecs"] = sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"]))
     data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(folder / MANIFEST, data)  # the manifest last: a file it lists is never missing

@@ -758,6 +758,7 @@ def test_merge_takes_another_zoo_folders_codecs_as_recorded_there_then_prune_ser
     from icm_lib import zoo
     from icm_lib.cli import main
     from icm_lib.errors import UserError
+    from icm_lib.io import write_json
 
     _, folder = zoo_env
     plain = tmp_path / "plain"
@@ -768,7 +769,14 @@ def test_merge_takes_another_zoo_folders_codecs_as_recorded_there_then_prune_ser
     shutil.rmtree(folder)
     shutil.copytree(plain, folder)
     before = (folder / zoo.MANIFEST).read_text()
-    theirs = {e["name"]: e for e in zoo.manifest("smoke", next_root / "smoke")["codecs"]}
+    recorded = zoo.manifest("smoke", next_root / "smoke")  # as zoo-next holds them: without their sources
+    sources = {e["name"]: e for e in recorded["codecs"] if e["model"] == "mbt2018-mean"}
+    recorded["codecs"] = [e for e in recorded["codecs"] if e["name"] not in sources]
+    for item in recorded["codecs"]:
+        if item["warm_start"]:
+            item["warm_start"]["sha256"] = None  # what an export into a folder without the source records
+    write_json(next_root / "smoke" / zoo.MANIFEST, recorded)
+    theirs = {e["name"]: e for e in recorded["codecs"]}
     grown = theirs["mbt2018-mean-wide-object-0.05"]
     weights = next_root / "smoke" / grown["file"]
     data = weights.read_bytes()
@@ -784,7 +792,14 @@ def test_merge_takes_another_zoo_folders_codecs_as_recorded_there_then_prune_ser
 
     assert main(["zoo", "merge", str(next_root), "--profile", "smoke"]) == 0
     assert f"{len(theirs)} codecs taken from {next_root}/smoke" in capsys.readouterr().out
-    assert {e["name"]: e for e in zoo.entries("smoke")} == theirs  # hardware, time and stages as recorded there
+    known = {e["name"]: e for e in zoo.entries("smoke")}
+    for name, item in theirs.items():  # hardware, time and stages as recorded there, the source's sha256 added
+        origin = item["warm_start"]
+        if origin:
+            origin["sha256"] = known[origin["from"]]["sha256"]
+            assert origin["from"] in sources or origin["from"] in theirs
+        assert known[name] == item
+    assert not any(zoo.source_changed(e, known) for e in known.values())  # nothing to fine-tune again
     assert zoo.verify("smoke") == []
     assert sorted(zoo.prune("smoke", dict(GROWN))) == ["mbt2018-mean-mse-0.01", "mbt2018-mean-object-0.05"]
     served = zoo.manifest("smoke")
