@@ -317,10 +317,15 @@ def export(profile: str, params: dict[str, Any], runs: list, served: dict[str, A
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "recipe": _recorded_recipe(served or params),
         **({"next_recipe": _recorded_recipe(params)} if served and served != params else {}),
-        "codecs": sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"])),
+        "codecs": _in_order(kept.values()),
     }
     write_json(folder / MANIFEST, data)
     return data
+
+
+def _in_order(codecs) -> list[dict[str, Any]]:
+    """A manifest's codecs in its order: by loss, then from the highest lambda down."""
+    return sorted(codecs, key=lambda e: (e["loss"], -e["lmbda"]))
 
 
 def _recorded_recipe(params: dict[str, Any]) -> dict[str, Any]:
@@ -883,12 +888,10 @@ def merge(profile: str, source: Path) -> list[str]:
         for name in [item["file"], *[log for log in logs if log and (theirs_dir / log).is_file()]]:
             write_atomic(folder / name, (theirs_dir / name).read_bytes())
         kept[item["name"]] = item
-    for item in theirs["codecs"]:  # a source the other folder did not hold, held here at the state it started from
-        origin = item.get("warm_start") or {}
-        source = kept.get(origin.get("from"), {})
-        if origin and origin.get("sha256") is None and source.get("steps") == origin.get("steps"):
-            item["warm_start"] = {**origin, "sha256": source["sha256"]}  # as an export here would have named it
-    data["codecs"] = sorted(kept.values(), key=lambda e: (e["loss"], -e["lmbda"]))
+    for item in theirs["codecs"]:  # each source named as an export here names it (one the other folder lacked)
+        if (origin := item.get("warm_start")) and origin.get("steps") is not None:
+            item["warm_start"] = _warm_start_entry(origin["from"], kept, {"step": origin["steps"]}, item)
+    data["codecs"] = _in_order(kept.values())
     data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(folder / MANIFEST, data)  # the manifest last: a file it lists is never missing
     return [item["name"] for item in theirs["codecs"]]
